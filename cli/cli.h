@@ -1,0 +1,66 @@
+/* The command line: the only part of snapport that talks to the user. */
+#ifndef SP_CLI_H
+#define SP_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "formats/copy.h"
+#include "formats/error.h"
+
+/* Exit statuses (CLI.md). */
+enum {
+    EXIT_OK_ = 0,
+    EXIT_DIFF = 1,   /* a check found a difference or damage */
+    EXIT_USAGE = 2,
+    EXIT_FAIL = 3,
+};
+
+struct cli {
+    const char *store;
+    bool json;
+    bool quiet;
+    bool progress;
+};
+
+/* A command's options: --name VALUE, --name=VALUE, or a flag. */
+struct cli_opt {
+    const char *name;       /* "--offset" or "-o" */
+    bool takes_value;
+    const char **value;     /* set to the value, or to "" for a flag */
+};
+
+/* Splits argv into options and positionals (at most max_pos). Returns
+ * EXIT_OK_ or EXIT_USAGE after printing what is wrong. */
+int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts, const char **pos, int max_pos,
+              int *npos);
+
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "snapport: <err->msg>" and returns the exit status for err. */
+int cli_fail(const struct sp_error *err);
+/* Info lines on stdout unless -q or --json. */
+void cli_say(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int cli_parse_size(const char *what, const char *s, uint64_t *out);
+
+/* Progress bar on stderr (bytes done, rate, ETA); NULL when not wanted. */
+struct cli_progress;
+struct cli_progress *cli_progress_start(const struct cli *c, const char *label);
+void cli_progress_finish(struct cli_progress *p);
+const struct sp_progress *cli_progress_hook(struct cli_progress *p);
+
+/* A minimal JSON writer for --json output on stdout. */
+void json_begin_object(void);
+void json_end_object(void);
+void json_begin_array(const char *key);
+void json_end_array(void);
+void json_key_string(const char *key, const char *v); /* v NULL -> null */
+void json_key_uint(const char *key, uint64_t v);
+void json_key_bool(const char *key, bool v);
+void json_key_null(const char *key);
+void json_string_item(const char *v);
+void json_finish(void);
+
+int cmd_disk(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,124 @@
+/* snapport: command table, global options, signals. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "formats/outfile.h"
+
+struct command {
+    const char *name;
+    int (*run)(struct cli *c, int argc, char **argv);
+    const char *summary;
+};
+
+static int cmd_help(struct cli *c, int argc, char **argv);
+
+static const struct command COMMANDS[] = {
+    {"disk", cmd_disk, "disk images: info, check, create, write, flatten, compare"},
+    {"help", cmd_help, "this text"},
+};
+
+static const char USAGE[] =
+    "usage: snapport [--store DIR] [--json] [-q] [-p] COMMAND ...\n"
+    "\n"
+    "  disk info IMAGE                 format, sizes, the chain from leaf to base\n"
+    "  disk check IMAGE                structure check; exit 1 when damaged\n"
+    "  disk create OUT.vhd --size N [--parent P.vhd] [--block-size N]\n"
+    "  disk write IMAGE --offset N (--from FILE | --pattern BYTE --length N)\n"
+    "  disk flatten IMAGE -o OUT [--format raw|vhd] [--force]\n"
+    "  disk compare A B                exit 0 same content, 1 different\n"
+    "\n"
+    "  --store DIR   the store (default: $SNAPPORT_STORE, else ./snapport-store)\n"
+    "  --json        machine-readable output on stdout\n"
+    "  -q            errors only\n"
+    "  -p            progress on stderr (default when stderr is a terminal)\n"
+    "\n"
+    "Sizes take K, M, G, T (powers of 1024). Exit: 0 ok, 1 difference or damage,\n"
+    "2 usage, 3 failure.\n";
+
+static int cmd_help(struct cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argc;
+    (void)argv;
+    fputs(USAGE, stdout);
+    return EXIT_OK_;
+}
+
+/* A half-written output must not survive an interrupt. */
+static void on_signal(int sig)
+{
+    const char *tmp = sp_outfile_pending();
+    if (tmp)
+        unlink(tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a closed pipe is an EPIPE write error, reported as such */
+}
+
+/* Takes the global options out of argv wherever they stand. */
+static int take_globals(struct cli *c, int *argc, char **argv)
+{
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            c->json = true;
+        } else if (strcmp(a, "-q") == 0) {
+            c->quiet = true;
+        } else if (strcmp(a, "-p") == 0) {
+            c->progress = true;
+        } else if (strcmp(a, "--store") == 0) {
+            if (i + 1 >= *argc)
+                return cli_usage_error("--store needs a directory");
+            c->store = argv[++i];
+        } else if (strncmp(a, "--store=", 8) == 0) {
+            c->store = a + 8;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    return EXIT_OK_;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    c.store = getenv("SNAPPORT_STORE");
+    if (!c.store || !*c.store)
+        c.store = "./snapport-store";
+    c.progress = isatty(STDERR_FILENO);
+    argc--;
+    argv++;
+    int rc = take_globals(&c, &argc, argv);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (argc == 0 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        fputs(USAGE, argc == 0 ? stderr : stdout);
+        return argc == 0 ? EXIT_USAGE : EXIT_OK_;
+    }
+    if (strcmp(argv[0], "--version") == 0) {
+        puts("snapport 0.1.0");
+        return EXIT_OK_;
+    }
+    install_signals();
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (strcmp(argv[0], COMMANDS[i].name) == 0)
+            return COMMANDS[i].run(&c, argc - 1, argv + 1);
+    return cli_usage_error("unknown command '%s'", argv[0]);
+}

@@ -1,0 +1,182 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "formats/util.h"
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("snapport: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see 'snapport help')\n", stderr);
+    return EXIT_USAGE;
+}
+
+int cli_fail(const struct sp_error *err)
+{
+    /* One line, whatever the message holds. */
+    char line[SP_ERROR_MAX];
+    snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : "unknown error");
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "snapport: %s\n", line);
+    return EXIT_FAIL;
+}
+
+void cli_say(const struct cli *c, const char *fmt, ...)
+{
+    if (c->quiet || c->json)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+}
+
+int cli_parse_size(const char *what, const char *s, uint64_t *out)
+{
+    if (sp_parse_size(s, out) != SP_OK)
+        return cli_usage_error("%s: '%s' is not a size (a number with an optional K, M, G or T)", what, s);
+    return EXIT_OK_;
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts, const char **pos, int max_pos,
+              int *npos)
+{
+    *npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] == '-' && a[1] != '\0') {
+            const char *eq = strchr(a, '=');
+            size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+            const struct cli_opt *o = NULL;
+            for (const struct cli_opt *k = opts; k && k->name; k++)
+                if (strlen(k->name) == nlen && strncmp(k->name, a, nlen) == 0)
+                    o = k;
+            if (!o)
+                return cli_usage_error("%s: unknown option '%s'", cmd, a);
+            if (!o->takes_value) {
+                if (eq)
+                    return cli_usage_error("%s: option %s takes no value", cmd, o->name);
+                *o->value = "";
+            } else if (eq) {
+                *o->value = eq + 1;
+            } else if (i + 1 < argc) {
+                *o->value = argv[++i];
+            } else {
+                return cli_usage_error("%s: option %s needs a value", cmd, o->name);
+            }
+            continue;
+        }
+        if (*npos >= max_pos)
+            return cli_usage_error("%s: unexpected argument '%s'", cmd, a);
+        pos[(*npos)++] = a;
+    }
+    return EXIT_OK_;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static int depth;
+static bool need_comma[64];
+
+static void sep(void)
+{
+    if (need_comma[depth])
+        putchar(',');
+    need_comma[depth] = true;
+}
+
+static void put_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void key(const char *k)
+{
+    sep();
+    if (k) {
+        put_string(k);
+        putchar(':');
+    }
+}
+
+void json_begin_object(void)
+{
+    if (depth > 0)
+        sep();
+    putchar('{');
+    need_comma[++depth] = false;
+}
+
+void json_end_object(void)
+{
+    putchar('}');
+    depth--;
+}
+
+void json_begin_array(const char *k)
+{
+    key(k);
+    putchar('[');
+    need_comma[++depth] = false;
+}
+
+void json_end_array(void)
+{
+    putchar(']');
+    depth--;
+}
+
+void json_key_string(const char *k, const char *v)
+{
+    key(k);
+    if (v)
+        put_string(v);
+    else
+        fputs("null", stdout);
+}
+
+void json_key_uint(const char *k, uint64_t v)
+{
+    key(k);
+    printf("%llu", (unsigned long long)v);
+}
+
+void json_key_bool(const char *k, bool v)
+{
+    key(k);
+    fputs(v ? "true" : "false", stdout);
+}
+
+void json_key_null(const char *k)
+{
+    key(k);
+    fputs("null", stdout);
+}
+
+void json_string_item(const char *v)
+{
+    sep();
+    put_string(v);
+}
+
+void json_finish(void)
+{
+    putchar('\n');
+    fflush(stdout);
+}

@@ -1,0 +1,140 @@
+#include "formats/raw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/util.h"
+
+struct raw_disk {
+    struct sp_disk disk;
+    int fd;
+    bool owns_fd;
+    bool seek_data;   /* the file system answers SEEK_DATA/SEEK_HOLE */
+    char *path;
+};
+
+static int raw_next_extent(struct sp_disk *d, uint64_t off, struct sp_extent *ext, struct sp_error *err)
+{
+    struct raw_disk *r = (struct raw_disk *)d;
+    ext->start = off;
+    ext->len = d->size - off;
+    ext->kind = SP_EXTENT_DATA;
+    if (!r->seek_data)
+        return SP_OK;
+    off_t data = lseek(r->fd, (off_t)off, SEEK_DATA);
+    if (data < 0) {
+        if (errno == ENXIO) { /* only a hole up to the end */
+            ext->kind = SP_EXTENT_ZERO;
+            return SP_OK;
+        }
+        if (errno == EINVAL || errno == EOPNOTSUPP) {
+            r->seek_data = false;
+            return SP_OK;
+        }
+        return sp_error_errno(err, errno, "%s: SEEK_DATA", r->path);
+    }
+    if ((uint64_t)data > off) {
+        ext->kind = SP_EXTENT_ZERO;
+        ext->len = sp_min_u64((uint64_t)data, d->size) - off;
+        return SP_OK;
+    }
+    off_t hole = lseek(r->fd, (off_t)off, SEEK_HOLE);
+    if (hole < 0)
+        return sp_error_errno(err, errno, "%s: SEEK_HOLE", r->path);
+    ext->len = sp_min_u64((uint64_t)hole, d->size) - off;
+    if (ext->len == 0)
+        ext->len = d->size - off;
+    return SP_OK;
+}
+
+static int raw_read(struct sp_disk *d, uint64_t off, void *buf, size_t len, struct sp_error *err)
+{
+    struct raw_disk *r = (struct raw_disk *)d;
+    int rc = sp_pread_full(r->fd, buf, len, off, "data", err);
+    return rc == SP_OK ? SP_OK : sp_error_prefix(err, "%s", r->path);
+}
+
+static int raw_write(struct sp_disk *d, uint64_t off, const void *buf, size_t len, struct sp_error *err)
+{
+    struct raw_disk *r = (struct raw_disk *)d;
+    int rc = sp_pwrite_full(r->fd, buf, len, off, "data", err);
+    return rc == SP_OK ? SP_OK : sp_error_prefix(err, "%s", r->path);
+}
+
+static void raw_close(struct sp_disk *d)
+{
+    struct raw_disk *r = (struct raw_disk *)d;
+    if (r->owns_fd && r->fd >= 0)
+        close(r->fd);
+    free(r->path);
+    free(r);
+}
+
+static const struct sp_disk_ops RAW_OPS = {
+    .next_extent = raw_next_extent,
+    .read = raw_read,
+    .write = raw_write,
+    .close = raw_close,
+};
+
+static const struct sp_disk_ops RAW_RO_OPS = {
+    .next_extent = raw_next_extent,
+    .read = raw_read,
+    .close = raw_close,
+};
+
+static int raw_new(int fd, bool owns, bool writable, const char *path, uint64_t size, struct sp_disk **out,
+                   struct sp_error *err)
+{
+    struct raw_disk *r = sp_zalloc(sizeof *r, err);
+    if (!r)
+        return SP_ENOMEM;
+    r->path = strdup(path);
+    if (!r->path) {
+        free(r);
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    r->fd = fd;
+    r->owns_fd = owns;
+    r->seek_data = true;
+    r->disk.ops = writable ? &RAW_OPS : &RAW_RO_OPS;
+    r->disk.size = size;
+    r->disk.path = r->path;
+    *out = &r->disk;
+    return SP_OK;
+}
+
+int sp_raw_open(const char *path, bool writable, struct sp_disk **out, struct sp_error *err)
+{
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int rc = sp_error_errno(err, errno, "%s", path);
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        size = end > 0 ? (uint64_t)end : 0;
+    } else if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sp_error_set(err, SP_EFORMAT, "%s: not a regular file or block device", path);
+    }
+    int rc = raw_new(fd, true, writable, path, size, out, err);
+    if (rc != SP_OK)
+        close(fd);
+    return rc;
+}
+
+int sp_raw_create_fd(int fd, const char *path, uint64_t size, struct sp_disk **out, struct sp_error *err)
+{
+    if (ftruncate(fd, (off_t)size) != 0)
+        return sp_error_errno(err, errno, "%s: setting the size", path);
+    return raw_new(fd, false, true, path, size, out, err);
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# The sample tour: build web01's disk as a VHD chain, then look at it with
+# snapport and flatten it.
+#
+#   samples/demo.sh [OUTDIR]        (default ./sample-out)
+#
+# OUTDIR is removed and made again (only if it is empty or an earlier
+# demo's folder). Each command is printed (`+ snapport ...`) before it
+# runs; the script stops with a non-zero exit at the first failing step.
+# The binary is $SNAPPORT, else build/snapport under the repository root.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+SNAPPORT=${SNAPPORT:-$ROOT/build/snapport}
+export SNAPPORT
+OUT=${1:-./sample-out}
+MARK=.snapport-demo
+
+fail() { echo "demo.sh: failed: $*" >&2; exit 1; }
+[ -x "$SNAPPORT" ] || fail "$SNAPPORT: no snapport binary (build it first, or set SNAPPORT)"
+
+# run CMD...: print it, run it (`snapport` stands for $SNAPPORT).
+run() {
+    printf '+ %s\n' "$*"
+    local rc=0
+    if [ "$1" = snapport ]; then
+        shift
+        "$SNAPPORT" "$@" || rc=$?
+    else
+        "$@" || rc=$?
+    fi
+    [ "$rc" = 0 ] || fail "$* (exit $rc)"
+}
+
+if [ -e "$OUT" ]; then
+    if [ -e "$OUT/$MARK" ] || [ -z "$(ls -A "$OUT")" ]; then
+        rm -rf "$OUT"
+    else
+        fail "$OUT: exists and is not a demo folder (no $MARK); pick another OUTDIR"
+    fi
+fi
+mkdir -p "$OUT"
+touch "$OUT/$MARK"
+
+LEAF=$OUT/web01-disk0.vhd
+
+run bash "$HERE/build-sample.sh" "$OUT"
+echo
+run snapport disk info "$LEAF"
+echo
+run snapport disk check "$LEAF"
+echo
+run snapport disk flatten "$LEAF" -o "$OUT/web01-disk0-flat.img"
+run snapport disk flatten "$LEAF" -o "$OUT/web01-disk0-flat.vhd"
+run ls -ls "$OUT"
+echo
+run snapport disk compare "$LEAF" "$OUT/web01-disk0-flat.img"
+run snapport disk compare "$OUT/web01-disk0-flat.vhd" "$OUT/web01-disk0-flat.img"
+echo
+run e2fsck -fn "$OUT/web01-disk0-flat.img"
+echo
+echo "demo.sh: all steps passed; the VM definition is $OUT/web01.cfg"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what snapport needs from Debian's packages (non-interactively,
+# skipping what is already there) and builds it into build/.
+# Usage: bash scripts/setup.sh [--sanitize]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # toolchain
+  gcc make cmake pkg-config
+  # libraries snapport links or will link (see ../shared/reference/libraries.md)
+  libarchive-dev libxml2-dev libssl-dev zlib1g-dev libdeflate-dev libxen-dev
+  libsqlite3-dev libxxhash-dev libzstd-dev
+  # the tests' peers and tools
+  python3 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs time
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+build_dir=build
+flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${CI:-}" = "true" ]; then
+  flags+=(-DSNAPPORT_WERROR=ON)
+fi
+if [ "${1:-}" = "--sanitize" ]; then
+  build_dir=build-asan
+  flags+=(-DSNAPPORT_SANITIZE=ON -DSNAPPORT_WERROR=ON)
+fi
+cmake -S . -B "$build_dir" "${flags[@]}" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)" >/dev/null
+echo "setup: built $build_dir/snapport"

@@ -1,0 +1,52 @@
+#include "formats/util.h"
+#include "tests/unit/testlib.h"
+
+static void parse_size(void)
+{
+    uint64_t v;
+    CHECK_OK(sp_parse_size("123", &v));
+    CHECK_EQ_U64(v, 123);
+    CHECK_OK(sp_parse_size("4K", &v));
+    CHECK_EQ_U64(v, 4096);
+    CHECK_OK(sp_parse_size("2M", &v));
+    CHECK_EQ_U64(v, 2u << 20);
+    CHECK_OK(sp_parse_size("1GiB", &v));
+    CHECK_EQ_U64(v, 1u << 30);
+    CHECK_OK(sp_parse_size("2T", &v));
+    CHECK_EQ_U64(v, 2ull << 40);
+    CHECK_OK(sp_parse_size("0x10", &v));
+    CHECK_EQ_U64(v, 16);
+    CHECK(sp_parse_size("", &v) != SP_OK);
+    CHECK(sp_parse_size("-1", &v) != SP_OK);
+    CHECK(sp_parse_size("12Q", &v) != SP_OK);
+    CHECK(sp_parse_size("99999999999999999999", &v) != SP_OK);
+    CHECK(sp_parse_size("17179869184T", &v) != SP_OK); /* 2^34 TiB overflows */
+}
+
+static void is_zero(void)
+{
+    static uint8_t buf[70000];
+    CHECK(sp_is_zero(buf, sizeof buf));
+    CHECK(sp_is_zero(buf, 0));
+    CHECK(sp_is_zero(buf, 5));
+    for (size_t pos = 0; pos < sizeof buf; pos += 6997) {
+        buf[pos] = 1;
+        CHECK(!sp_is_zero(buf, sizeof buf));
+        buf[pos] = 0;
+    }
+    buf[sizeof buf - 1] = 1;
+    CHECK(!sp_is_zero(buf, sizeof buf));
+    CHECK(sp_is_zero(buf, sizeof buf - 1));
+}
+
+static void be_fields(void)
+{
+    uint8_t b[8];
+    sp_put_be64(b, 0x0102030405060708ull);
+    CHECK(b[0] == 1 && b[7] == 8);
+    CHECK_EQ_U64(sp_be64(b), 0x0102030405060708ull);
+    CHECK_EQ_U64(sp_be32(b + 4), 0x05060708u);
+    CHECK_EQ_U64(sp_be16(b + 6), 0x0708u);
+}
+
+TEST_MAIN({"parse_size", parse_size}, {"is_zero", is_zero}, {"be_fields", be_fields})
