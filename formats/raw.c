@@ -14,6 +14,7 @@ struct raw_disk {
     int fd;
     bool owns_fd;
     bool seek_data;   /* the file system answers SEEK_DATA/SEEK_HOLE */
+    struct sp_writeback wb;
     char *path;
 };
 
@@ -62,7 +63,10 @@ static int raw_write(struct sp_disk *d, uint64_t off, const void *buf, size_t le
 {
     struct raw_disk *r = (struct raw_disk *)d;
     int rc = sp_pwrite_full(r->fd, buf, len, off, "data", err);
-    return rc == SP_OK ? SP_OK : sp_error_prefix(err, "%s", r->path);
+    if (rc != SP_OK)
+        return sp_error_prefix(err, "%s", r->path);
+    sp_writeback_note(&r->wb, off, len);
+    return SP_OK;
 }
 
 static void raw_close(struct sp_disk *d)
@@ -101,6 +105,7 @@ static int raw_new(int fd, bool owns, bool writable, const char *path, uint64_t 
     r->fd = fd;
     r->owns_fd = owns;
     r->seek_data = true;
+    sp_writeback_init(&r->wb, fd);
     r->disk.ops = writable ? &RAW_OPS : &RAW_RO_OPS;
     r->disk.size = size;
     r->disk.path = r->path;

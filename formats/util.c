@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,4 +121,25 @@ void *sp_zalloc(size_t len, struct sp_error *err)
     if (!p)
         sp_error_set(err, SP_ENOMEM, "out of memory (%zu bytes)", len);
     return p;
+}
+
+void sp_writeback_init(struct sp_writeback *wb, int fd)
+{
+    wb->fd = fd;
+    wb->lo = UINT64_MAX;
+    wb->hi = 0;
+}
+
+void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len)
+{
+    if (off < wb->lo)
+        wb->lo = off;
+    if (off + len > wb->hi)
+        wb->hi = off + len;
+    if (wb->hi - wb->lo < SP_WRITEBACK_KICK)
+        return;
+    /* Advisory: a file system without it just leaves the work to fsync. */
+    (void)sync_file_range(wb->fd, (off64_t)wb->lo, (off64_t)(wb->hi - wb->lo), SYNC_FILE_RANGE_WRITE);
+    wb->lo = UINT64_MAX;
+    wb->hi = 0;
 }

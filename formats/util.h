@@ -52,4 +52,17 @@ const char *sp_format_size(uint64_t v, char *buf, size_t len);
 void *sp_alloc(size_t len, struct sp_error *err);
 void *sp_zalloc(size_t len, struct sp_error *err);
 
+
+
+/* Starts the kernel's writeback of what an output has written so far, every
+ * SP_WRITEBACK_KICK bytes, so that the fsync which makes the output durable
+ * finds little left to do: the disk writes while we keep reading. */
+#define SP_WRITEBACK_KICK (32u << 20)
+struct sp_writeback {
+    int fd;
+    uint64_t lo, hi;
+};
+void sp_writeback_init(struct sp_writeback *wb, int fd);
+void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len);
+
 #endif

@@ -42,7 +42,11 @@ bool sp_vhd_probe(int fd, uint64_t file_size)
         return false;
     if (pread(fd, c, 8, (off_t)(file_size - SP_VHD_FOOTER_SIZE)) == 8 && memcmp(c, "conectix", 8) == 0)
         return true;
-    return pread(fd, c, 8, 0) == 8 && memcmp(c, "conectix", 8) == 0;
+    if (pread(fd, c, 8, 0) == 8 && memcmp(c, "conectix", 8) == 0)
+        return true;
+    /* Both footers damaged but a dynamic header where VHDs keep it: still a
+     * VHD (a damaged one), not a raw disk to be read as garbage. */
+    return pread(fd, c, 8, SP_VHD_FOOTER_SIZE) == 8 && memcmp(c, "cxsparse", 8) == 0;
 }
 
 /* Footer at EOF; for dynamic disks the copy at offset 0 stands in when the
@@ -186,7 +190,8 @@ static int check_bat(struct sp_vhd *v, uint64_t meta_end, struct sp_error *err)
         }
         spans[k++] = (struct bat_span){start, start + blk_bytes, b};
     }
-    qsort(spans, n, sizeof *spans, cmp_span);
+    if (n > 1)
+        qsort(spans, n, sizeof *spans, cmp_span);
     uint64_t end = meta_end;
     for (uint32_t i = 0; i < n; i++) {
         if (i > 0 && spans[i].start < spans[i - 1].end) {
@@ -277,6 +282,7 @@ int sp_vhd_open(const char *path, bool writable, struct sp_vhd **out, struct sp_
         sp_vhd_close(v);
         return rc;
     }
+    sp_writeback_init(&v->wb, v->fd);
     if (!S_ISREG(st.st_mode)) {
         rc = sp_error_set(err, SP_EFORMAT, "not a regular file");
         goto fail;
@@ -321,7 +327,6 @@ static int write_footer(struct sp_vhd *v, struct sp_error *err)
     if (ftruncate(v->fd, (off_t)(v->data_end + SP_VHD_FOOTER_SIZE)) != 0)
         return sp_error_errno(err, errno, "truncating after the footer");
     v->file_size = v->data_end + SP_VHD_FOOTER_SIZE;
-    v->footer_dirty = false;
     return SP_OK;
 }
 
@@ -341,8 +346,6 @@ int sp_vhd_flush(struct sp_vhd *v, struct sp_error *err)
     if (!v->writable)
         return SP_OK;
     int rc = flush_bitmap(v, err);
-    if (rc == SP_OK && v->footer_dirty)
-        rc = write_footer(v, err);
     if (rc != SP_OK)
         return sp_error_prefix(err, "%s", v->path);
     return SP_OK;
@@ -512,6 +515,7 @@ static int write_in_block(struct sp_vhd *v, uint32_t blk, uint32_t first, uint32
     rc = sp_pwrite_full(v->fd, buf, (size_t)nsect * SP_VHD_SECTOR, off, "block data", err);
     if (rc != SP_OK)
         return rc;
+    sp_writeback_note(&v->wb, off, (uint64_t)nsect * SP_VHD_SECTOR);
     set_bits(v->bm_cache, first, nsect);
     v->bm_dirty = true;
     return SP_OK;

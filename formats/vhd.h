@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "formats/error.h"
+#include "formats/util.h"
 #include "formats/vhd_footer.h"
 #include "formats/vhd_header.h"
 
@@ -43,7 +44,7 @@ struct sp_vhd {
     uint8_t *bm_cache;
     uint32_t bm_block;
     bool bm_dirty;
-    bool footer_dirty;
+    struct sp_writeback wb;
 };
 
 struct sp_vhd_create_opts {

@@ -31,7 +31,7 @@ uint32_t sp_vhd_checksum(const uint8_t *buf, size_t len, size_t skip_off)
 int sp_vhd_footer_parse(const uint8_t buf[SP_VHD_FOOTER_SIZE], struct sp_vhd_footer *f, struct sp_error *err)
 {
     if (memcmp(buf + F_COOKIE, VHD_COOKIE, sizeof VHD_COOKIE) != 0)
-        return sp_error_set(err, SP_EFORMAT, "footer: no 'conectix' cookie");
+        return sp_error_set(err, SP_EFORMAT, "not a VHD: no 'conectix' cookie in the footer");
     memset(f, 0, sizeof *f);
     f->checksum = sp_be32(buf + F_CHECKSUM);
     uint32_t computed = sp_vhd_checksum(buf, SP_VHD_FOOTER_SIZE, F_CHECKSUM);

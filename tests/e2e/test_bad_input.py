@@ -303,6 +303,62 @@ def case_tolerant():
     expect_no_crash("header_version_2", p, bytes(img.apply_to(bytearray(img.size))))
 
 
+# Case: hostile parent locators and names (tolerant: exact content via a
+# working locator/name, or a clean error; never a crash).
+def case_hostile_locators():
+    d = case_dir("hostile_loc")
+    pimg, base = good_dynamic(d, "base.vhd")
+    model = pimg.apply_to(bytearray(pimg.size))
+
+    def child(name, locators, parent_name="base.vhd"):
+        c = G.DynamicVhd(pimg.size, block_size=64 * K, parent_uuid=pimg.uuid,
+                         parent_name=parent_name, locators=locators)
+        c.write_sectors(8, b"\x99" * 512)
+        p = c.save(os.path.join(d, name))
+        m = bytearray(model)
+        m[4096:4608] = b"\x99" * 512
+        return p, bytes(m)
+    # first locator's data offset past EOF, then a good W2ru
+    p, m = child("loc_off_eof.vhd", [G.loc_w2ru(".\\base.vhd"), G.loc_w2ru(".\\base.vhd")])
+    info = G.parse(p)
+    G.corrupt_bytes(p, 512 + G.LOCATOR_TABLE + 16, (1 << 50).to_bytes(8, "big"))
+    G.set_header_field(p, "table_offset", info["header"]["table_offset"])  # re-checksum
+    expect_no_crash("locator_offset_past_eof", p, m)
+    # locator data length 0xFFFFFFFF
+    p, m = child("loc_len_huge.vhd", [G.loc_macx("file://./base.vhd")])
+    G.corrupt_bytes(p, 512 + G.LOCATOR_TABLE + 8, b"\xff\xff\xff\xff")
+    G.set_header_field(p, "table_offset", 1536)
+    expect_no_crash("locator_length_huge", p, m)
+    # parent unicode name filling all 512 bytes, no NUL, no locator
+    p, m = child("name_full.vhd", [], parent_name="x" * 256)
+    expect_no_crash("parent_name_no_nul", p, m)
+    # locators pointing at the child itself and at a directory
+    p, m = child("loc_self.vhd", [G.loc_w2ru(".\\loc_self.vhd"), G.loc_macx("file://./"),
+                                  G.loc_w2ku(".\\base.vhd")])
+    expect_no_crash("locator_self_and_dir", p, m)
+
+
+# Case: odd but well-formed geometry: more BAT entries than the size needs,
+# and a 2 GiB block size with nothing allocated (tolerant).
+def case_odd_geometry():
+    d = case_dir("odd_geom")
+    img = G.DynamicVhd(1 * M, block_size=64 * K)
+    img.max_entries = 20                         # 16 needed, BAT still fits its sector
+    img.write_sectors(3, b"\x42" * 512)
+    p = img.save(os.path.join(d, "extra_entries.vhd"))
+    expect_no_crash("bat_extra_entries", p, bytes(img.apply_to(bytearray(img.size))))
+    big = G.DynamicVhd(1 * M, block_size=1 << 31)
+    p = big.save(os.path.join(d, "block_2g.vhd"))
+    expect_no_crash("block_size_2GiB_empty", p, bytes(1 * M))
+
+
+# Case: a BAT entry pointing at sector 0 (the footer copy).
+def case_bat_sector0():
+    _, p = good_dynamic(case_dir("bat0"))
+    G.set_bat_entry(p, 4, 0)
+    expect_fail("bat_entry_sector_0", p, [p])
+
+
 # Case: disk create refuses to overwrite; flatten refuses an existing output
 # without --force and replaces it with --force.
 def case_no_overwrite():
@@ -361,7 +417,8 @@ def main():
                  case_bat_partly_past_eof, case_bat_overlap, case_bat_into_headers,
                  case_block_size, case_absurd_sizes, case_offsets_past_eof, case_types,
                  case_missing_parent, case_uuid_mismatch, case_loops, case_truncated,
-                 case_damaged_parent, case_tolerant, case_no_overwrite, case_create_args):
+                 case_damaged_parent, case_tolerant, case_hostile_locators,
+                 case_odd_geometry, case_bat_sector0, case_no_overwrite, case_create_args):
         print("case", case.__name__)
         case()
     T.finish("e2e.test_bad_input")

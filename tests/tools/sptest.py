@@ -6,7 +6,6 @@ folder), SP_TMP (scratch folder; recreated empty by setup()).
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -70,6 +69,8 @@ def run(args, timeout=TIMEOUT, cwd=None):
         p = subprocess.run(args, capture_output=True, timeout=timeout, cwd=cwd)
         return Result(args, p.returncode, p.stdout.decode("utf-8", "replace"),
                       p.stderr.decode("utf-8", "replace"))
+    except OSError as e:
+        return Result(args, 127, "", "cannot run: %s" % e)
     except subprocess.TimeoutExpired as e:
         return Result(args, -1, (e.stdout or b"").decode("utf-8", "replace"),
                       (e.stderr or b"").decode("utf-8", "replace"), timed_out=True)
