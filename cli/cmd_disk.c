@@ -48,7 +48,7 @@ static int info_chain(struct cli *c, struct sp_chain *ch)
     struct sp_vhd *leaf = sp_chain_layer(ch, 0);
     const char *fmt = sp_vhd_type_name(leaf->footer.disk_type);
     uint64_t alloc = sp_chain_allocated_bytes(ch);
-    uint32_t bs = leaf->footer.disk_type == SP_VHD_FIXED ? 0 : sp_chain_block_size(ch);
+    uint32_t bs = leaf->footer.disk_type == SP_VHD_FIXED ? 0 : leaf->block_size;
     if (c->json) {
         json_begin_object();
         json_key_string("path", d->path);
@@ -377,7 +377,7 @@ static int open_target(enum out_format f, struct sp_outfile *out, struct sp_disk
     struct sp_chain *sc = sp_chain_from_disk(src);
     struct sp_vhd_create_opts o = {.size = src->size, .type = SP_VHD_DYNAMIC};
     if (sc && sp_chain_layer(sc, 0)->footer.disk_type != SP_VHD_FIXED)
-        o.block_size = sp_chain_block_size(sc);
+        o.block_size = sp_chain_layer(sc, 0)->block_size;
     if (src->size % SP_VHD_SECTOR)
         o.size = (src->size + SP_VHD_SECTOR - 1) / SP_VHD_SECTOR * SP_VHD_SECTOR;
     int rc = sp_vhd_create_fd(out->fd, out->final_path, &o, err);

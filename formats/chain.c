@@ -61,7 +61,55 @@ static void chain_free(struct sp_chain *c)
 
 static void chain_close(struct sp_disk *d) { chain_free((struct sp_chain *)d); }
 
-/* Finds the parent of child among its candidate paths: the first that exists. */
+static bool same_file(struct sp_vhd *a, struct sp_vhd *b)
+{
+    struct stat x, y;
+    return fstat(a->fd, &x) == 0 && fstat(b->fd, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* A loop: the parent is a file the chain already holds. */
+static int check_no_loop(struct sp_chain *c, struct sp_vhd *child, struct sp_vhd *parent, struct sp_error *err)
+{
+    for (int i = 0; i < c->depth; i++)
+        if (same_file(c->layer[i], parent))
+            return sp_error_set(err, SP_EFORMAT, "%s: the chain loops: its parent %s is already in the chain",
+                                child->path, parent->path);
+    return SP_OK;
+}
+
+static int check_uuid(struct sp_vhd *child, struct sp_vhd *parent, struct sp_error *err)
+{
+    if (memcmp(child->header.parent_uuid, parent->footer.uuid, SP_UUID_LEN) == 0)
+        return SP_OK;
+    char want[SP_UUID_STR], got[SP_UUID_STR];
+    sp_uuid_format(child->header.parent_uuid, want);
+    sp_uuid_format(parent->footer.uuid, got);
+    return sp_error_set(err, SP_EFORMAT, "%s: parent %s has UUID %s, the child expects %s", child->path,
+                        parent->path, got, want);
+}
+
+/* Tries one candidate path: it must open as a VHD, not be in the chain
+ * already, and carry the UUID the child names. */
+static int try_parent(struct sp_chain *c, struct sp_vhd *child, const char *path, struct sp_vhd **out,
+                      struct sp_error *err)
+{
+    struct sp_vhd *p = NULL;
+    int rc = sp_vhd_open(path, false, &p, err);
+    if (rc == SP_OK)
+        rc = check_no_loop(c, child, p, err);
+    if (rc == SP_OK)
+        rc = check_uuid(child, p, err);
+    if (rc != SP_OK) {
+        sp_vhd_close(p);
+        return rc;
+    }
+    *out = p;
+    return SP_OK;
+}
+
+/* Finds the parent of child among its candidate paths (locators first, then
+ * the header's name): the first that exists and fits. When none fits, the
+ * error is the first candidate's. */
 static int open_parent(struct sp_chain *c, struct sp_vhd *child, struct sp_vhd **out, struct sp_error *err)
 {
     char (*cands)[4096] = sp_alloc(sizeof(char[SP_VHD_MAX_CANDIDATES][4096]), err);
@@ -69,11 +117,22 @@ static int open_parent(struct sp_chain *c, struct sp_vhd *child, struct sp_vhd *
         return SP_ENOMEM;
     int n = 0;
     int rc = sp_vhd_parent_candidates(child, cands, SP_VHD_MAX_CANDIDATES, &n, err);
-    int found = -1;
-    for (int i = 0; rc == SP_OK && i < n && found < 0; i++)
-        if (access(cands[i], F_OK) == 0)
-            found = i;
-    if (rc == SP_OK && found < 0) {
+    int first_rc = SP_OK;
+    struct sp_error e;
+    for (int i = 0; rc == SP_OK && i < n; i++) {
+        if (access(cands[i], F_OK) != 0)
+            continue;
+        int trc = try_parent(c, child, cands[i], out, first_rc == SP_OK ? err : &e);
+        if (trc == SP_OK) {
+            free(cands);
+            return SP_OK;
+        }
+        if (first_rc == SP_OK)
+            first_rc = trc;
+    }
+    if (rc == SP_OK && first_rc != SP_OK)
+        rc = first_rc;
+    if (rc == SP_OK) {
         char tried[1024] = "";
         for (int i = 0; i < n; i++) {
             size_t l = strlen(tried);
@@ -82,35 +141,8 @@ static int open_parent(struct sp_chain *c, struct sp_vhd *child, struct sp_vhd *
         rc = sp_error_set(err, SP_ENOTFOUND, "%s: parent not found (looked for %s)", child->path,
                           n ? tried : "nothing: no locator and no parent name");
     }
-    if (rc == SP_OK)
-        rc = sp_vhd_open(cands[found], false, out, err);
     free(cands);
-    (void)c;
     return rc;
-}
-
-static int check_link(struct sp_chain *c, struct sp_vhd *child, struct sp_vhd *parent, struct sp_error *err)
-{
-    if (memcmp(child->header.parent_uuid, parent->footer.uuid, SP_UUID_LEN) != 0) {
-        char want[SP_UUID_STR], got[SP_UUID_STR];
-        sp_uuid_format(child->header.parent_uuid, want);
-        sp_uuid_format(parent->footer.uuid, got);
-        return sp_error_set(err, SP_EFORMAT, "%s: parent %s has UUID %s, the child expects %s", child->path,
-                            parent->path, got, want);
-    }
-    struct stat ps;
-    if (fstat(parent->fd, &ps) != 0)
-        return sp_error_set(err, SP_EIO, "%s: cannot stat", parent->path);
-    for (int i = 0; i < c->depth; i++) {
-        struct stat s;
-        if (fstat(c->layer[i]->fd, &s) == 0 && s.st_dev == ps.st_dev && s.st_ino == ps.st_ino)
-            return sp_error_set(err, SP_EFORMAT, "%s: the chain loops: its parent %s is already in the chain",
-                                child->path, parent->path);
-    }
-    if (parent->footer.disk_type != SP_VHD_FIXED && parent->block_size != c->block_size)
-        return sp_error_set(err, SP_EUNSUPPORTED, "%s: block size %u differs from the child's %u", parent->path,
-                            parent->block_size, c->block_size);
-    return SP_OK;
 }
 
 static int open_layers(struct sp_chain *c, const char *path, bool writable, struct sp_error *err)
@@ -119,39 +151,76 @@ static int open_layers(struct sp_chain *c, const char *path, bool writable, stru
     if (rc != SP_OK)
         return rc;
     c->depth = 1;
-    c->block_size = c->layer[0]->block_size;
     while (c->layer[c->depth - 1]->footer.disk_type == SP_VHD_DIFF) {
         struct sp_vhd *child = c->layer[c->depth - 1], *parent = NULL;
         if (c->depth == SP_CHAIN_MAX_DEPTH)
             return sp_error_set(err, SP_ELIMIT, "%s: chain deeper than %d files", path, SP_CHAIN_MAX_DEPTH);
         rc = open_parent(c, child, &parent, err);
-        if (rc == SP_OK)
-            rc = check_link(c, child, parent, err);
-        if (rc == SP_OK && parent->footer.disk_type == SP_VHD_FIXED)
-            rc = sp_vhd_set_fixed_block_size(parent, c->block_size, err);
-        if (rc != SP_OK) {
-            sp_vhd_close(parent);
+        if (rc != SP_OK)
             return rc;
-        }
         c->layer[c->depth++] = parent;
     }
     return SP_OK;
 }
 
-/* The one pass over all block maps: afterwards a block costs one lookup. */
+/* The chain's map unit: the smallest block size of its layers (all powers
+ * of two, so every layer's block is a whole number of units). Virtual PC,
+ * for one, gave differencing disks smaller blocks than their parents. */
+static int pick_unit(struct sp_chain *c, struct sp_error *err)
+{
+    c->block_size = 0;
+    for (int i = 0; i < c->depth; i++)
+        if (c->layer[i]->footer.disk_type != SP_VHD_FIXED
+            && (!c->block_size || c->layer[i]->block_size < c->block_size))
+            c->block_size = c->layer[i]->block_size;
+    if (!c->block_size)
+        c->block_size = SP_VHD_DEFAULT_BLOCK_SIZE;
+    for (int i = 0; i < c->depth; i++) {
+        if (c->layer[i]->footer.disk_type != SP_VHD_FIXED)
+            continue;
+        int rc = sp_vhd_set_fixed_block_size(c->layer[i], c->block_size, err);
+        if (rc != SP_OK)
+            return rc;
+    }
+    return SP_OK;
+}
+
+/* Unit u of the chain inside layer v: its block and the byte offset in it. */
+static uint32_t unit_block(const struct sp_chain *c, const struct sp_vhd *v, uint32_t u, uint32_t *in)
+{
+    uint64_t off = (uint64_t)u * c->block_size;
+    *in = (uint32_t)(off % v->block_size);
+    return (uint32_t)(off / v->block_size);
+}
+
+static bool unit_allocated(const struct sp_chain *c, const struct sp_vhd *v, uint32_t u)
+{
+    uint32_t in;
+    return sp_vhd_block_allocated(v, unit_block(c, v, u, &in));
+}
+
+/* The one pass over all block maps: afterwards a unit costs one lookup. */
 static int merge_maps(struct sp_chain *c, struct sp_error *err)
 {
+    uint32_t max_bitmap = 0;
+    for (int l = 0; l < c->depth; l++)
+        if (c->layer[l]->bitmap_size > max_bitmap)
+            max_bitmap = c->layer[l]->bitmap_size;
     c->spb = c->block_size / SP_VHD_SECTOR;
-    c->nblocks = (uint32_t)sp_div_round_up(c->disk.size, c->block_size);
+    uint64_t units = sp_div_round_up(c->disk.size, c->block_size);
+    if (units > SP_VHD_MAX_BLOCKS)
+        return sp_error_set(err, SP_ELIMIT, "%s: %llu blocks of %u bytes are more than the %u supported",
+                            c->disk.path, (unsigned long long)units, c->block_size, SP_VHD_MAX_BLOCKS);
+    c->nblocks = (uint32_t)units;
     c->top = sp_alloc(c->nblocks ? c->nblocks : 1, err);
     c->owner = sp_alloc(c->spb, err);
-    c->bm = sp_alloc(c->layer[0]->bitmap_size, err);
+    c->bm = sp_alloc(max_bitmap, err);
     if (!c->top || !c->owner || !c->bm)
         return SP_ENOMEM;
     memset(c->top, LAYER_NONE, c->nblocks);
     for (uint32_t b = 0; b < c->nblocks; b++)
         for (int l = 0; l < c->depth; l++)
-            if (sp_vhd_block_allocated(c->layer[l], b)) {
+            if (unit_allocated(c, c->layer[l], b)) {
                 c->top[b] = (uint8_t)l;
                 break;
             }
@@ -166,6 +235,8 @@ int sp_chain_open(const char *path, bool writable, struct sp_chain **out, struct
     if (!c)
         return SP_ENOMEM;
     int rc = open_layers(c, path, writable, err);
+    if (rc == SP_OK)
+        rc = pick_unit(c, err);
     if (rc == SP_OK) {
         c->disk.ops = writable ? &CHAIN_OPS : &CHAIN_RO_OPS;
         c->disk.size = c->layer[0]->footer.current_size;
@@ -180,7 +251,7 @@ int sp_chain_open(const char *path, bool writable, struct sp_chain **out, struct
     return SP_OK;
 }
 
-/* Which layer holds each sector of block b: walk down from the top layer,
+/* Which layer holds each sector of unit b: walk down from the top layer,
  * each taking the sectors its bitmap marks that no layer above took. */
 static int resolve_block(struct sp_chain *c, uint32_t b, struct sp_error *err)
 {
@@ -190,13 +261,17 @@ static int resolve_block(struct sp_chain *c, uint32_t b, struct sp_error *err)
     memset(c->owner, LAYER_NONE, c->spb);
     uint32_t left = c->spb;
     for (int l = c->top[b]; l < c->depth && left > 0; l++) {
-        if (!sp_vhd_block_allocated(c->layer[l], b))
+        struct sp_vhd *v = c->layer[l];
+        uint32_t in, blk = unit_block(c, v, b, &in);
+        if (!sp_vhd_block_allocated(v, blk))
             continue;
-        int rc = sp_vhd_read_bitmap(c->layer[l], b, c->bm, err);
+        int rc = sp_vhd_read_bitmap(v, blk, c->bm, err);
         if (rc != SP_OK)
             return rc;
+        uint32_t first = in / SP_VHD_SECTOR;
         for (uint32_t s = 0; s < c->spb; s++) {
-            if (c->owner[s] == LAYER_NONE && (c->bm[s / 8] & (0x80u >> (s % 8)))) {
+            uint32_t bit = first + s;
+            if (c->owner[s] == LAYER_NONE && (c->bm[bit / 8] & (0x80u >> (bit % 8)))) {
                 c->owner[s] = (uint8_t)l;
                 left--;
             }
@@ -225,10 +300,11 @@ static int read_in_block(struct sp_chain *c, uint32_t b, uint32_t from, uint32_t
             memset(buf + (pos - from), 0, end - pos);
         } else {
             struct sp_vhd *v = c->layer[who];
-            rc = sp_pread_full(v->fd, buf + (pos - from), end - pos, sp_vhd_block_data_offset(v, b) + pos,
+            uint32_t in, blk = unit_block(c, v, b, &in);
+            rc = sp_pread_full(v->fd, buf + (pos - from), end - pos, sp_vhd_block_data_offset(v, blk) + in + pos,
                                "block data", err);
             if (rc != SP_OK)
-                return sp_error_prefix(err, "%s: block %u", v->path, b);
+                return sp_error_prefix(err, "%s: block %u", v->path, blk);
         }
         pos = end;
     }

@@ -131,24 +131,32 @@ static int check_header(struct sp_vhd *v, struct sp_error *err)
     return SP_OK;
 }
 
-static int check_locators(struct sp_vhd *v, uint64_t *meta_end, struct sp_error *err)
+/* A locator that points outside the file is not fatal: it is skipped when
+ * looking for the parent (another one may still find it) and reported by
+ * check. The sound ones take part in the overlap check with the blocks. */
+static void check_locators(struct sp_vhd *v)
 {
     for (int i = 0; i < SP_VHD_LOCATORS; i++) {
         const struct sp_vhd_locator *l = &v->header.loc[i];
         if (l->code == SP_VHD_PLAT_NONE)
             continue;
         uint64_t space = sp_vhd_locator_space(l);
+        const char *why = NULL;
         if (l->data_length > SP_VHD_MAX_LOCATOR_BYTES)
-            return sp_error_set(err, SP_EFORMAT, "parent locator %d: length %u is absurd", i, l->data_length);
-        if (l->data_offset > v->file_size || space > v->file_size - l->data_offset
-            || l->data_length > v->file_size - l->data_offset)
-            return sp_error_set(err, SP_EFORMAT, "parent locator %d: data at offset %llu is past the end of the file",
-                                i, (unsigned long long)l->data_offset);
-        uint64_t end = l->data_offset + (space > l->data_length ? space : l->data_length);
-        if (end > *meta_end)
-            *meta_end = end;
+            why = "length is absurd";
+        else if (l->data_offset > v->file_size || space > v->file_size - l->data_offset
+                 || l->data_length > v->file_size - l->data_offset)
+            why = "data is past the end of the file";
+        else if (l->data_offset < VHD_HEADER_OFFSET + SP_VHD_HEADER_SIZE && l->data_length)
+            why = "data overlaps the headers";
+        if (why) {
+            v->bad_locators |= (uint8_t)(1u << i);
+            if (!v->locator_problem[0])
+                snprintf(v->locator_problem, sizeof v->locator_problem,
+                         "parent locator %d (offset %llu, %u bytes): %s", i,
+                         (unsigned long long)l->data_offset, l->data_length, why);
+        }
     }
-    return SP_OK;
 }
 
 static int cmp_span(const void *a, const void *b)
@@ -157,22 +165,27 @@ static int cmp_span(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+static int span_name(const struct bat_span *s, char *buf, size_t len)
+{
+    if (s->blk >= SP_VHD_BAT_UNUSED - SP_VHD_LOCATORS)
+        return snprintf(buf, len, "parent locator %u", SP_VHD_BAT_UNUSED - s->blk);
+    return snprintf(buf, len, "BAT entry %u", s->blk);
+}
+
 /* Every allocated block lies after the metadata, inside the file, and on its
- * own: sorted by offset, so the check costs n log n, not n^2. */
+ * own (so do the locators' data): sorted by offset, the check costs n log n,
+ * not the n^2 of vhd-util. */
 static int check_bat(struct sp_vhd *v, uint64_t meta_end, struct sp_error *err)
 {
     uint64_t limit = v->file_size - (v->footer_from_copy ? 0 : SP_VHD_FOOTER_SIZE);
     uint64_t blk_bytes = (uint64_t)v->bitmap_size + v->block_size;
-    struct bat_span *spans = NULL;
-    uint32_t n = 0;
+    uint32_t n = SP_VHD_LOCATORS;
     for (uint32_t b = 0; b < v->nblocks; b++)
         if (v->bat[b] != SP_VHD_BAT_UNUSED)
             n++;
-    if (n) {
-        spans = sp_alloc((size_t)n * sizeof *spans, err);
-        if (!spans)
-            return err->code;
-    }
+    struct bat_span *spans = sp_alloc((size_t)n * sizeof *spans, err);
+    if (!spans)
+        return err->code;
     uint32_t k = 0;
     for (uint32_t b = 0; b < v->nblocks; b++) {
         if (v->bat[b] == SP_VHD_BAT_UNUSED)
@@ -185,19 +198,27 @@ static int check_bat(struct sp_vhd *v, uint64_t meta_end, struct sp_error *err)
         }
         if (start < meta_end) {
             free(spans);
-            return sp_error_set(err, SP_EFORMAT, "BAT entry %u (offset %llu) overlaps the VHD metadata", b,
+            return sp_error_set(err, SP_EFORMAT, "BAT entry %u (offset %llu) overlaps the VHD headers or BAT", b,
                                 (unsigned long long)start);
         }
         spans[k++] = (struct bat_span){start, start + blk_bytes, b};
     }
-    if (n > 1)
-        qsort(spans, n, sizeof *spans, cmp_span);
+    for (uint32_t i = 0; v->footer.disk_type == SP_VHD_DIFF && i < SP_VHD_LOCATORS; i++) {
+        const struct sp_vhd_locator *l = &v->header.loc[i];
+        if (l->code == SP_VHD_PLAT_NONE || l->data_length == 0 || (v->bad_locators & (1u << i)))
+            continue;
+        spans[k++] = (struct bat_span){l->data_offset, l->data_offset + l->data_length, SP_VHD_BAT_UNUSED - i};
+    }
+    if (k > 1)
+        qsort(spans, k, sizeof *spans, cmp_span);
     uint64_t end = meta_end;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < k; i++) {
         if (i > 0 && spans[i].start < spans[i - 1].end) {
-            int rc = sp_error_set(err, SP_EFORMAT, "BAT entries %u and %u overlap (offsets %llu and %llu)",
-                                  spans[i - 1].blk, spans[i].blk, (unsigned long long)spans[i - 1].start,
-                                  (unsigned long long)spans[i].start);
+            char x[48], y[48];
+            span_name(&spans[i - 1], x, sizeof x);
+            span_name(&spans[i], y, sizeof y);
+            int rc = sp_error_set(err, SP_EFORMAT, "%s and %s overlap (offsets %llu and %llu)", x, y,
+                                  (unsigned long long)spans[i - 1].start, (unsigned long long)spans[i].start);
             free(spans);
             return rc;
         }
@@ -205,7 +226,7 @@ static int check_bat(struct sp_vhd *v, uint64_t meta_end, struct sp_error *err)
             end = spans[i].end;
     }
     free(spans);
-    v->data_end = end;
+    v->data_end = align_up(end, SP_VHD_SECTOR);
     return SP_OK;
 }
 
@@ -236,11 +257,8 @@ static int load_dynamic(struct sp_vhd *v, struct sp_error *err)
     uint64_t hdr_end = v->footer.data_offset + SP_VHD_HEADER_SIZE;
     if (hdr_end > meta_end)
         meta_end = hdr_end;
-    if (v->footer.disk_type == SP_VHD_DIFF) {
-        rc = check_locators(v, &meta_end, err);
-        if (rc != SP_OK)
-            return rc;
-    }
+    if (v->footer.disk_type == SP_VHD_DIFF)
+        check_locators(v);
     return check_bat(v, align_up(meta_end, SP_VHD_SECTOR), err);
 }
 
@@ -721,7 +739,7 @@ int sp_vhd_parent_candidates(struct sp_vhd *v, char cands[][4096], int max, int 
     for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
         for (int i = 0; i < SP_VHD_LOCATORS; i++) {
             const struct sp_vhd_locator *l = &v->header.loc[i];
-            if (l->code != order[k] || l->data_length == 0)
+            if (l->code != order[k] || l->data_length == 0 || (v->bad_locators & (1u << i)))
                 continue;
             uint8_t *data = sp_alloc(l->data_length, err);
             if (!data)
@@ -783,6 +801,8 @@ int sp_vhd_check(struct sp_vhd *v, void (*problem)(void *ctx, const char *msg), 
 {
     if (v->footer_from_copy)
         problem(ctx, v->footer_problem);
+    if (v->bad_locators)
+        problem(ctx, v->locator_problem);
     if (v->file_size % SP_VHD_SECTOR)
         problem(ctx, "file size is not a multiple of 512");
     if (v->footer.disk_type == SP_VHD_FIXED)

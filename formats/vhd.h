@@ -34,6 +34,8 @@ struct sp_vhd {
     struct sp_vhd_header header;     /* dynamic and differencing only */
     bool footer_from_copy;           /* the footer at EOF was unusable: using the copy at 0 */
     char footer_problem[256];        /* why, when footer_from_copy */
+    uint8_t bad_locators;            /* bit i: locator i points outside the file */
+    char locator_problem[160];       /* the first such, for check */
     uint32_t block_size;             /* fixed disks: the chain's block size (for its map) */
     uint32_t bitmap_size;            /* bytes, a multiple of 512 */
     uint32_t sectors_per_block;

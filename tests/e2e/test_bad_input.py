@@ -102,6 +102,21 @@ def expect_no_crash(name, image, model=None):
                 os.unlink(out)
 
 
+def expect_reads(name, image, model, check_rc):
+    """Damage snapport must read past: info exit 0, flatten exit 0 with the
+    exact content, check exit check_rc (1: it reports the damage)."""
+    r = T.sp(EXE, "disk", "info", image)
+    T.check(r.rc == 0, "%s: disk info: expected exit 0, got %s" % (name, r.describe()))
+    out = os.path.join(TMP, name + ".strict.raw")
+    r = T.sp(EXE, "disk", "flatten", image, "-o", out)
+    T.check(r.rc == 0, "%s: disk flatten: expected exit 0, got %s" % (name, r.describe()))
+    if r.rc == 0:
+        T.same_bytes(T.read_file(out), model, name + ": flatten content")
+        os.unlink(out)
+    r = T.sp(EXE, "disk", "check", image)
+    T.check(r.rc == check_rc, "%s: disk check: expected exit %d, got %s" % (name, check_rc, r.describe()))
+
+
 # ---------------------------------------------------------------- cases
 
 # Case: header cookie is not "cxsparse" (checksum kept valid).
@@ -324,11 +339,15 @@ def case_hostile_locators():
     G.corrupt_bytes(p, 512 + G.LOCATOR_TABLE + 16, (1 << 50).to_bytes(8, "big"))
     G.set_header_field(p, "table_offset", info["header"]["table_offset"])  # re-checksum
     expect_no_crash("locator_offset_past_eof", p, m)
+    # the bad locator is skipped (the next one finds the parent); check reports it
+    expect_reads("locator_offset_past_eof", p, m, 1)
     # locator data length 0xFFFFFFFF
     p, m = child("loc_len_huge.vhd", [G.loc_macx("file://./base.vhd")])
     G.corrupt_bytes(p, 512 + G.LOCATOR_TABLE + 8, b"\xff\xff\xff\xff")
     G.set_header_field(p, "table_offset", 1536)
     expect_no_crash("locator_length_huge", p, m)
+    # found by the header's parent name instead; check reports the locator
+    expect_reads("locator_length_huge", p, m, 1)
     # parent unicode name filling all 512 bytes, no NUL, no locator
     p, m = child("name_full.vhd", [], parent_name="x" * 256)
     expect_no_crash("parent_name_no_nul", p, m)
@@ -336,6 +355,12 @@ def case_hostile_locators():
     p, m = child("loc_self.vhd", [G.loc_w2ru(".\\loc_self.vhd"), G.loc_macx("file://./"),
                                   G.loc_w2ku(".\\base.vhd")])
     expect_no_crash("locator_self_and_dir", p, m)
+    # the self and directory candidates do not fit; the W2ku one does
+    out = os.path.join(TMP, "loc_self.strict.raw")
+    r = T.sp(EXE, "disk", "flatten", p, "-o", out)
+    T.check(r.rc == 0, "locator_self_and_dir: flatten: expected exit 0, got " + r.describe())
+    if r.rc == 0:
+        T.same_bytes(T.read_file(out), m, "locator_self_and_dir: flatten content")
 
 
 # Case: odd but well-formed geometry: more BAT entries than the size needs,

@@ -245,9 +245,7 @@ def case_deep_mixed():
 
 # Case: layers with different block sizes (2 MiB base, 64 KiB and 512 KiB
 # children).  The spec ties nothing between a child's and its parent's block
-# size, but no known writer produces such chains and the contract is silent,
-# so a clean refusal (exit 3, one `snapport: FILE: ...` line) is accepted;
-# if snapport reads the chain, the bytes must be exact.
+# size (Virtual PC made such chains): the bytes must be exact.
 def case_mixed_block_sizes():
     d = case_dir("mixbs")
     size = 2 * M + 512
@@ -257,14 +255,9 @@ def case_mixed_block_sizes():
         path = diff_layer(m, path, "l%d.vhd" % i, "blktap", random_edits(m, size), block_size=bs)
     out = os.path.join(TMP, "mixbs.flat.raw")
     r = T.sp(EXE, "disk", "flatten", path, "-o", out)
+    T.check(r.rc == 0, "mixed_block_sizes: flatten failed: " + r.describe())
     if r.rc == 0:
         T.same_bytes(T.read_file(out), bytes(m.data), "mixed_block_sizes: flatten")
-    else:
-        lines = r.err.splitlines()
-        T.check(r.rc == 3 and len(lines) == 1 and lines[0].startswith("snapport: ")
-                and not os.path.exists(out),
-                "mixed_block_sizes: neither exact content nor a clean refusal: " + r.describe())
-        print("NOTE: mixed block sizes refused: " + r.err.strip())
 
 
 # Case: a child larger than its parent (resized VDI; past the parent's end
@@ -286,8 +279,8 @@ def case_resized_unicode_small_blocks():
     verify("resized_unicode_4k_blocks", leaf, m, 2)
 
 
-# Case: a 40-deep chain (past XenServer's limit of 30).  The contract does
-# not cap depth: exact content, or a clean refusal; never a crash or hang.
+# Case: a 40-deep chain (past XenServer's limit of 30, which is the store's
+# business; the reader takes up to 64 files): exact content.
 def case_very_deep():
     d = case_dir("verydeep")
     size = 1 * M
@@ -299,13 +292,9 @@ def case_very_deep():
         path = diff_layer(m, path, "l%02d.vhd" % i, "blktap", edits, block_size=16 * K)
     out = os.path.join(TMP, "verydeep.raw")
     r = T.sp(EXE, "disk", "flatten", path, "-o", out)
-    T.check(not r.crashed(), "very_deep: crash or hang: " + r.describe())
+    T.check(r.rc == 0, "very_deep: flatten failed: " + r.describe())
     if r.rc == 0:
         T.same_bytes(T.read_file(out), bytes(m.data), "very_deep: flatten")
-    else:
-        T.check(r.rc == 3 and len(r.err.splitlines()) == 1 and not os.path.exists(out),
-                "very_deep: unclean refusal: " + r.describe())
-        print("NOTE: 40-deep chain refused: " + r.err.strip())
 
 
 def main():
