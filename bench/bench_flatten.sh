@@ -24,12 +24,16 @@
 # /proc/sys/vm/drop_caches) when that is permitted, else each command runs
 # once untimed first so all start equally warm. BENCH_CACHE=warm forces the
 # latter. Output files are written to the same file system and deleted
-# between runs (outside the timing); the timing ends when the command exits
-# (no fsync by any of the tools compared, unless noted).
+# between runs (outside the timing); the timing ends when the command exits.
+# snapport flatten fsyncs its output before it exits (sync_file_range
+# while writing, fsync at the end); qemu-img convert, cat and dd do not,
+# so each also runs with an fsync of its output (`sync FILE`, dd
+# conv=fsync) for a like-for-like figure.
 #
 # Environment: SNAPPORT (default build/snapport), BENCH_DIR (scratch,
 # default /var/tmp/snapport-bench; needs about 10 GiB free; removed at the
-# end), REPS (3), BENCH_CACHE (cold|warm, default cold when permitted).
+# end unless BENCH_KEEP=1), REPS (3), BENCH_CACHE (cold|warm, default
+# cold when permitted).
 # Needs python3, qemu-img (qemu-utils), /usr/bin/time (package time).
 set -euo pipefail
 export LC_ALL=C
@@ -53,6 +57,7 @@ made_bench_dir=0
 mkdir -p "$BENCH_DIR"
 W=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
 cleanup() {
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench_flatten.sh: scratch kept in $W" >&2; return; fi
     rm -rf "$W"
     [ "$made_bench_dir" = 0 ] || rmdir "$BENCH_DIR" 2>/dev/null || true
 }
@@ -140,10 +145,12 @@ declare -A CMD=(
     [a30]='"$SNAPPORT" -q disk flatten "$A30" -o "$W/out/a30.raw"'
     [a1]='"$SNAPPORT" -q disk flatten "$I/a1.vhd" -o "$W/out/a1.raw"'
     [qemu]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$W/out/qemu.raw"'
+    [qemu_sync]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$W/out/qemu_sync.raw" && sync "$W/out/qemu_sync.raw"'
     [b64g]='"$SNAPPORT" -q disk flatten "$I/b64g.vhd" -o "$W/out/b64g.raw"'
     [b256m]='"$SNAPPORT" -q disk flatten "$I/b256m.vhd" -o "$W/out/b256m.raw"'
     [cat]='cat "$I/b_src.raw" > "$W/out/cat.raw"'
     [dd]='dd if="$I/b_src.raw" of="$W/out/dd.raw" bs=1M status=none'
+    [dd_sync]='dd if="$I/b_src.raw" of="$W/out/dd_sync.raw" bs=1M conv=fsync status=none'
     [d_raw]='"$SNAPPORT" -q disk flatten "$I/d2040g.vhd" -o "$W/out/d_raw.raw"'
     [d_vhd]='"$SNAPPORT" -q disk flatten "$I/d2040g.vhd" -o "$W/out/d_vhd.vhd"'
 )
@@ -187,7 +194,7 @@ measure() {
 
 log "timing (cache: $CACHE, $REPS runs each)"
 log "a) + c) flatten 30-deep, 1-deep, qemu-img convert of the 1-deep"
-measure a30 a1 qemu
+measure a30 a1 qemu qemu_sync
 log "a) checks"
 sp disk compare "$W/out/a30.raw" "$W/out/a1.raw" > /dev/null || die "flatten outputs of 30-deep and 1-deep differ"
 sp disk compare "$W/out/a1.raw" "$I/a1.vhd" > /dev/null || die "a1.raw differs from a1.vhd"
@@ -195,10 +202,10 @@ cmp "$W/out/a1.raw" "$W/out/qemu.raw" || die "snapport and qemu-img outputs diff
 [ "$(stat -c %s "$W/out/qemu.raw")" = $((4 * GIB)) ] || die "qemu-img output is not 4 GiB"
 A_ALLOC=$(du -B1 "$W/out/a1.raw" | cut -f1)
 Q_ALLOC=$(du -B1 "$W/out/qemu.raw" | cut -f1)
-rm -f "$W/out/a30.raw" "$W/out/qemu.raw"
+rm -f "$W/out/a30.raw" "$W/out/qemu.raw" "$W/out/qemu_sync.raw"
 
 log "b) 64 GiB vs 256 MiB virtual, cat, dd"
-measure b64g b256m cat dd
+measure b64g b256m cat dd dd_sync
 cmp "$W/out/b256m.raw" "$I/b_src.raw" || die "b256m.raw differs from the source"
 sp disk compare "$W/out/b64g.raw" "$I/b64g.vhd" > /dev/null || die "b64g.raw differs from b64g.vhd"
 B_APP=$(stat -c %s "$W/out/b64g.raw")
@@ -221,7 +228,9 @@ R_A=$(ratio "${MED[a30]}" "${MED[a1]}")
 R_B=$(ratio "${MED[b64g]}" "${MED[b256m]}")
 R_BC=$(ratio "${MED[b64g]}" "${MED[cat]}")
 R_BD=$(ratio "${MED[b64g]}" "${MED[dd]}")
+R_BDS=$(ratio "${MED[b64g]}" "${MED[dd_sync]}")
 R_C=$(ratio "${MED[a1]}" "${MED[qemu]}")
+R_CS=$(ratio "${MED[a1]}" "${MED[qemu_sync]}")
 MAXRSS=0
 for n in a30 a1 b64g b256m d_raw d_vhd; do [ "${RSS[$n]}" -le "$MAXRSS" ] || MAXRSS=${RSS[$n]}; done
 
@@ -237,7 +246,9 @@ Ratios
   b) 64 GiB / 256 MiB virtual, same 256 MiB data        $R_B   (should be close to 1)
      64 GiB flatten / cat of 256 MiB                    $R_BC
      64 GiB flatten / dd bs=1M of 256 MiB               $R_BD
+     64 GiB flatten / dd bs=1M conv=fsync of 256 MiB    $R_BDS
   c) snapport / qemu-img convert, same dynamic VHD      $R_C   (target <= 1.0: $(verdict "$R_C" 1.0); aim 0.5)
+     snapport / (qemu-img convert + sync of its output)  $R_CS   (both outputs on disk when timing stops)
   d) largest snapport peak RSS                          $(mib $MAXRSS) MiB (target <= 64 MiB: $(verdict "$MAXRSS" 65536))
 
 Runs                                              median s   min-max s       peak RSS
@@ -246,10 +257,12 @@ row() { printf '  %-46s %8s   %-14s %7s MiB\n' "$1" "${MED[$2]}" "${MIN[$2]}-${M
 row "a) flatten 30-deep chain -> raw" a30
 row "a) flatten 1-deep (dynamic VHD) -> raw" a1
 row "c) qemu-img convert -f vpc -O raw (1-deep)" qemu
+row "c) the same + sync OUT (fsync)" qemu_sync
 row "b) flatten 64 GiB disk, 256 MiB data -> raw" b64g
 row "b) flatten 256 MiB disk, 256 MiB data -> raw" b256m
 row "b) cat 256 MiB file > file" cat
 row "b) dd bs=1M 256 MiB file" dd
+row "b) dd bs=1M conv=fsync 256 MiB file" dd_sync
 row "d) flatten 2040 GiB disk, 64 MiB data -> raw" d_raw
 row "d) flatten 2040 GiB disk, 64 MiB data -> vhd" d_vhd
 cat <<EOF

@@ -1,5 +1,6 @@
 #include "formats/chain.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,32 @@ static bool unit_allocated(const struct sp_chain *c, const struct sp_vhd *v, uin
     return sp_vhd_block_allocated(v, unit_block(c, v, u, &in));
 }
 
+/* A fixed disk has data everywhere, but its file may be sparse: units that
+ * lie in holes of the file (and in no layer above) stay ZERO, so a flatten
+ * does not read them. Without SEEK_DATA every unit counts as data. */
+static void mark_fixed_data(struct sp_chain *c, int l)
+{
+    struct sp_vhd *v = c->layer[l];
+    uint64_t end = sp_min_u64(v->footer.current_size, c->disk.size), pos = 0;
+    while (pos < end) {
+        off_t data = lseek(v->fd, (off_t)pos, SEEK_DATA);
+        off_t hole = data < 0 ? -1 : lseek(v->fd, data, SEEK_HOLE);
+        if (data < 0 && errno == ENXIO)
+            return;
+        if (data < 0 || hole < 0) { /* no SEEK_DATA here: all of it is data */
+            data = (off_t)pos;
+            hole = (off_t)end;
+        }
+        if ((uint64_t)data >= end)
+            return;
+        uint64_t stop = sp_min_u64((uint64_t)hole, end);
+        for (uint64_t u = (uint64_t)data / c->block_size; u * c->block_size < stop; u++)
+            if (c->top[u] == LAYER_NONE || c->top[u] > l)
+                c->top[u] = (uint8_t)l;
+        pos = stop;
+    }
+}
+
 /* The one pass over all block maps: afterwards a unit costs one lookup. */
 static int merge_maps(struct sp_chain *c, struct sp_error *err)
 {
@@ -220,10 +247,12 @@ static int merge_maps(struct sp_chain *c, struct sp_error *err)
     memset(c->top, LAYER_NONE, c->nblocks);
     for (uint32_t b = 0; b < c->nblocks; b++)
         for (int l = 0; l < c->depth; l++)
-            if (unit_allocated(c, c->layer[l], b)) {
+            if (c->top[b] == LAYER_NONE && c->layer[l]->footer.disk_type != SP_VHD_FIXED
+                && unit_allocated(c, c->layer[l], b))
                 c->top[b] = (uint8_t)l;
-                break;
-            }
+    for (int l = 0; l < c->depth; l++)
+        if (c->layer[l]->footer.disk_type == SP_VHD_FIXED)
+            mark_fixed_data(c, l);
     c->res_block = UINT32_MAX;
     return SP_OK;
 }

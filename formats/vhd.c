@@ -455,6 +455,21 @@ uint64_t sp_vhd_allocated_bytes(const struct sp_vhd *v)
     return n;
 }
 
+/* Writes back the cached bitmap and frees the cache for another block. */
+static int take_bitmap_cache(struct sp_vhd *v, struct sp_error *err)
+{
+    int rc = flush_bitmap(v, err);
+    if (rc != SP_OK)
+        return rc;
+    v->bm_block = UINT32_MAX;
+    if (!v->bm_cache) {
+        v->bm_cache = sp_alloc(v->bitmap_size, err);
+        if (!v->bm_cache)
+            return SP_ENOMEM;
+    }
+    return SP_OK;
+}
+
 /* A new block goes where the footer is; its data starts on a 4 KiB boundary.
  * Order: zeroed bitmap, file extended (the data area is a hole, so clear
  * sectors read zero), footer at the new end, then the BAT entry. A crash
@@ -465,14 +480,9 @@ static int allocate_block(struct sp_vhd *v, uint32_t blk, struct sp_error *err)
     uint64_t new_end = bitmap_off + v->bitmap_size + v->block_size;
     if (bitmap_off / SP_VHD_SECTOR > UINT32_MAX - 1 || new_end > VHD_MAX_FILE_OFFSET)
         return sp_error_set(err, SP_ELIMIT, "the file would pass the 2 TiB a VHD can address");
-    int rc = flush_bitmap(v, err);
+    int rc = take_bitmap_cache(v, err);
     if (rc != SP_OK)
         return rc;
-    if (!v->bm_cache) {
-        v->bm_cache = sp_alloc(v->bitmap_size, err);
-        if (!v->bm_cache)
-            return SP_ENOMEM;
-    }
     memset(v->bm_cache, 0, v->bitmap_size);
     rc = sp_pwrite_full(v->fd, v->bm_cache, v->bitmap_size, bitmap_off, "sector bitmap", err);
     if (rc != SP_OK)
@@ -496,15 +506,9 @@ static int load_bitmap_for_write(struct sp_vhd *v, uint32_t blk, struct sp_error
 {
     if (v->bm_cache && v->bm_block == blk)
         return SP_OK;
-    int rc = flush_bitmap(v, err);
+    int rc = take_bitmap_cache(v, err);
     if (rc != SP_OK)
         return rc;
-    if (!v->bm_cache) {
-        v->bm_cache = sp_alloc(v->bitmap_size, err);
-        if (!v->bm_cache)
-            return SP_ENOMEM;
-    }
-    v->bm_block = UINT32_MAX;
     rc = sp_pread_full(v->fd, v->bm_cache, v->bitmap_size, (uint64_t)v->bat[blk] * SP_VHD_SECTOR,
                        "sector bitmap", err);
     if (rc != SP_OK)
