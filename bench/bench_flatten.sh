@@ -19,7 +19,7 @@
 #    64 MiB (to raw and to VHD). Target <= 64 MiB.
 #
 # Every chain is made with the snapport CLI (disk create / disk write).
-# Each measurement runs $REPS times (default 3), the median is reported;
+# Each measurement runs $REPS times (default 5), the median is reported;
 # before every timed run the page cache is dropped (sync; echo 3 >
 # /proc/sys/vm/drop_caches) when that is permitted, else each command runs
 # once untimed first so all start equally warm. BENCH_CACHE=warm forces the
@@ -32,8 +32,10 @@
 #
 # Environment: SNAPPORT (default build/snapport), BENCH_DIR (scratch,
 # default /var/tmp/snapport-bench; needs about 10 GiB free; removed at the
-# end unless BENCH_KEEP=1), REPS (3), BENCH_CACHE (cold|warm, default
-# cold when permitted).
+# end unless BENCH_KEEP=1), REPS (5), BENCH_CACHE (cold|warm, default
+# cold when permitted), BENCH_OUT (a folder for the timed commands' output
+# files, default inside BENCH_DIR; e.g. /dev/shm takes the output disk's
+# write-back out of the figures: fsync on tmpfs returns at once).
 # Needs python3, qemu-img (qemu-utils), /usr/bin/time (package time).
 set -euo pipefail
 export LC_ALL=C
@@ -42,7 +44,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 SNAPPORT=${SNAPPORT:-$ROOT/build/snapport}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/snapport-bench}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 GIB=$((1024 * 1024 * 1024))
 MIB=$((1024 * 1024))
 
@@ -56,9 +58,15 @@ made_bench_dir=0
 [ -d "$BENCH_DIR" ] || made_bench_dir=1
 mkdir -p "$BENCH_DIR"
 W=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+if [ -n "${BENCH_OUT:-}" ]; then
+    mkdir -p "$BENCH_OUT"
+    O=$(mktemp -d "$BENCH_OUT/out.XXXXXX")
+else
+    O=$W/out
+fi
 cleanup() {
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench_flatten.sh: scratch kept in $W" >&2; return; fi
-    rm -rf "$W"
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench_flatten.sh: scratch kept in $W (outputs $O)" >&2; return; fi
+    rm -rf "$W" "$O"
     [ "$made_bench_dir" = 0 ] || rmdir "$BENCH_DIR" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -79,7 +87,7 @@ log() { printf '[%6.1fs] %s\n' "$(awk -v a="$(now)" -v b="$T0" 'BEGIN {print (a 
 log "generating data (python3 bench/gen_data.py)"
 D=$W/data
 python3 "$HERE/gen_data.py" "$D"
-mkdir -p "$W/img" "$W/out"
+mkdir -p "$W/img" "$O"
 I=$W/img
 
 # write_op VHD OFFSET SRC: SRC is a file or zero:LENGTH
@@ -139,85 +147,87 @@ rm -rf "$D"      # the chains hold the data now
 # ---------------------------------------------------------------- timing
 declare -A MED MIN MAX RSS
 # The timed commands, run by `bash -c` (which execs the single command, so
-# /usr/bin/time sees the tool itself). Each writes $W/out/<name>.* only.
-export SNAPPORT A30 I W
+# /usr/bin/time sees the tool itself). Each writes $O/<name>.* only.
+export SNAPPORT A30 I O
 declare -A CMD=(
-    [a30]='"$SNAPPORT" -q disk flatten "$A30" -o "$W/out/a30.raw"'
-    [a1]='"$SNAPPORT" -q disk flatten "$I/a1.vhd" -o "$W/out/a1.raw"'
-    [qemu]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$W/out/qemu.raw"'
-    [qemu_sync]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$W/out/qemu_sync.raw" && sync "$W/out/qemu_sync.raw"'
-    [b64g]='"$SNAPPORT" -q disk flatten "$I/b64g.vhd" -o "$W/out/b64g.raw"'
-    [b256m]='"$SNAPPORT" -q disk flatten "$I/b256m.vhd" -o "$W/out/b256m.raw"'
-    [cat]='cat "$I/b_src.raw" > "$W/out/cat.raw"'
-    [dd]='dd if="$I/b_src.raw" of="$W/out/dd.raw" bs=1M status=none'
-    [dd_sync]='dd if="$I/b_src.raw" of="$W/out/dd_sync.raw" bs=1M conv=fsync status=none'
-    [d_raw]='"$SNAPPORT" -q disk flatten "$I/d2040g.vhd" -o "$W/out/d_raw.raw"'
-    [d_vhd]='"$SNAPPORT" -q disk flatten "$I/d2040g.vhd" -o "$W/out/d_vhd.vhd"'
+    [a30]='"$SNAPPORT" -q disk flatten "$A30" -o "$O/a30.raw"'
+    [a1]='"$SNAPPORT" -q disk flatten "$I/a1.vhd" -o "$O/a1.raw"'
+    [qemu]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$O/qemu.raw"'
+    [qemu_sync]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$O/qemu_sync.raw" && sync "$O/qemu_sync.raw"'
+    [b64g]='"$SNAPPORT" -q disk flatten "$I/b64g.vhd" -o "$O/b64g.raw"'
+    [b256m]='"$SNAPPORT" -q disk flatten "$I/b256m.vhd" -o "$O/b256m.raw"'
+    [cat]='cat "$I/b_src.raw" > "$O/cat.raw"'
+    [dd]='dd if="$I/b_src.raw" of="$O/dd.raw" bs=1M status=none'
+    [dd_sync]='dd if="$I/b_src.raw" of="$O/dd_sync.raw" bs=1M conv=fsync status=none'
+    [d_raw]='"$SNAPPORT" -q disk flatten "$I/d2040g.vhd" -o "$O/d_raw.raw"'
+    [d_vhd]='"$SNAPPORT" -q disk flatten "$I/d2040g.vhd" -o "$O/d_vhd.vhd"'
 )
 
-prepare() {
-    if [ "$CACHE" = cold ]; then
-        sync
-        echo 3 > /proc/sys/vm/drop_caches
-    else
-        sync
-    fi
-}
-
-# measure NAME...: REPS rounds; in each round every NAME runs once, in turn
-# (interleaved, so drift hits all alike). Median/min/max seconds, max RSS.
+# measure MODE NAME...: REPS rounds; in each round every NAME runs once, in
+# turn (interleaved, so drift hits all alike). MODE cold: sync and drop the
+# page cache before each run; warm: one untimed run of each first, then
+# only sync. Results under key NAME (MODE = $CACHE) or NAME+w (extra warm
+# pass): median/min/max seconds, peak RSS KiB.
 measure() {
-    local name rep t0 t1 rss
+    local mode=$1 name key rep t0 t1 rss
+    shift
     declare -A times=()
-    if [ "$CACHE" = warm ]; then
-        for name in "$@"; do rm -f "$W/out/$name".*; bash -c "${CMD[$name]}" > /dev/null; done
+    if [ "$mode" = warm ]; then
+        for name in "$@"; do rm -f "$O/$name".*; bash -c "${CMD[$name]}" > /dev/null; done
     fi
     for rep in $(seq "$REPS"); do
         for name in "$@"; do
-            rm -f "$W/out/$name".*
-            prepare
+            rm -f "$O/$name".*
+            sync
+            [ "$mode" = warm ] || echo 3 > /proc/sys/vm/drop_caches
             t0=$(now)
             /usr/bin/time -f %M -o "$W/rss" bash -c "${CMD[$name]}" > /dev/null 2> "$W/err" ||
                 { cat "$W/err" >&2; die "$name: failed: ${CMD[$name]}"; }
             t1=$(now)
             rss=$(tail -1 "$W/rss")
-            times[$name]+="$(( (t1 - t0) / 1000 )) "
-            [ "${RSS[$name]:-0}" -ge "$rss" ] || RSS[$name]=$rss
+            key=$name; [ "$mode" = "$CACHE" ] || key=$name+w
+            times[$key]+="$(( (t1 - t0) / 1000 )) "
+            [ "${RSS[$key]:-0}" -ge "$rss" ] || RSS[$key]=$rss
         done
     done
     for name in "$@"; do
-        read -r MED[$name] MIN[$name] MAX[$name] <<< "$(echo "${times[$name]}" | tr ' ' '\n' | sed '/^$/d' | sort -n |
+        key=$name; [ "$mode" = "$CACHE" ] || key=$name+w
+        read -r MED[$key] MIN[$key] MAX[$key] <<< "$(echo "${times[$key]}" | tr ' ' '\n' | sed '/^$/d' | sort -n |
             awk '{v[NR]=$1} END {printf "%.3f %.3f %.3f\n", v[int((NR+1)/2)]/1e6, v[1]/1e6, v[NR]/1e6}')"
-        log "  $name: median ${MED[$name]} s (min ${MIN[$name]}, max ${MAX[$name]}), peak RSS ${RSS[$name]} KiB"
+        log "  $key ($mode): median ${MED[$key]} s (min ${MIN[$key]}, max ${MAX[$key]}), peak RSS ${RSS[$key]} KiB"
     done
 }
 
 log "timing (cache: $CACHE, $REPS runs each)"
 log "a) + c) flatten 30-deep, 1-deep, qemu-img convert of the 1-deep"
-measure a30 a1 qemu qemu_sync
+measure "$CACHE" a30 a1 qemu qemu_sync
+if [ "$CACHE" = cold ]; then
+    log "a) + c) again with a warm page cache (inputs in memory)"
+    measure warm a30 a1 qemu qemu_sync
+fi
 log "a) checks"
-sp disk compare "$W/out/a30.raw" "$W/out/a1.raw" > /dev/null || die "flatten outputs of 30-deep and 1-deep differ"
-sp disk compare "$W/out/a1.raw" "$I/a1.vhd" > /dev/null || die "a1.raw differs from a1.vhd"
-cmp "$W/out/a1.raw" "$W/out/qemu.raw" || die "snapport and qemu-img outputs differ"
-[ "$(stat -c %s "$W/out/qemu.raw")" = $((4 * GIB)) ] || die "qemu-img output is not 4 GiB"
-A_ALLOC=$(du -B1 "$W/out/a1.raw" | cut -f1)
-Q_ALLOC=$(du -B1 "$W/out/qemu.raw" | cut -f1)
-rm -f "$W/out/a30.raw" "$W/out/qemu.raw" "$W/out/qemu_sync.raw"
+sp disk compare "$O/a30.raw" "$O/a1.raw" > /dev/null || die "flatten outputs of 30-deep and 1-deep differ"
+sp disk compare "$O/a1.raw" "$I/a1.vhd" > /dev/null || die "a1.raw differs from a1.vhd"
+cmp "$O/a1.raw" "$O/qemu.raw" || die "snapport and qemu-img outputs differ"
+[ "$(stat -c %s "$O/qemu.raw")" = $((4 * GIB)) ] || die "qemu-img output is not 4 GiB"
+A_ALLOC=$(du -B1 "$O/a1.raw" | cut -f1)
+Q_ALLOC=$(du -B1 "$O/qemu.raw" | cut -f1)
+rm -f "$O/a30.raw" "$O/qemu.raw" "$O/qemu_sync.raw"
 
 log "b) 64 GiB vs 256 MiB virtual, cat, dd"
-measure b64g b256m cat dd dd_sync
-cmp "$W/out/b256m.raw" "$I/b_src.raw" || die "b256m.raw differs from the source"
-sp disk compare "$W/out/b64g.raw" "$I/b64g.vhd" > /dev/null || die "b64g.raw differs from b64g.vhd"
-B_APP=$(stat -c %s "$W/out/b64g.raw")
-B_ALLOC=$(du -B1 "$W/out/b64g.raw" | cut -f1)
+measure "$CACHE" b64g b256m cat dd dd_sync
+cmp "$O/b256m.raw" "$I/b_src.raw" || die "b256m.raw differs from the source"
+sp disk compare "$O/b64g.raw" "$I/b64g.vhd" > /dev/null || die "b64g.raw differs from b64g.vhd"
+B_APP=$(stat -c %s "$O/b64g.raw")
+B_ALLOC=$(du -B1 "$O/b64g.raw" | cut -f1)
 
 log "d) 2040 GiB virtual, 64 MiB data"
-measure d_raw d_vhd
-sp disk compare "$W/out/d_raw.raw" "$I/d2040g.vhd" > /dev/null || die "d_raw.raw differs from d2040g.vhd"
-sp disk compare "$W/out/d_vhd.vhd" "$I/d2040g.vhd" > /dev/null || die "d_vhd.vhd differs from d2040g.vhd"
-D_APP=$(stat -c %s "$W/out/d_raw.raw")
-D_ALLOC=$(du -B1 "$W/out/d_raw.raw" | cut -f1)
-D_VHD=$(stat -c %s "$W/out/d_vhd.vhd")
+measure "$CACHE" d_raw d_vhd
+sp disk compare "$O/d_raw.raw" "$I/d2040g.vhd" > /dev/null || die "d_raw.raw differs from d2040g.vhd"
+sp disk compare "$O/d_vhd.vhd" "$I/d2040g.vhd" > /dev/null || die "d_vhd.vhd differs from d2040g.vhd"
+D_APP=$(stat -c %s "$O/d_raw.raw")
+D_ALLOC=$(du -B1 "$O/d_raw.raw" | cut -f1)
+D_VHD=$(stat -c %s "$O/d_vhd.vhd")
 
 # ---------------------------------------------------------------- report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -233,6 +243,8 @@ R_C=$(ratio "${MED[a1]}" "${MED[qemu]}")
 R_CS=$(ratio "${MED[a1]}" "${MED[qemu_sync]}")
 MAXRSS=0
 for n in a30 a1 b64g b256m d_raw d_vhd; do [ "${RSS[$n]}" -le "$MAXRSS" ] || MAXRSS=${RSS[$n]}; done
+WARM=0
+[ -z "${MED[a30+w]:-}" ] || WARM=1
 
 cat <<EOF
 
@@ -240,24 +252,43 @@ snapport flatten benchmark
   snapport: $SNAPPORT
   machine:  $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(free -h | awk '/^Mem:/ {print $2}') RAM, Linux $(uname -r)
   cache:    $CACHE; $REPS runs each, median (min-max) seconds; RSS = peak over runs
+  files:    inputs in $W ($(df --output=fstype "$W" | tail -1)), outputs in $O ($(df --output=fstype "$O" | tail -1))
+  snapport flatten fsyncs its output; qemu-img, cat and dd do not unless "+ sync"/conv=fsync
 
-Ratios
+Ratios (page cache: $CACHE)
   a) 30-deep / 1-deep chain, 4 GiB disk, 1 GiB data     $R_A   (target <= 1.3: $(verdict "$R_A" 1.3))
   b) 64 GiB / 256 MiB virtual, same 256 MiB data        $R_B   (should be close to 1)
      64 GiB flatten / cat of 256 MiB                    $R_BC
      64 GiB flatten / dd bs=1M of 256 MiB               $R_BD
      64 GiB flatten / dd bs=1M conv=fsync of 256 MiB    $R_BDS
   c) snapport / qemu-img convert, same dynamic VHD      $R_C   (target <= 1.0: $(verdict "$R_C" 1.0); aim 0.5)
-     snapport / (qemu-img convert + sync of its output)  $R_CS   (both outputs on disk when timing stops)
+     snapport / (qemu-img convert + sync of output)     $R_CS   (both outputs on disk when timing stops)
   d) largest snapport peak RSS                          $(mib $MAXRSS) MiB (target <= 64 MiB: $(verdict "$MAXRSS" 65536))
-
-Runs                                              median s   min-max s       peak RSS
 EOF
-row() { printf '  %-46s %8s   %-14s %7s MiB\n' "$1" "${MED[$2]}" "${MIN[$2]}-${MAX[$2]}" "$(mib "${RSS[$2]}")"; }
+if [ "$WARM" = 1 ]; then
+    R_AW=$(ratio "${MED[a30+w]}" "${MED[a1+w]}")
+    R_CW=$(ratio "${MED[a1+w]}" "${MED[qemu+w]}")
+    R_CSW=$(ratio "${MED[a1+w]}" "${MED[qemu_sync+w]}")
+    cat <<EOF
+Ratios (page cache: warm, inputs in memory)
+  a) 30-deep / 1-deep chain                             $R_AW   (target <= 1.3: $(verdict "$R_AW" 1.3))
+  c) snapport / qemu-img convert                        $R_CW   (target <= 1.0: $(verdict "$R_CW" 1.0))
+     snapport / (qemu-img convert + sync of output)     $R_CSW
+EOF
+fi
+echo
+printf '%-50s %9s   %-15s %9s\n' "Runs" "median s" "min-max s" "peak RSS"
+row() { # LABEL KEY
+    [ -n "${MED[$2]:-}" ] || return 0
+    printf '  %-48s %9s   %-15s %5s MiB\n' "$1" "${MED[$2]}" "${MIN[$2]}-${MAX[$2]}" "$(mib "${RSS[$2]}")"; }
 row "a) flatten 30-deep chain -> raw" a30
 row "a) flatten 1-deep (dynamic VHD) -> raw" a1
 row "c) qemu-img convert -f vpc -O raw (1-deep)" qemu
 row "c) the same + sync OUT (fsync)" qemu_sync
+row "a) warm: flatten 30-deep chain -> raw" a30+w
+row "a) warm: flatten 1-deep -> raw" a1+w
+row "c) warm: qemu-img convert" qemu+w
+row "c) warm: qemu-img convert + sync OUT" qemu_sync+w
 row "b) flatten 64 GiB disk, 256 MiB data -> raw" b64g
 row "b) flatten 256 MiB disk, 256 MiB data -> raw" b256m
 row "b) cat 256 MiB file > file" cat

@@ -62,5 +62,14 @@ void json_string_item(const char *v);
 void json_finish(void);
 
 int cmd_disk(struct cli *c, int argc, char **argv);
+int cmd_vm(struct cli *c, int argc, char **argv);
+int cmd_snapshot(struct cli *c, int argc, char **argv);
+int cmd_clone(struct cli *c, int argc, char **argv);
+int cmd_gc(struct cli *c, int argc, char **argv);
+int cmd_store(struct cli *c, int argc, char **argv);
+
+struct sp_store;
+/* Opens the store of --store for reading or writing; prints the error. */
+int cli_store_open(struct cli *c, bool write, const char *command, struct sp_store **s);
 
 #endif

@@ -18,6 +18,11 @@ static int cmd_help(struct cli *c, int argc, char **argv);
 
 static const struct command COMMANDS[] = {
     {"disk", cmd_disk, "disk images: info, check, create, write, flatten, compare"},
+    {"vm", cmd_vm, "VMs in the store"},
+    {"snapshot", cmd_snapshot, "snapshots of a VM"},
+    {"clone", cmd_clone, "a new VM from a VM or snapshot"},
+    {"gc", cmd_gc, "coalesce and remove what nothing needs"},
+    {"store", cmd_store, "store check"},
     {"help", cmd_help, "this text"},
 };
 
@@ -30,6 +35,19 @@ static const char USAGE[] =
     "  disk write IMAGE --offset N (--from FILE | --pattern BYTE --length N)\n"
     "  disk flatten IMAGE -o OUT [--format raw|vhd] [--force]\n"
     "  disk compare A B                exit 0 same content, 1 different\n"
+    "\n"
+    "  vm create --config FILE.cfg     an xl.cfg; its disks are copied into the store\n"
+    "  vm list | vm show VM | vm destroy VM\n"
+    "  vm config VM [-o FILE.cfg]      an xl.cfg that `xl create` accepts\n"
+    "  vm suspend VM --image FILE      attach a saved memory image (VM becomes suspended)\n"
+    "  vm halt VM                      drop a suspended VM's memory image\n"
+    "  snapshot create VM [--name N] [--memory]\n"
+    "  snapshot list VM                the snapshot tree, oldest first (* = current)\n"
+    "  snapshot revert VM SNAP\n"
+    "  snapshot delete VM SNAP         coalesce is deferred to gc\n"
+    "  clone VM|SNAP --name NEW [--full]\n"
+    "  gc [--dry-run]                  run pending coalesces\n"
+    "  store check                     catalog and files agree; exit 1 if not\n"
     "\n"
     "  --store DIR   the store (default: $SNAPPORT_STORE, else ./snapport-store)\n"
     "  --json        machine-readable output on stdout\n"

@@ -369,6 +369,33 @@ int sp_vhd_flush(struct sp_vhd *v, struct sp_error *err)
     return SP_OK;
 }
 
+int sp_vhd_sync(struct sp_vhd *v, struct sp_error *err)
+{
+    int rc = sp_vhd_flush(v, err);
+    if (rc == SP_OK && fsync(v->fd) != 0)
+        rc = sp_error_errno(err, errno, "%s: fsync", v->path);
+    return rc;
+}
+
+int sp_vhd_set_uuid(struct sp_vhd *v, const uint8_t uuid[SP_UUID_LEN], struct sp_error *err)
+{
+    if (!v->writable)
+        return sp_error_set(err, SP_EINVAL, "%s: opened read-only", v->path);
+    memcpy(v->footer.uuid, uuid, SP_UUID_LEN);
+    uint8_t buf[SP_VHD_FOOTER_SIZE];
+    sp_vhd_footer_build(&v->footer, buf);
+    int rc = SP_OK;
+    if (v->footer.disk_type != SP_VHD_FIXED)
+        rc = sp_pwrite_full(v->fd, buf, sizeof buf, 0, "footer copy", err);
+    if (rc == SP_OK)
+        rc = v->footer.disk_type == SP_VHD_FIXED
+           ? sp_pwrite_full(v->fd, buf, sizeof buf, v->footer.current_size, "footer", err)
+           : write_footer(v, err);
+    if (rc == SP_OK)
+        rc = sp_vhd_sync(v, err);
+    return rc == SP_OK ? SP_OK : sp_error_prefix(err, "%s", v->path);
+}
+
 void sp_vhd_close(struct sp_vhd *v)
 {
     if (!v)
@@ -471,24 +498,30 @@ static int take_bitmap_cache(struct sp_vhd *v, struct sp_error *err)
 }
 
 /* A new block goes where the footer is; its data starts on a 4 KiB boundary.
- * Order: zeroed bitmap, file extended (the data area is a hole, so clear
- * sectors read zero), footer at the new end, then the BAT entry. A crash
- * before the BAT entry leaks space but never points at garbage. */
+ * Order: the footer at the new end first (the file grows; the data area is a
+ * hole, so clear sectors read zero), then the zeroed bitmap, then the BAT
+ * entry. A failure (ENOSPC) before the footer is written changes nothing; a
+ * crash before the BAT entry leaks space but never points at garbage. */
 static int allocate_block(struct sp_vhd *v, uint32_t blk, struct sp_error *err)
 {
-    uint64_t bitmap_off = align_up(v->data_end + v->bitmap_size, VHD_DATA_ALIGN) - v->bitmap_size;
+    uint64_t old_end = v->data_end;
+    uint64_t bitmap_off = align_up(old_end + v->bitmap_size, VHD_DATA_ALIGN) - v->bitmap_size;
     uint64_t new_end = bitmap_off + v->bitmap_size + v->block_size;
     if (bitmap_off / SP_VHD_SECTOR > UINT32_MAX - 1 || new_end > VHD_MAX_FILE_OFFSET)
         return sp_error_set(err, SP_ELIMIT, "the file would pass the 2 TiB a VHD can address");
     int rc = take_bitmap_cache(v, err);
     if (rc != SP_OK)
         return rc;
-    memset(v->bm_cache, 0, v->bitmap_size);
-    rc = sp_pwrite_full(v->fd, v->bm_cache, v->bitmap_size, bitmap_off, "sector bitmap", err);
-    if (rc != SP_OK)
-        return rc;
     v->data_end = new_end;
     rc = write_footer(v, err);
+    if (rc != SP_OK) {
+        v->data_end = old_end;
+        if (ftruncate(v->fd, (off_t)(old_end + SP_VHD_FOOTER_SIZE)) == 0)
+            v->file_size = old_end + SP_VHD_FOOTER_SIZE;
+        return rc;
+    }
+    memset(v->bm_cache, 0, v->bitmap_size);
+    rc = sp_pwrite_full(v->fd, v->bm_cache, v->bitmap_size, bitmap_off, "sector bitmap", err);
     if (rc != SP_OK)
         return rc;
     uint8_t entry[4];
@@ -662,6 +695,8 @@ int sp_vhd_create_fd(int fd, const char *path, const struct sp_vhd_create_opts *
     int rc = sp_vhd_footer_init(&f, o->type, size, err);
     if (rc != SP_OK)
         return rc;
+    if (o->uuid)
+        memcpy(f.uuid, o->uuid, SP_UUID_LEN);
     memset(&h, 0, sizeof h);
     h.data_offset = UINT64_MAX;
     h.table_offset = VHD_BAT_OFFSET;

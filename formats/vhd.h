@@ -54,6 +54,7 @@ struct sp_vhd_create_opts {
     uint32_t block_size;             /* 0: 2 MiB */
     enum sp_vhd_type type;           /* SP_VHD_DYNAMIC or SP_VHD_DIFF */
     const struct sp_vhd *parent;     /* SP_VHD_DIFF: the opened parent */
+    const uint8_t *uuid;             /* the new disk's UUID; NULL: a random one */
 };
 
 /* Opens and validates path. Every error message starts with the path. */
@@ -67,6 +68,13 @@ bool sp_vhd_probe(int fd, uint64_t file_size);
 
 /* Creates a new VHD at fd (an empty file opened for writing). */
 int sp_vhd_create_fd(int fd, const char *path, const struct sp_vhd_create_opts *o, struct sp_error *err);
+
+/* Gives the disk another identity: both footers (the copy at 0 first, then
+ * the one at the end) rewritten with uuid, and synced. */
+int sp_vhd_set_uuid(struct sp_vhd *v, const uint8_t uuid[SP_UUID_LEN], struct sp_error *err);
+
+/* Writes what is pending and fsyncs the file. */
+int sp_vhd_sync(struct sp_vhd *v, struct sp_error *err);
 
 /* Fixed disks have no blocks of their own: give them the chain's block size. */
 int sp_vhd_set_fixed_block_size(struct sp_vhd *v, uint32_t block_size, struct sp_error *err);

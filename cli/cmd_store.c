@@ -1,0 +1,145 @@
+/* snapport clone, gc, store check. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "formats/util.h"
+#include "store/store.h"
+
+int cmd_clone(struct cli *c, int argc, char **argv)
+{
+    const char *name = NULL, *full = NULL;
+    const struct cli_opt opts[] = {{"--name", true, &name}, {"--full", false, &full}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("clone", argc, argv, opts, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1 || !name)
+        return cli_usage_error("clone: needs VM or SNAPSHOT and --name NEW");
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, true, "clone", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    char uuid[SP_UUID_STR];
+    struct cli_progress *bar = full ? cli_progress_start(c, "copy") : NULL;
+    rc = sp_clone(s, pos[0], name, full != NULL, cli_progress_hook(bar), uuid, &err);
+    cli_progress_finish(bar);
+    sp_store_close(s);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    if (c->json) {
+        json_begin_object();
+        json_key_string("uuid", uuid);
+        json_end_object();
+        json_finish();
+    } else {
+        cli_say(c, "%s: cloned as %s (%s)\n", pos[0], name, uuid);
+    }
+    return EXIT_OK_;
+}
+
+static void gc_action(void *ctx, const char *what, uint64_t frees, uint64_t needs)
+{
+    struct cli *c = ctx;
+    char a[32], b[32];
+    if (c->json) {
+        json_begin_object();
+        json_key_string("action", what);
+        json_key_uint("frees", frees);
+        json_key_uint("needs", needs);
+        json_end_object();
+    } else if (!c->quiet) {
+        printf("%s (frees %s, needs %s)\n", what, sp_format_size(frees, a, sizeof a), sp_format_size(needs, b, sizeof b));
+    }
+}
+
+int cmd_gc(struct cli *c, int argc, char **argv)
+{
+    const char *dry = NULL;
+    const struct cli_opt opts[] = {{"--dry-run", false, &dry}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("gc", argc, argv, opts, pos, 0, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, !dry, "gc", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    struct sp_gc_report rep = {gc_action, c};
+    uint64_t freed = 0, needed = 0;
+    if (c->json) {
+        json_begin_object();
+        json_begin_array("actions");
+    }
+    rc = sp_gc(s, dry != NULL, &rep, &freed, &needed, &err);
+    sp_store_close(s);
+    if (c->json) {
+        json_end_array();
+        json_key_bool("dry_run", dry != NULL);
+        json_key_uint("frees", freed);
+        json_key_uint("needs", needed);
+        json_end_object();
+        json_finish();
+    }
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    char a[32], b[32];
+    cli_say(c, "%s: %s, %s needed at most\n", dry ? "gc --dry-run" : "gc",
+            sp_format_size(freed, a, sizeof a), sp_format_size(needed, b, sizeof b));
+    return EXIT_OK_;
+}
+
+struct problems {
+    struct cli *c;
+    char first[1024];
+};
+
+static void on_problem(void *ctx, const char *msg)
+{
+    struct problems *p = ctx;
+    if (!p->first[0])
+        snprintf(p->first, sizeof p->first, "%s", msg);
+    if (p->c->json)
+        json_string_item(msg);
+    else
+        printf("%s\n", msg);
+}
+
+int cmd_store(struct cli *c, int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "check") != 0)
+        return cli_usage_error("store: needs 'check'");
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("store check", argc - 1, argv + 1, NULL, pos, 0, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, false, "store check", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    struct problems p = {c, ""};
+    int count = 0;
+    if (c->json) {
+        json_begin_object();
+        json_begin_array("problems");
+    }
+    rc = sp_store_check(s, on_problem, &p, &count, &err);
+    sp_store_close(s);
+    if (c->json) {
+        json_end_array();
+        json_key_bool("ok", rc == SP_OK && count == 0);
+        json_end_object();
+        json_finish();
+    }
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    if (count) {
+        fprintf(stderr, "snapport: store %s: %d problem%s: %s\n", c->store, count, count > 1 ? "s" : "", p.first);
+        return EXIT_DIFF;
+    }
+    cli_say(c, "store %s: ok\n", c->store);
+    return EXIT_OK_;
+}

@@ -1,0 +1,280 @@
+/* snapport vm ...: VMs in the store. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "formats/outfile.h"
+#include "formats/util.h"
+#include "store/store.h"
+
+int cli_store_open(struct cli *c, bool write, const char *command, struct sp_store **s)
+{
+    struct sp_error err;
+    if (sp_store_open(c->store, write ? SP_STORE_WRITE : SP_STORE_READ, command, s, &err) != SP_OK)
+        return cli_fail(&err);
+    return EXIT_OK_;
+}
+
+static int vm_create(struct cli *c, int argc, char **argv)
+{
+    const char *cfg = NULL;
+    const struct cli_opt opts[] = {{"--config", true, &cfg}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("vm create", argc, argv, opts, pos, 0, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (!cfg)
+        return cli_usage_error("vm create: needs --config FILE.cfg");
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, true, "vm create", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    char uuid[SP_UUID_STR];
+    struct cli_progress *bar = cli_progress_start(c, "copy");
+    rc = sp_vm_create(s, cfg, cli_progress_hook(bar), uuid, &err);
+    cli_progress_finish(bar);
+    if (rc == SP_OK && c->json) {
+        json_begin_object();
+        json_key_string("uuid", uuid);
+        json_end_object();
+        json_finish();
+    } else if (rc == SP_OK) {
+        cli_say(c, "%s: created VM %s\n", cfg, uuid);
+    }
+    sp_store_close(s);
+    return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
+}
+
+static void vm_json(struct sp_store *s, const struct sp_vm *vm)
+{
+    char path[4096];
+    struct sp_error err;
+    json_begin_object();
+    json_key_string("uuid", vm->uuid);
+    json_key_string("name", vm->cfg.name);
+    json_key_string("type", sp_vm_type_name(vm->cfg.type));
+    json_key_string("power_state", vm->suspended ? "suspended" : "halted");
+    json_key_uint("memory_mb", (uint64_t)vm->cfg.memory_mb);
+    json_key_uint("vcpus", (uint64_t)vm->cfg.vcpus);
+    json_begin_array("disks");
+    for (int i = 0; i < vm->cfg.ndisks; i++) {
+        json_begin_object();
+        json_key_string("vdev", vm->cfg.disks[i].vdev);
+        json_key_string("vdi", vm->vbd_vdi[i][0] ? vm->vbd_vdi[i] : NULL);
+        json_key_bool("cdrom", vm->cfg.disks[i].cdrom);
+        if (vm->vbd_vdi[i][0] && sp_store_vdi_path(s, vm->vbd_vdi[i], path, sizeof path, &err) == SP_OK)
+            json_key_string("file", path);
+        else
+            json_key_string("file", vm->cfg.disks[i].target);
+        json_end_object();
+    }
+    json_end_array();
+    json_begin_array("vifs");
+    for (int i = 0; i < vm->cfg.nvifs; i++)
+        json_string_item(vm->cfg.vifs[i].mac);
+    json_end_array();
+    json_key_string("suspend_vdi", vm->suspend_vdi[0] ? vm->suspend_vdi : NULL);
+    json_key_string("snapshot_of", vm->snapshot_of[0] ? vm->snapshot_of : NULL);
+    json_key_string("parent_snapshot", vm->parent_snapshot[0] ? vm->parent_snapshot : NULL);
+    json_end_object();
+}
+
+static int vm_list(struct cli *c, int argc, char **argv)
+{
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("vm list", argc, argv, NULL, pos, 0, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, false, "vm list", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    char (*uuids)[SP_UUID_STR] = NULL;
+    int n = 0;
+    rc = sp_store_list_vms(s, &uuids, &n, &err);
+    if (rc == SP_OK && c->json)
+        json_begin_array(NULL);
+    else if (rc == SP_OK && !c->quiet)
+        printf("%-36s  %-20s  %-9s  %5s  %8s  %5s  %9s\n", "UUID", "NAME", "STATE", "VCPUS", "MEMORY", "DISKS",
+               "SNAPSHOTS");
+    for (int i = 0; rc == SP_OK && i < n; i++) {
+        struct sp_vm vm;
+        char (*snaps)[SP_UUID_STR] = NULL;
+        int ns = 0;
+        rc = sp_store_load_vm(s, uuids[i], &vm, &err);
+        if (rc != SP_OK)
+            break;
+        rc = sp_store_list_snapshots(s, vm.uuid, &snaps, &ns, &err);
+        free(snaps);
+        if (c->json)
+            vm_json(s, &vm);
+        else if (!c->quiet)
+            printf("%-36s  %-20s  %-9s  %5ld  %6ldMi  %5d  %9d\n", vm.uuid, vm.cfg.name,
+                   vm.suspended ? "suspended" : "halted", vm.cfg.vcpus, vm.cfg.memory_mb, vm.cfg.ndisks, ns);
+        sp_vm_free(&vm);
+    }
+    if (rc == SP_OK && c->json) {
+        json_end_array();
+        json_finish();
+    }
+    free(uuids);
+    sp_store_close(s);
+    return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
+}
+
+static void show_text(struct sp_store *s, const struct sp_vm *vm, int nsnaps)
+{
+    char sz[32], path[4096];
+    struct sp_error err;
+    printf("name:        %s\nuuid:        %s\ntype:        %s\nstate:       %s\n", vm->cfg.name, vm->uuid,
+           sp_vm_type_name(vm->cfg.type), vm->suspended ? "suspended" : "halted");
+    printf("memory:      %ld MiB\nvcpus:       %ld\nsnapshots:   %d\n", vm->cfg.memory_mb, vm->cfg.vcpus, nsnaps);
+    for (int i = 0; i < vm->cfg.ndisks; i++) {
+        const struct sp_vm_disk *d = &vm->cfg.disks[i];
+        int depth = 0;
+        if (vm->vbd_vdi[i][0] && sp_store_vdi_path(s, vm->vbd_vdi[i], path, sizeof path, &err) == SP_OK) {
+            sp_store_chain_depth(s, vm->vbd_vdi[i], &depth, &err);
+            printf("disk %-6s  %s  chain of %d  %s\n", d->vdev, vm->vbd_vdi[i], depth, path);
+        } else {
+            printf("disk %-6s  %s %s\n", d->vdev, d->cdrom ? "cdrom" : "outside the store:", d->target);
+        }
+    }
+    for (int i = 0; i < vm->cfg.nvifs; i++)
+        printf("vif %-7d  mac %s  bridge %s\n", i, vm->cfg.vifs[i].mac, vm->cfg.vifs[i].bridge);
+    if (vm->suspend_vdi[0])
+        printf("memory image: %s\n", vm->suspend_vdi);
+    (void)sz;
+}
+
+static int vm_show(struct cli *c, int argc, char **argv)
+{
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("vm show", argc, argv, NULL, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1)
+        return cli_usage_error("vm show: needs VM");
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, false, "vm show", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    char uuid[SP_UUID_STR];
+    struct sp_vm vm;
+    memset(&vm, 0, sizeof vm);
+    char (*snaps)[SP_UUID_STR] = NULL;
+    int ns = 0;
+    rc = sp_store_find(s, pos[0], false, NULL, uuid, &err);
+    if (rc == SP_OK)
+        rc = sp_store_load_vm(s, uuid, &vm, &err);
+    if (rc == SP_OK)
+        rc = sp_store_list_snapshots(s, uuid, &snaps, &ns, &err);
+    if (rc == SP_OK && c->json) {
+        vm_json(s, &vm);
+        json_finish();
+    } else if (rc == SP_OK && !c->quiet) {
+        show_text(s, &vm, ns);
+    }
+    free(snaps);
+    sp_vm_free(&vm);
+    sp_store_close(s);
+    return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
+}
+
+/* A command that changes one VM and says so. */
+static int vm_simple(struct cli *c, int argc, char **argv, const char *cmd, const char *done)
+{
+    const char *image = NULL;
+    const struct cli_opt opts[] = {{"--image", true, &image}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos;
+    bool suspend = strcmp(cmd, "vm suspend") == 0;
+    int rc = cli_parse(cmd, argc, argv, suspend ? opts : NULL, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1)
+        return cli_usage_error("%s: needs VM", cmd);
+    struct sp_error err;
+    if (suspend && !image) {
+        /* Saving a running domain's memory needs a Xen host. */
+        sp_error_set(&err, SP_EUNSUPPORTED,
+                     "VM %s: no Xen hypervisor reachable here to save a running domain; "
+                     "give --image FILE (a memory image saved with 'xl save')", pos[0]);
+        return cli_fail(&err);
+    }
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, true, cmd, &s)) != EXIT_OK_)
+        return rc;
+    if (strcmp(cmd, "vm destroy") == 0)
+        rc = sp_vm_destroy(s, pos[0], &err);
+    else if (suspend)
+        rc = sp_vm_suspend_with_image(s, pos[0], image, &err);
+    else
+        rc = sp_vm_halt(s, pos[0], &err);
+    sp_store_close(s);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    cli_say(c, "%s: %s\n", pos[0], done);
+    return EXIT_OK_;
+}
+
+static int vm_config(struct cli *c, int argc, char **argv)
+{
+    const char *out_s = NULL, *force = NULL;
+    const struct cli_opt opts[] = {{"-o", true, &out_s}, {"--force", false, &force}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("vm config", argc, argv, opts, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1)
+        return cli_usage_error("vm config: needs VM");
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, false, "vm config", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    char *text = NULL;
+    rc = sp_vm_config_text(s, pos[0], &text, &err);
+    sp_store_close(s);
+    if (rc == SP_OK && !out_s) {
+        fputs(text, stdout);
+    } else if (rc == SP_OK) {
+        struct sp_outfile o;
+        rc = sp_outfile_open(&o, out_s, force != NULL, &err);
+        if (rc == SP_OK)
+            rc = sp_pwrite_full(o.fd, text, strlen(text), 0, out_s, &err);
+        if (rc == SP_OK)
+            rc = sp_outfile_commit(&o, &err);
+        else
+            sp_outfile_abort(&o);
+    }
+    free(text);
+    return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
+}
+
+int cmd_vm(struct cli *c, int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_usage_error("vm: needs a subcommand (create, list, show, config, destroy, suspend, halt)");
+    const char *sub = argv[0];
+    argc--;
+    argv++;
+    if (strcmp(sub, "create") == 0)
+        return vm_create(c, argc, argv);
+    if (strcmp(sub, "list") == 0)
+        return vm_list(c, argc, argv);
+    if (strcmp(sub, "show") == 0)
+        return vm_show(c, argc, argv);
+    if (strcmp(sub, "config") == 0)
+        return vm_config(c, argc, argv);
+    if (strcmp(sub, "destroy") == 0)
+        return vm_simple(c, argc, argv, "vm destroy", "destroyed, with its snapshots");
+    if (strcmp(sub, "suspend") == 0)
+        return vm_simple(c, argc, argv, "vm suspend", "suspended with the given memory image");
+    if (strcmp(sub, "halt") == 0)
+        return vm_simple(c, argc, argv, "vm halt", "halted (memory image dropped)");
+    return cli_usage_error("vm: unknown subcommand '%s'", sub);
+}

@@ -1,0 +1,118 @@
+/* The local storage repository (DESIGN.md "The store"): a directory with a
+ * SQLite catalog, one VHD per node of every chain, and the VMs' xl.cfg.
+ *
+ *   <store>/catalog.db      VMs and snapshots (one table, as XAPI does),
+ *                           their VBDs and VIFs, VDIs (file, parent), jobs
+ *   <store>/vdis/<uuid>.vhd one file per VHD node
+ *   <store>/vms/<uuid>.cfg  each VM's xl.cfg, regenerated from the catalog
+ *   <store>/lock            flock: writers exclusive, readers shared
+ *
+ * Every change of the catalog is one transaction. An operation that also
+ * creates or removes files records a job first (the files it will create),
+ * makes the files, switches the catalog and only then removes old files;
+ * opening the store finishes or undoes any job a crash left. */
+#ifndef SP_STORE_H
+#define SP_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "formats/copy.h"
+#include "formats/error.h"
+#include "formats/uuid.h"
+#include "formats/vmconfig.h"
+
+/* Catalog format this build writes; it reads this one only. */
+#define SP_STORE_SCHEMA 1
+/* At most 30 snapshots per VM, system snapshots included, and at most 30
+ * files in a chain: XenServer's limits (sm MAX_CHAIN_SIZE). */
+#define SP_MAX_SNAPSHOTS 30
+#define SP_MAX_CHAIN 30
+
+struct sqlite3;
+
+struct sp_store {
+    char *dir;
+    struct sqlite3 *db;
+    int lock_fd;
+    bool writer;
+};
+
+enum sp_store_mode {
+    SP_STORE_READ,
+    SP_STORE_WRITE,
+};
+
+/* Opens (creating on first use) the store at dir. command names the holder
+ * in the lock file for whoever waits. */
+int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command, struct sp_store **out,
+                  struct sp_error *err);
+void sp_store_close(struct sp_store *s);
+
+/* A VM or a snapshot (a snapshot is a VM record with snapshot_of set). */
+struct sp_vm {
+    char uuid[SP_UUID_STR];
+    struct sp_vm_config cfg;          /* disks[i].target: the VDI's file (absolute) or the outside path */
+    char (*vbd_vdi)[SP_UUID_STR];     /* per disk: the VDI uuid, "" for a disk outside the store */
+    bool suspended;
+    char suspend_vdi[SP_UUID_STR];    /* "" when halted */
+    char snapshot_of[SP_UUID_STR];    /* "" for a VM */
+    int64_t snapshot_time;
+    bool is_system;
+    char parent_snapshot[SP_UUID_STR];
+    int64_t created;
+};
+
+void sp_vm_free(struct sp_vm *vm);
+
+/* Finds a VM (snapshots false) or a snapshot of vm_uuid (or of any VM when
+ * vm_uuid is NULL) by name or UUID; an ambiguous name is an error. */
+int sp_store_find(struct sp_store *s, const char *name_or_uuid, bool snapshots, const char *vm_uuid,
+                  char uuid[SP_UUID_STR], struct sp_error *err);
+int sp_store_load_vm(struct sp_store *s, const char *uuid, struct sp_vm *vm, struct sp_error *err);
+
+/* Uuids of the VMs (not snapshots), by name; of the snapshots of vm, oldest first. */
+int sp_store_list_vms(struct sp_store *s, char (**uuids)[SP_UUID_STR], int *n, struct sp_error *err);
+int sp_store_list_snapshots(struct sp_store *s, const char *vm, char (**uuids)[SP_UUID_STR], int *n,
+                            struct sp_error *err);
+
+/* The absolute path of a VDI's file. */
+int sp_store_vdi_path(struct sp_store *s, const char *vdi, char *out, size_t len, struct sp_error *err);
+/* Files in the chain of a VDI (1 for a base). */
+int sp_store_chain_depth(struct sp_store *s, const char *vdi, int *depth, struct sp_error *err);
+
+/* ---- operations (each holds the store's write lock through s) ---------- */
+
+/* Copies the disks an xl.cfg names into the store and registers the VM. */
+int sp_vm_create(struct sp_store *s, const char *cfg_path, const struct sp_progress *prog,
+                 char uuid[SP_UUID_STR], struct sp_error *err);
+int sp_vm_destroy(struct sp_store *s, const char *vm, struct sp_error *err);
+/* The xl.cfg of a VM (malloc'd), disks pointing at the store's files. */
+int sp_vm_config_text(struct sp_store *s, const char *vm, char **out, struct sp_error *err);
+/* A halted VM becomes suspended with the memory image read from image_path. */
+int sp_vm_suspend_with_image(struct sp_store *s, const char *vm, const char *image_path, struct sp_error *err);
+/* A suspended VM drops its memory image and is halted. */
+int sp_vm_halt(struct sp_store *s, const char *vm, struct sp_error *err);
+
+int sp_snapshot_create(struct sp_store *s, const char *vm, const char *name, bool memory, bool is_system,
+                       char uuid[SP_UUID_STR], struct sp_error *err);
+int sp_snapshot_revert(struct sp_store *s, const char *vm, const char *snap, struct sp_error *err);
+int sp_snapshot_delete(struct sp_store *s, const char *snap, struct sp_error *err);
+/* A new VM from a VM or a snapshot: fast (children of its disks) or full (flattened copies). */
+int sp_clone(struct sp_store *s, const char *src, const char *name, bool full, const struct sp_progress *prog,
+             char uuid[SP_UUID_STR], struct sp_error *err);
+
+struct sp_gc_report {
+    void (*action)(void *ctx, const char *what, uint64_t frees, uint64_t needs);
+    void *ctx;
+};
+/* Coalesces every node that has one child and no owner, removes what nothing
+ * references. dry_run: only reports. *freed and *needed sum the actions. */
+int sp_gc(struct sp_store *s, bool dry_run, const struct sp_gc_report *rep, uint64_t *freed, uint64_t *needed,
+          struct sp_error *err);
+
+/* Catalog and files agree; problem() gets one line per finding. */
+int sp_store_check(struct sp_store *s, void (*problem)(void *ctx, const char *msg), void *ctx, int *count,
+                   struct sp_error *err);
+
+#endif
