@@ -7,6 +7,7 @@
 #include "formats/outfile.h"
 #include "formats/util.h"
 #include "store/store.h"
+#include "store/xen.h"
 
 int cli_store_open(struct cli *c, bool write, const char *command, struct sp_store **s)
 {
@@ -167,7 +168,12 @@ static int vm_show(struct cli *c, int argc, char **argv)
     memset(&vm, 0, sizeof vm);
     char (*snaps)[SP_UUID_STR] = NULL;
     int ns = 0;
+    /* a VM, or else a snapshot (its disks, memory, config) */
     rc = sp_store_find(s, pos[0], false, NULL, uuid, &err);
+    if (rc == SP_ENOTFOUND)
+        rc = sp_store_find(s, pos[0], true, NULL, uuid, &err);
+    if (rc == SP_ENOTFOUND)
+        sp_error_set(&err, SP_ENOTFOUND, "%s: no VM or snapshot of that name or UUID in store %s", pos[0], c->store);
     if (rc == SP_OK)
         rc = sp_store_load_vm(s, uuid, &vm, &err);
     if (rc == SP_OK)
@@ -199,10 +205,12 @@ static int vm_simple(struct cli *c, int argc, char **argv, const char *cmd, cons
         return cli_usage_error("%s: needs VM", cmd);
     struct sp_error err;
     if (suspend && !image) {
-        /* Saving a running domain's memory needs a Xen host. */
-        sp_error_set(&err, SP_EUNSUPPORTED,
-                     "VM %s: no Xen hypervisor reachable here to save a running domain; "
-                     "give --image FILE (a memory image saved with 'xl save')", pos[0]);
+        /* Saving a running domain's memory needs a Xen host, and is not done yet there either. */
+        struct sp_xen *x = NULL;
+        if (sp_xen_open(&x, &err) == SP_OK)
+            sp_error_set(&err, SP_EUNSUPPORTED, "saving a running domain is not supported yet");
+        sp_xen_close(x);
+        sp_error_prefix(&err, "VM %s: give --image FILE (a memory image saved with 'xl save')", pos[0]);
         return cli_fail(&err);
     }
     struct sp_store *s;

@@ -7,6 +7,7 @@
 #include "formats/chain.h"
 #include "formats/util.h"
 #include "store/internal.h"
+#include "store/xen.h"
 
 /* A deep copy of a VM record under a new identity, VDIs not yet chosen. */
 static int copy_record(const struct sp_vm *src, struct sp_vm *dst, struct sp_error *err)
@@ -151,6 +152,45 @@ static int plan_alloc(struct plan *p, int n, struct sp_error *err)
     return p->vm_children && p->rec_vdis ? SP_OK : SP_ENOMEM;
 }
 
+/* ---- a domain running on this host ------------------------------------- */
+
+/* On a Xen host a VM of the store may run as a domain (same UUID): it is
+ * paused while its disks switch so that the snapshot is consistent. Off a
+ * Xen host nothing runs: the store's VMs are halted or suspended. */
+struct live {
+    struct sp_xen *xen;
+    uint32_t domid;
+    bool paused;
+};
+
+static int live_pause(const struct sp_vm *vm, bool memory, struct live *l, struct sp_error *err)
+{
+    struct sp_error none;
+    bool found = false;
+    memset(l, 0, sizeof *l);
+    if (sp_xen_open(&l->xen, &none) != SP_OK)
+        return SP_OK;
+    int rc = sp_xen_find(l->xen, vm->cfg.uuid, &l->domid, &found, err);
+    if (rc == SP_OK && found && memory)
+        rc = sp_error_set(err, SP_EUNSUPPORTED,
+                          "VM %s: runs as domain %u; saving a running domain's memory is not supported yet "
+                          "(save it with 'xl save', then 'snapport vm suspend %s --image FILE')",
+                          vm->cfg.name, l->domid, vm->cfg.name);
+    if (rc == SP_OK && found) {
+        rc = sp_xen_pause(l->xen, l->domid, err);
+        l->paused = rc == SP_OK;
+    }
+    return rc;
+}
+
+static int live_unpause(struct live *l, struct sp_error *err)
+{
+    int rc = l->paused ? sp_xen_unpause(l->xen, l->domid, err) : SP_OK;
+    sp_xen_close(l->xen);
+    memset(l, 0, sizeof *l);
+    return rc;
+}
+
 /* ---- snapshot create ---------------------------------------------------- */
 
 static int snapshot_checks(struct sp_store *s, const struct sp_vm *vm, bool memory, struct sp_error *err)
@@ -243,6 +283,9 @@ int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_na
         snprintf(snap.suspend_vdi, sizeof snap.suspend_vdi, "%s", p.mem);
         snprintf(snap.parent_snapshot, sizeof snap.parent_snapshot, "%s", vm.parent_snapshot);
     }
+    struct live live = {0};
+    if (rc == SP_OK)
+        rc = live_pause(&vm, memory, &live, err);
     if (rc == SP_OK)
         rc = job_begin(s, "snapshot create", p.new_files, &p.job, err);
     if (rc == SP_OK)
@@ -251,6 +294,11 @@ int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_na
         rc = store_share_file(s, vm.suspend_vdi, p.mem, err);
     if (rc == SP_OK)
         rc = snapshot_switch(s, &vm, &snap, &p, err);
+    struct sp_error unpause_err;
+    if (live_unpause(&live, &unpause_err) != SP_OK && rc == SP_OK) {
+        *err = unpause_err; /* the snapshot is made; the domain stays paused */
+        rc = unpause_err.code;
+    }
     if (rc == SP_OK) {
         sp_crashpoint("snapshot.committed");
         rc = job_finish(s, p.job, err);
