@@ -31,7 +31,7 @@ int sp_outfile_open(struct sp_outfile *o, const char *path, bool force, struct s
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : path;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (slash)
         slash[1] = '\0';
     else

@@ -230,7 +230,7 @@ static int check_bat(struct sp_vhd *v, uint64_t meta_end, struct sp_error *err)
     return SP_OK;
 }
 
-static int load_dynamic(struct sp_vhd *v, struct sp_error *err)
+static int load_header(struct sp_vhd *v, struct sp_error *err)
 {
     uint8_t hbuf[SP_VHD_HEADER_SIZE];
     int rc = sp_pread_full(v->fd, hbuf, sizeof hbuf, v->footer.data_offset, "dynamic header", err);
@@ -238,6 +238,12 @@ static int load_dynamic(struct sp_vhd *v, struct sp_error *err)
         rc = sp_vhd_header_parse(hbuf, &v->header, err);
     if (rc == SP_OK)
         rc = check_header(v, err);
+    return rc;
+}
+
+static int load_dynamic(struct sp_vhd *v, struct sp_error *err)
+{
+    int rc = load_header(v, err);
     if (rc != SP_OK)
         return rc;
     size_t bat_len = (size_t)v->nblocks * 4;
@@ -278,7 +284,19 @@ int sp_vhd_set_fixed_block_size(struct sp_vhd *v, uint32_t block_size, struct sp
     return SP_OK;
 }
 
+static int vhd_open(const char *path, bool writable, bool header_only, struct sp_vhd **out, struct sp_error *err);
+
 int sp_vhd_open(const char *path, bool writable, struct sp_vhd **out, struct sp_error *err)
+{
+    return vhd_open(path, writable, false, out, err);
+}
+
+int sp_vhd_open_header(const char *path, struct sp_vhd **out, struct sp_error *err)
+{
+    return vhd_open(path, false, true, out, err);
+}
+
+static int vhd_open(const char *path, bool writable, bool header_only, struct sp_vhd **out, struct sp_error *err)
 {
     *out = NULL;
     struct sp_vhd *v = sp_zalloc(sizeof *v, err);
@@ -319,7 +337,7 @@ int sp_vhd_open(const char *path, bool writable, struct sp_vhd **out, struct sp_
         rc = sp_vhd_set_fixed_block_size(v, SP_VHD_DEFAULT_BLOCK_SIZE, err);
         v->data_end = v->footer.current_size;
     } else {
-        rc = load_dynamic(v, err);
+        rc = header_only ? load_header(v, err) : load_dynamic(v, err);
     }
     if (rc == SP_OK && writable && v->footer_from_copy)
         rc = sp_error_set(err, SP_EFORMAT, "%s; refusing to write (disk check tells more)", v->footer_problem);
@@ -419,7 +437,7 @@ bool sp_vhd_block_allocated(const struct sp_vhd *v, uint32_t blk)
         return false;
     if (v->footer.disk_type == SP_VHD_FIXED)
         return true;
-    return v->bat[blk] != SP_VHD_BAT_UNUSED;
+    return v->bat && v->bat[blk] != SP_VHD_BAT_UNUSED;
 }
 
 uint64_t sp_vhd_block_data_offset(const struct sp_vhd *v, uint32_t blk)

@@ -40,7 +40,7 @@ struct sp_vhd {
     uint32_t bitmap_size;            /* bytes, a multiple of 512 */
     uint32_t sectors_per_block;
     uint32_t nblocks;                /* blocks covering the virtual size */
-    uint32_t *bat;                   /* nblocks sector offsets; NULL for fixed */
+    uint32_t *bat;                   /* nblocks sector offsets; NULL for fixed and header-only opens */
     uint64_t data_end;               /* first byte after metadata and blocks: the footer goes here */
     /* write state: one block's bitmap cached while it is being written */
     uint8_t *bm_cache;
@@ -59,6 +59,10 @@ struct sp_vhd_create_opts {
 
 /* Opens and validates path. Every error message starts with the path. */
 int sp_vhd_open(const char *path, bool writable, struct sp_vhd **out, struct sp_error *err);
+/* Footer and header only, checked as sp_vhd_open checks them; the BAT is not
+ * read (no block access): what a new child needs of its parent, at a cost
+ * that does not grow with the disk. */
+int sp_vhd_open_header(const char *path, struct sp_vhd **out, struct sp_error *err);
 /* Writes what is pending (bitmap, footer) before closing when writable. Accepts NULL. */
 void sp_vhd_close(struct sp_vhd *v);
 int sp_vhd_flush(struct sp_vhd *v, struct sp_error *err);

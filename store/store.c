@@ -226,7 +226,7 @@ int store_create_child(struct sp_store *s, const char *parent_vdi, const char *u
     if (rc != SP_OK)
         return rc;
     struct sp_vhd *parent = NULL;
-    rc = sp_vhd_open(ppath, false, &parent, err);
+    rc = sp_vhd_open_header(ppath, &parent, err);
     if (rc != SP_OK)
         return rc;
     vdi_rel_path(uuid, rel, sizeof rel);

@@ -24,10 +24,12 @@
 
 /* Catalog format this build writes; it reads this one only. */
 #define SP_STORE_SCHEMA 1
-/* At most 30 snapshots per VM, system snapshots included, and at most 30
- * files in a chain: XenServer's limits (sm MAX_CHAIN_SIZE). */
+/* At most 30 snapshots per VM, system snapshots included (XenServer's
+ * limit), and a chain no deeper than what 30 snapshots make: each adds one
+ * layer, so 30 read-only layers and the VM's own leaf, 31 files. (sm's
+ * MAX_CHAIN_SIZE counts 30 files; it relies on its GC running meanwhile.) */
 #define SP_MAX_SNAPSHOTS 30
-#define SP_MAX_CHAIN 30
+#define SP_MAX_CHAIN (SP_MAX_SNAPSHOTS + 1)
 
 struct sqlite3;
 
