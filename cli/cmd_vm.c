@@ -77,6 +77,10 @@ static void vm_json(struct sp_store *s, const struct sp_vm *vm)
         json_string_item(vm->cfg.vifs[i].mac);
     json_end_array();
     json_key_string("suspend_vdi", vm->suspend_vdi[0] ? vm->suspend_vdi : NULL);
+    if (vm->suspend_vdi[0] && sp_store_vdi_path(s, vm->suspend_vdi, path, sizeof path, &err) == SP_OK)
+        json_key_string("suspend_file", path); /* the memory image, raw bytes */
+    else
+        json_key_null("suspend_file");
     json_key_string("snapshot_of", vm->snapshot_of[0] ? vm->snapshot_of : NULL);
     json_key_string("parent_snapshot", vm->parent_snapshot[0] ? vm->parent_snapshot : NULL);
     json_end_object();

@@ -8,6 +8,11 @@
 
 int db_error(struct sp_store *s, struct sp_error *err, const char *what)
 {
+    /* SQLite says "disk I/O error"; the errno behind it says which (ENOSPC) */
+    int sys = sqlite3_system_errno(s->db);
+    if (sys)
+        return sp_error_set(err, SP_EIO, "store %s: catalog: %s: %s (%s)", s->dir, what, sqlite3_errmsg(s->db),
+                            strerror(sys));
     return sp_error_set(err, SP_EIO, "store %s: catalog: %s: %s", s->dir, what, sqlite3_errmsg(s->db));
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "formats/chain.h"
@@ -75,9 +76,16 @@ static void check_link(struct checker *c, const struct sp_vdi *v, const char *pa
 static void check_vdi(struct checker *c, const struct sp_vdi *v)
 {
     char path[4096], id[SP_UUID_STR];
+    struct stat st;
     store_path(c->s, v->file, path, sizeof path);
-    if (access(path, F_OK) != 0) {
+    if (stat(path, &st) != 0) {
         say(c, "VDI %s: its file %s is missing", v->uuid, v->file);
+        return;
+    }
+    if (strcmp(v->kind, "memory") == 0) { /* raw bytes: only the size can be checked */
+        if ((uint64_t)st.st_size != v->virtual_size)
+            say(c, "VDI %s: memory image of %llu bytes, the catalog says %llu", v->uuid,
+                (unsigned long long)st.st_size, (unsigned long long)v->virtual_size);
         return;
     }
     struct sp_vhd *vhd = NULL;
@@ -109,6 +117,7 @@ static int check_vdis(struct checker *c, struct sp_error *err)
                  sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
         snprintf(v.file, sizeof v.file, "%s", (const char *)sqlite3_column_text(st, 2));
         v.virtual_size = (uint64_t)sqlite3_column_int64(st, 3);
+        snprintf(v.kind, sizeof v.kind, "%s", (const char *)sqlite3_column_text(st, 4));
         check_vdi(c, &v);
     }
     sqlite3_finalize(st);

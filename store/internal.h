@@ -75,6 +75,8 @@ int filelist_add(char **list, const char *path, struct sp_error *err);
 void store_path(const struct sp_store *s, const char *rel, char *out, size_t len);
 /* vdis/<uuid>.vhd */
 void vdi_rel_path(const char *uuid, char *out, size_t len);
+/* vdis/<uuid>.mem: a memory image, kept as the raw bytes it was given. */
+void mem_rel_path(const char *uuid, char *out, size_t len);
 /* fsync of the store's vdis/ directory (after a rename or unlink). */
 int store_sync_dir(struct sp_store *s, struct sp_error *err);
 
@@ -83,8 +85,11 @@ int store_create_child(struct sp_store *s, const char *parent_vdi, const char *u
 /* Creates vdis/<uuid>.vhd as a dynamic VHD holding src's content. */
 int store_import_disk(struct sp_store *s, struct sp_disk *src, const char *uuid, const struct sp_progress *prog,
                       struct sp_error *err);
-/* A second name for a memory image (immutable, so sharing is safe). */
-int store_share_file(struct sp_store *s, const char *from_vdi, const char *uuid, struct sp_error *err);
+/* Creates vdis/<uuid>.mem holding src's bytes (a memory image). */
+int store_import_memory(struct sp_store *s, struct sp_disk *src, const char *uuid, struct sp_error *err);
+/* A second name (hard link) for a memory image: it is never written again,
+ * so sharing it costs no copy on any file system. */
+int store_share_memory(struct sp_store *s, const char *from_vdi, const char *uuid, struct sp_error *err);
 
 /* New uuid as text. */
 int new_uuid(char out[SP_UUID_STR], struct sp_error *err);

@@ -80,8 +80,7 @@ static int insert_children_rows(struct sp_store *s, int n, char (*parents)[SP_UU
     return SP_OK;
 }
 
-/* A memory image shared under a new VDI (a second hard link: the file is
- * never written again, so sharing costs no copy on any file system). */
+/* A memory image shared under a new VDI (store_share_memory). */
 static int plan_memory(const char *from, char mem[SP_UUID_STR], char **new_files, struct sp_error *err)
 {
     mem[0] = '\0';
@@ -89,7 +88,7 @@ static int plan_memory(const char *from, char mem[SP_UUID_STR], char **new_files
         return SP_OK;
     char rel[128];
     int rc = new_uuid(mem, err);
-    vdi_rel_path(mem, rel, sizeof rel);
+    mem_rel_path(mem, rel, sizeof rel);
     return rc == SP_OK ? filelist_add(new_files, rel, err) : rc;
 }
 
@@ -103,7 +102,7 @@ static int insert_memory_row(struct sp_store *s, const char *from, const char *m
         return rc;
     memset(&m, 0, sizeof m);
     snprintf(m.uuid, sizeof m.uuid, "%s", mem);
-    vdi_rel_path(mem, m.file, sizeof m.file);
+    mem_rel_path(mem, m.file, sizeof m.file);
     m.virtual_size = f.virtual_size;
     snprintf(m.kind, sizeof m.kind, "memory");
     return vdi_insert(s, &m, err);
@@ -291,7 +290,7 @@ int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_na
     if (rc == SP_OK)
         rc = make_children(s, vm.cfg.ndisks, vm.vbd_vdi, p.vm_children, err);
     if (rc == SP_OK && p.mem[0])
-        rc = store_share_file(s, vm.suspend_vdi, p.mem, err);
+        rc = store_share_memory(s, vm.suspend_vdi, p.mem, err);
     if (rc == SP_OK)
         rc = snapshot_switch(s, &vm, &snap, &p, err);
     struct sp_error unpause_err;
@@ -379,7 +378,7 @@ int sp_snapshot_revert(struct sp_store *s, const char *name, const char *snap_na
     if (rc == SP_OK)
         rc = make_children(s, snap.cfg.ndisks, snap.vbd_vdi, p.rec_vdis, err);
     if (rc == SP_OK && p.mem[0])
-        rc = store_share_file(s, snap.suspend_vdi, p.mem, err);
+        rc = store_share_memory(s, snap.suspend_vdi, p.mem, err);
     if (rc == SP_OK)
         rc = revert_switch(s, &vm, &snap, &rec, &p, err);
     if (rc == SP_OK) {
@@ -546,7 +545,7 @@ int sp_clone(struct sp_store *s, const char *src_name, const char *name, bool fu
     if (rc == SP_OK && is_vm && !full)
         rc = make_children(s, src.cfg.ndisks, src.vbd_vdi, p.vm_children, err);
     if (rc == SP_OK && p.mem[0])
-        rc = store_share_file(s, src.suspend_vdi, p.mem, err);
+        rc = store_share_memory(s, src.suspend_vdi, p.mem, err);
     if (rc == SP_OK)
         rc = clone_switch(s, &src, &rec, &p, full, is_vm, err);
     if (rc == SP_OK) {

@@ -66,6 +66,11 @@ void vdi_rel_path(const char *uuid, char *out, size_t len)
     snprintf(out, len, "vdis/%s.vhd", uuid);
 }
 
+void mem_rel_path(const char *uuid, char *out, size_t len)
+{
+    snprintf(out, len, "vdis/%s.mem", uuid);
+}
+
 static int make_dir(const char *path, struct sp_error *err)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
@@ -275,13 +280,33 @@ int store_import_disk(struct sp_store *s, struct sp_disk *src, const char *uuid,
     return rc;
 }
 
-int store_share_file(struct sp_store *s, const char *from_vdi, const char *uuid, struct sp_error *err)
+int store_import_memory(struct sp_store *s, struct sp_disk *src, const char *uuid, struct sp_error *err)
+{
+    char rel[128], path[4096];
+    mem_rel_path(uuid, rel, sizeof rel);
+    store_path(s, rel, path, sizeof path);
+    struct sp_outfile out;
+    struct sp_disk *dst = NULL;
+    int rc = sp_outfile_open(&out, path, false, err);
+    if (rc == SP_OK)
+        rc = sp_raw_create_fd(out.fd, path, src->size, &dst, err);
+    if (rc == SP_OK)
+        rc = sp_copy_disk(src, dst, NULL, err);
+    sp_disk_close(dst);
+    if (rc == SP_OK)
+        rc = sp_outfile_commit(&out, err);
+    else
+        sp_outfile_abort(&out);
+    return rc;
+}
+
+int store_share_memory(struct sp_store *s, const char *from_vdi, const char *uuid, struct sp_error *err)
 {
     char from[4096], rel[128], to[4096];
     int rc = sp_store_vdi_path(s, from_vdi, from, sizeof from, err);
     if (rc != SP_OK)
         return rc;
-    vdi_rel_path(uuid, rel, sizeof rel);
+    mem_rel_path(uuid, rel, sizeof rel);
     store_path(s, rel, to, sizeof to);
     if (link(from, to) != 0)
         return sp_error_errno(err, errno, "store %s: sharing %s", s->dir, from);

@@ -262,17 +262,17 @@ int sp_vm_suspend_with_image(struct sp_store *s, const char *name, const char *i
         rc = sp_error_set(err, SP_EFORMAT, "%s: empty memory image", image_path);
     if (rc == SP_OK)
         rc = new_uuid(mem, err);
-    vdi_rel_path(mem, rel, sizeof rel);
+    mem_rel_path(mem, rel, sizeof rel);
     if (rc == SP_OK)
         rc = filelist_add(&new_files, rel, err);
     if (rc == SP_OK)
         rc = job_begin(s, "vm suspend", new_files, &job, err);
     if (rc == SP_OK)
-        rc = store_import_disk(s, img, mem, NULL, err);
+        rc = store_import_memory(s, img, mem, err);
     if (rc == SP_OK)
         rc = db_begin(s, err);
     if (rc == SP_OK) {
-        struct sp_vdi v = {.virtual_size = (img->size + 511) / 512 * 512};
+        struct sp_vdi v = {.virtual_size = img->size};
         snprintf(v.uuid, sizeof v.uuid, "%s", mem);
         snprintf(v.file, sizeof v.file, "%s", rel);
         snprintf(v.kind, sizeof v.kind, "memory");
