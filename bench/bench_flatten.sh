@@ -23,7 +23,7 @@
 # before every timed run the page cache is dropped (sync; echo 3 >
 # /proc/sys/vm/drop_caches) when that is permitted, else each command runs
 # once untimed first so all start equally warm. BENCH_CACHE=warm forces the
-# latter. Output files are written to the same file system and deleted
+# latter. Output files go to BENCH_DIR (or BENCH_OUT) and are deleted
 # between runs (outside the timing); the timing ends when the command exits.
 # snapport flatten fsyncs its output before it exits (sync_file_range
 # while writing, fsync at the end); qemu-img convert, cat and dd do not,
@@ -31,7 +31,7 @@
 # conv=fsync) for a like-for-like figure.
 #
 # Environment: SNAPPORT (default build/snapport), BENCH_DIR (scratch,
-# default /var/tmp/snapport-bench; needs about 10 GiB free; removed at the
+# default /var/tmp/snapport-bench; needs about 12 GiB free; removed at the
 # end unless BENCH_KEEP=1), REPS (5), BENCH_CACHE (cold|warm, default
 # cold when permitted), BENCH_OUT (a folder for the timed commands' output
 # files, default inside BENCH_DIR; e.g. /dev/shm takes the output disk's
@@ -58,7 +58,9 @@ made_bench_dir=0
 [ -d "$BENCH_DIR" ] || made_bench_dir=1
 mkdir -p "$BENCH_DIR"
 W=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+made_out_dir=0
 if [ -n "${BENCH_OUT:-}" ]; then
+    [ -d "$BENCH_OUT" ] || made_out_dir=1
     mkdir -p "$BENCH_OUT"
     O=$(mktemp -d "$BENCH_OUT/out.XXXXXX")
 else
@@ -68,6 +70,7 @@ cleanup() {
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench_flatten.sh: scratch kept in $W (outputs $O)" >&2; return; fi
     rm -rf "$W" "$O"
     [ "$made_bench_dir" = 0 ] || rmdir "$BENCH_DIR" 2>/dev/null || true
+    [ "$made_out_dir" = 0 ] || rmdir "$BENCH_OUT" 2>/dev/null || true
 }
 trap cleanup EXIT
 avail=$(df -B1 --output=avail "$W" | tail -1)

@@ -1,6 +1,7 @@
 #include "formats/chain.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,17 @@ struct sp_chain {
     uint32_t spb;              /* sectors per block */
     uint32_t nblocks;
     uint8_t *top;              /* per block: the topmost layer that has it, or LAYER_NONE */
-    /* The last block resolved sector by sector (reads are mostly sequential). */
-    uint32_t res_block;
-    uint8_t *owner;            /* per sector of res_block: its layer, or LAYER_NONE (zeros) */
     uint8_t *bm;               /* scratch bitmap */
+    /* Read-ahead. Units are resolved (which layer owns each sector) up to
+     * `window` units ahead of the reader, into a ring (slot = unit % window),
+     * and their data reads are announced with POSIX_FADV_WILLNEED; the
+     * bitmaps of the window after that are announced too. A cold chain is
+     * then read with many requests in flight, not one at a time. */
+    uint32_t window;
+    uint8_t *ring;             /* window x spb owners: a layer, or LAYER_NONE (zeros) */
+    uint32_t *ring_unit;       /* the unit in each slot, or UINT32_MAX */
+    uint32_t next_resolve;     /* first unit not resolved yet */
+    uint32_t next_bitmap;      /* first unit whose bitmaps are not announced yet */
 };
 
 static const struct sp_disk_ops CHAIN_OPS;
@@ -55,7 +63,8 @@ static void chain_free(struct sp_chain *c)
     for (int i = 0; i < c->depth; i++)
         sp_vhd_close(c->layer[i]);
     free(c->top);
-    free(c->owner);
+    free(c->ring);
+    free(c->ring_unit);
     free(c->bm);
     free(c);
 }
@@ -200,6 +209,15 @@ static bool unit_allocated(const struct sp_chain *c, const struct sp_vhd *v, uin
     return sp_vhd_block_allocated(v, unit_block(c, v, u, &in));
 }
 
+#define CHAIN_WINDOW_MAX 32u
+
+static void forget_resolved(struct sp_chain *c)
+{
+    for (uint32_t i = 0; i < c->window; i++)
+        c->ring_unit[i] = UINT32_MAX;
+    c->next_resolve = c->next_bitmap = 0;
+}
+
 /* A fixed disk has data everywhere, but its file may be sparse: units that
  * lie in holes of the file (and in no layer above) stay ZERO, so a flatten
  * does not read them. Without SEEK_DATA every unit counts as data. */
@@ -240,10 +258,16 @@ static int merge_maps(struct sp_chain *c, struct sp_error *err)
                             c->disk.path, (unsigned long long)units, c->block_size, SP_VHD_MAX_BLOCKS);
     c->nblocks = (uint32_t)units;
     c->top = sp_alloc(c->nblocks ? c->nblocks : 1, err);
-    c->owner = sp_alloc(c->spb, err);
+    /* the ring holds at most 4 MiB of owners (32 units of 2 MiB blocks) */
+    c->window = (uint32_t)sp_min_u64(CHAIN_WINDOW_MAX, (4u << 20) / c->spb);
+    if (c->window < 2)
+        c->window = 2;
+    c->ring = sp_alloc((size_t)c->window * c->spb, err);
+    c->ring_unit = sp_alloc(sizeof *c->ring_unit * c->window, err);
     c->bm = sp_alloc(max_bitmap, err);
-    if (!c->top || !c->owner || !c->bm)
+    if (!c->top || !c->ring || !c->ring_unit || !c->bm)
         return SP_ENOMEM;
+    forget_resolved(c);
     memset(c->top, LAYER_NONE, c->nblocks);
     for (uint32_t b = 0; b < c->nblocks; b++)
         for (int l = 0; l < c->depth; l++)
@@ -253,7 +277,6 @@ static int merge_maps(struct sp_chain *c, struct sp_error *err)
     for (int l = 0; l < c->depth; l++)
         if (c->layer[l]->footer.disk_type == SP_VHD_FIXED)
             mark_fixed_data(c, l);
-    c->res_block = UINT32_MAX;
     return SP_OK;
 }
 
@@ -282,12 +305,9 @@ int sp_chain_open(const char *path, bool writable, struct sp_chain **out, struct
 
 /* Which layer holds each sector of unit b: walk down from the top layer,
  * each taking the sectors its bitmap marks that no layer above took. */
-static int resolve_block(struct sp_chain *c, uint32_t b, struct sp_error *err)
+static int resolve_into(struct sp_chain *c, uint32_t b, uint8_t *owner, struct sp_error *err)
 {
-    if (c->res_block == b)
-        return SP_OK;
-    c->res_block = UINT32_MAX;
-    memset(c->owner, LAYER_NONE, c->spb);
+    memset(owner, LAYER_NONE, c->spb);
     uint32_t left = c->spb;
     for (int l = c->top[b]; l < c->depth && left > 0; l++) {
         struct sp_vhd *v = c->layer[l];
@@ -300,44 +320,124 @@ static int resolve_block(struct sp_chain *c, uint32_t b, struct sp_error *err)
         uint32_t first = in / SP_VHD_SECTOR;
         for (uint32_t s = 0; s < c->spb; s++) {
             uint32_t bit = first + s;
-            if (c->owner[s] == LAYER_NONE && (c->bm[bit / 8] & (0x80u >> (bit % 8)))) {
-                c->owner[s] = (uint8_t)l;
+            if (owner[s] == LAYER_NONE && (c->bm[bit / 8] & (0x80u >> (bit % 8)))) {
+                owner[s] = (uint8_t)l;
                 left--;
             }
         }
     }
-    c->res_block = b;
     return SP_OK;
 }
 
-/* Bytes [from, to) of block b into buf, run by run of sectors of one owner. */
-static int read_in_block(struct sp_chain *c, uint32_t b, uint32_t from, uint32_t to, uint8_t *buf,
-                         struct sp_error *err)
+/* Calls fn for each run of sectors [s, e) of one owner (a layer or LAYER_NONE)
+ * within bytes [from, to) of the unit. */
+static int for_each_run(struct sp_chain *c, uint32_t b, const uint8_t *owner, uint32_t from, uint32_t to,
+                        int (*fn)(struct sp_chain *c, uint32_t b, uint8_t who, uint32_t pos, uint32_t end, void *ctx),
+                        void *ctx)
 {
-    int rc = resolve_block(c, b, err);
-    if (rc != SP_OK)
-        return rc;
     uint32_t pos = from;
     while (pos < to) {
         uint32_t s = pos / SP_VHD_SECTOR;
-        uint8_t who = c->owner[s];
+        uint8_t who = owner[s];
         uint32_t e = s + 1;
-        while (e < c->spb && c->owner[e] == who && e * SP_VHD_SECTOR < to)
+        while (e < c->spb && owner[e] == who && e * SP_VHD_SECTOR < to)
             e++;
         uint32_t end = e * SP_VHD_SECTOR < to ? e * SP_VHD_SECTOR : to;
-        if (who == LAYER_NONE) {
-            memset(buf + (pos - from), 0, end - pos);
-        } else {
-            struct sp_vhd *v = c->layer[who];
-            uint32_t in, blk = unit_block(c, v, b, &in);
-            rc = sp_pread_full(v->fd, buf + (pos - from), end - pos, sp_vhd_block_data_offset(v, blk) + in + pos,
-                               "block data", err);
-            if (rc != SP_OK)
-                return sp_error_prefix(err, "%s: block %u", v->path, blk);
-        }
+        int rc = fn(c, b, who, pos, end, ctx);
+        if (rc != SP_OK)
+            return rc;
         pos = end;
     }
     return SP_OK;
+}
+
+/* Where bytes [pos, ...) of unit b lie in layer v's file. */
+static uint64_t layer_offset(struct sp_chain *c, struct sp_vhd *v, uint32_t b, uint32_t pos)
+{
+    uint32_t in, blk = unit_block(c, v, b, &in);
+    return sp_vhd_block_data_offset(v, blk) + in + pos;
+}
+
+static int advise_run(struct sp_chain *c, uint32_t b, uint8_t who, uint32_t pos, uint32_t end, void *ctx)
+{
+    (void)ctx;
+    if (who != LAYER_NONE) {
+        struct sp_vhd *v = c->layer[who];
+        (void)posix_fadvise(v->fd, (off_t)layer_offset(c, v, b, pos), end - pos, POSIX_FADV_WILLNEED);
+    }
+    return SP_OK;
+}
+
+static void advise_bitmaps(struct sp_chain *c, uint32_t b)
+{
+    for (int l = c->top[b]; l < c->depth; l++) {
+        struct sp_vhd *v = c->layer[l];
+        uint32_t in, blk = unit_block(c, v, b, &in);
+        if (v->footer.disk_type != SP_VHD_FIXED && sp_vhd_block_allocated(v, blk))
+            (void)posix_fadvise(v->fd, (off_t)v->bat[blk] * SP_VHD_SECTOR, v->bitmap_size, POSIX_FADV_WILLNEED);
+    }
+}
+
+/* Makes unit b resolved, and keeps the read-ahead window in front of it. */
+static int resolve_ahead(struct sp_chain *c, uint32_t b, uint8_t **owner, struct sp_error *err)
+{
+    uint32_t slot = b % c->window;
+    if (c->ring_unit[slot] != b || b >= c->next_resolve) {
+        c->ring_unit[slot] = UINT32_MAX;
+        c->next_resolve = b;
+        if (c->next_bitmap < b)
+            c->next_bitmap = b;
+    }
+    uint32_t bitmap_end = (uint32_t)sp_min_u64(c->nblocks, (uint64_t)b + 2 * c->window);
+    for (; c->next_bitmap < bitmap_end; c->next_bitmap++)
+        if (c->top[c->next_bitmap] != LAYER_NONE)
+            advise_bitmaps(c, c->next_bitmap);
+    uint32_t resolve_end = (uint32_t)sp_min_u64(c->nblocks, (uint64_t)b + c->window);
+    for (; c->next_resolve < resolve_end; c->next_resolve++) {
+        uint32_t u = c->next_resolve;
+        if (c->top[u] == LAYER_NONE)
+            continue;
+        uint8_t *o = c->ring + (size_t)(u % c->window) * c->spb;
+        c->ring_unit[u % c->window] = UINT32_MAX;
+        int rc = resolve_into(c, u, o, err);
+        if (rc != SP_OK)
+            return rc;
+        c->ring_unit[u % c->window] = u;
+        for_each_run(c, u, o, 0, c->block_size, advise_run, NULL);
+    }
+    *owner = c->ring + (size_t)slot * c->spb;
+    return SP_OK;
+}
+
+struct read_ctx {
+    uint8_t *buf;             /* receives bytes [from, ...) of the unit */
+    uint32_t from;
+    struct sp_error *err;
+};
+
+static int read_run(struct sp_chain *c, uint32_t b, uint8_t who, uint32_t pos, uint32_t end, void *ctx)
+{
+    struct read_ctx *r = ctx;
+    if (who == LAYER_NONE) {
+        memset(r->buf + (pos - r->from), 0, end - pos);
+        return SP_OK;
+    }
+    struct sp_vhd *v = c->layer[who];
+    int rc = sp_pread_full(v->fd, r->buf + (pos - r->from), end - pos, layer_offset(c, v, b, pos), "block data",
+                           r->err);
+    return rc == SP_OK ? SP_OK : sp_error_prefix(r->err, "%s: unit %u", v->path, b);
+}
+
+/* Bytes [from, to) of unit b into buf, run by run of sectors of one owner. */
+static int read_in_block(struct sp_chain *c, uint32_t b, uint32_t from, uint32_t to, uint8_t *buf,
+                         struct sp_error *err)
+{
+    uint8_t *owner;
+    int rc = resolve_ahead(c, b, &owner, err);
+    if (rc != SP_OK)
+        return rc;
+    struct read_ctx r = {buf, from, err};
+    return for_each_run(c, b, owner, from, to, read_run, &r);
 }
 
 static int chain_read(struct sp_disk *d, uint64_t off, void *buf, size_t len, struct sp_error *err)
@@ -394,7 +494,7 @@ static void mark_written(struct sp_chain *c, uint64_t off, uint64_t len)
 {
     for (uint64_t b = off / c->block_size; b * c->block_size < off + len; b++)
         c->top[b] = 0;
-    c->res_block = UINT32_MAX;
+    forget_resolved(c);
 }
 
 static int chain_write(struct sp_disk *d, uint64_t off, const void *buf, size_t len, struct sp_error *err)
