@@ -391,10 +391,10 @@ static int open_target(enum out_format f, struct sp_outfile *out, struct sp_disk
 
 static int disk_flatten(struct cli *c, int argc, char **argv)
 {
-    const char *out_s = NULL, *fmt_s = NULL, *force = NULL;
+    const char *out_s = NULL, *fmt_s = NULL, *force = NULL, *no_sync = NULL;
     const struct cli_opt opts[] = {
         {"-o", true, &out_s}, {"--output", true, &out_s}, {"--format", true, &fmt_s},
-        {"--force", false, &force}, {NULL, false, NULL},
+        {"--force", false, &force}, {"--no-sync", false, &no_sync}, {NULL, false, NULL},
     };
     const char *pos[1];
     int npos;
@@ -417,6 +417,7 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
     rc = sp_image_open(pos[0], false, &src, &err);
     if (rc == SP_OK)
         rc = sp_outfile_open(&out, out_s, force != NULL, &err);
+    out.no_sync = no_sync != NULL;
     if (rc == SP_OK)
         rc = open_target(f, &out, src, &dst, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "flatten") : NULL;

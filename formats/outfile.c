@@ -48,7 +48,7 @@ int sp_outfile_open(struct sp_outfile *o, const char *path, bool force, struct s
 
 int sp_outfile_commit(struct sp_outfile *o, struct sp_error *err)
 {
-    if (fsync(o->fd) != 0) {
+    if (!o->no_sync && fsync(o->fd) != 0) {
         int rc = sp_error_errno(err, errno, "%s", o->final_path);
         sp_outfile_abort(o);
         return rc;

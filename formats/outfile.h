@@ -14,11 +14,12 @@ struct sp_outfile {
     char final_path[4096];
     char tmp_path[4096];
     bool force;
+    bool no_sync;      /* skip the fsync before the rename: faster, not crash-durable */
 };
 
 /* Fails with SP_EEXIST when path exists and !force. */
 int sp_outfile_open(struct sp_outfile *o, const char *path, bool force, struct sp_error *err);
-/* fsyncs, closes and moves the file to its final name. */
+/* fsyncs (unless no_sync), closes and moves the file to its final name. */
 int sp_outfile_commit(struct sp_outfile *o, struct sp_error *err);
 /* Closes and removes the temporary file. Safe to call after commit. */
 void sp_outfile_abort(struct sp_outfile *o);

@@ -60,4 +60,29 @@ run snapport disk compare "$OUT/web01-disk0-flat.vhd" "$OUT/web01-disk0-flat.img
 echo
 run e2fsck -fn "$OUT/web01-disk0-flat.img"
 echo
-echo "demo.sh: all steps passed; the VM definition is $OUT/web01.cfg"
+
+# The store: the sample VM registered from its xl.cfg, snapshotted, changed,
+# cloned from the snapshot, reverted, and its snapshot deleted and coalesced.
+STORE=$OUT/store
+sp() { run snapport --store "$STORE" "$@"; }
+sp vm create --config "$OUT/web01.cfg"
+sp vm list
+sp snapshot create web01 --name before-upgrade
+DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])')
+run snapport disk write "$DISK" --offset 16M --pattern 0x5a --length 1M
+sp clone before-upgrade --name web01-test
+sp snapshot list web01
+sp vm show web01
+printf '+ snapport disk compare %s %s   (expected to differ now)\n' "$DISK" "$OUT/web01-disk0-flat.img"
+rc=0; "$SNAPPORT" disk compare "$DISK" "$OUT/web01-disk0-flat.img" || rc=$?
+[ "$rc" = 1 ] || fail "disk compare after the write: exit $rc, expected 1"
+sp snapshot revert web01 before-upgrade
+DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])')
+run snapport disk compare "$DISK" "$OUT/web01-disk0-flat.img"
+sp snapshot delete web01 before-upgrade
+sp gc --dry-run
+sp gc
+sp store check
+sp vm config web01
+echo
+echo "demo.sh: all steps passed; the VM definition is $OUT/web01.cfg, the store $STORE"
