@@ -86,8 +86,11 @@ int cmd_gc(struct cli *c, int argc, char **argv)
     if (rc != SP_OK)
         return cli_fail(&err);
     char a[32], b[32];
-    cli_say(c, "%s: %s, %s needed at most\n", dry ? "gc --dry-run" : "gc",
-            sp_format_size(freed, a, sizeof a), sp_format_size(needed, b, sizeof b));
+    if (dry)
+        cli_say(c, "gc --dry-run: would free about %s; needs at most %s free while it runs\n",
+                sp_format_size(freed, a, sizeof a), sp_format_size(needed, b, sizeof b));
+    else
+        cli_say(c, "gc: freed about %s\n", sp_format_size(freed, a, sizeof a));
     return EXIT_OK_;
 }
 

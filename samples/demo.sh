@@ -79,6 +79,7 @@ rc=0; "$SNAPPORT" disk compare "$DISK" "$OUT/web01-disk0-flat.img" || rc=$?
 sp snapshot revert web01 before-upgrade
 DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])')
 run snapport disk compare "$DISK" "$OUT/web01-disk0-flat.img"
+sp vm destroy web01-test
 sp snapshot delete web01 before-upgrade
 sp gc --dry-run
 sp gc

@@ -2,6 +2,7 @@
  * the file operations every store operation shares. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,8 +170,13 @@ int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command,
         return SP_ENOMEM;
     s->lock_fd = -1;
     s->writer = mode == SP_STORE_WRITE;
-    s->dir = strdup(dir);
-    int rc = s->dir ? make_dirs(dir, err) : sp_error_set(err, SP_ENOMEM, "out of memory");
+    int rc = make_dirs(dir, err);
+    /* absolute: the VMs' xl.cfg name the store's files, wherever xl runs */
+    char abs[PATH_MAX];
+    if (rc == SP_OK && !realpath(dir, abs))
+        rc = sp_error_errno(err, errno, "store %s", dir);
+    if (rc == SP_OK && !(s->dir = strdup(abs)))
+        rc = sp_error_set(err, SP_ENOMEM, "out of memory");
     if (rc == SP_OK)
         rc = sp_lock_take(dir, s->writer, command, &s->lock_fd, err);
     if (rc == SP_OK)
