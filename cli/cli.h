@@ -49,6 +49,18 @@ struct cli_progress *cli_progress_start(const struct cli *c, const char *label);
 void cli_progress_finish(struct cli_progress *p);
 const struct sp_progress *cli_progress_hook(struct cli_progress *p);
 
+/* Check findings: each printed on stdout (a line, or a JSON string item);
+ * the first kept for the one-line error on stderr. */
+struct cli_problems {
+    struct cli *c;
+    char first[SP_ERROR_MAX + 256];
+};
+void cli_problem(void *ctx, const char *msg);
+
+/* The result of a command that made something: {"uuid": ...} with --json,
+ * else the line fmt (which prints the uuid itself). */
+void cli_report_uuid(struct cli *c, const char *uuid, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* A minimal JSON writer for --json output on stdout. */
 void json_begin_object(void);
 void json_end_object(void);

@@ -135,22 +135,6 @@ static int disk_info(struct cli *c, int argc, char **argv)
 
 /* --- check -------------------------------------------------------------- */
 
-struct check_out {
-    struct cli *c;
-    char first[SP_ERROR_MAX + 256];
-};
-
-static void on_problem(void *ctx, const char *msg)
-{
-    struct check_out *o = ctx;
-    if (!o->first[0])
-        snprintf(o->first, sizeof o->first, "%s", msg);
-    if (o->c->json)
-        json_string_item(msg);
-    else
-        printf("%s\n", msg);
-}
-
 static int disk_check(struct cli *c, int argc, char **argv)
 {
     const char *pos[1];
@@ -161,14 +145,14 @@ static int disk_check(struct cli *c, int argc, char **argv)
     if (npos != 1)
         return cli_usage_error("disk check: needs IMAGE");
     struct sp_error err;
-    struct check_out out = {c, ""};
+    struct cli_problems out = {c, ""};
     int count = 0;
     if (c->json) {
         json_begin_object();
         json_key_string("path", pos[0]);
         json_begin_array("problems");
     }
-    rc = sp_image_check(pos[0], on_problem, &out, &count, &err);
+    rc = sp_image_check(pos[0], cli_problem, &out, &count, &err);
     if (c->json) {
         json_end_array();
         json_key_bool("ok", rc == SP_OK && count == 0);

@@ -27,14 +27,7 @@ static int snap_create(struct cli *c, int argc, char **argv)
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
-    if (c->json) {
-        json_begin_object();
-        json_key_string("uuid", uuid);
-        json_end_object();
-        json_finish();
-    } else {
-        cli_say(c, "%s: snapshot %s\n", pos[0], uuid);
-    }
+    cli_report_uuid(c, uuid, "%s: snapshot %s\n", pos[0], uuid);
     return EXIT_OK_;
 }
 

@@ -28,14 +28,7 @@ int cmd_clone(struct cli *c, int argc, char **argv)
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
-    if (c->json) {
-        json_begin_object();
-        json_key_string("uuid", uuid);
-        json_end_object();
-        json_finish();
-    } else {
-        cli_say(c, "%s: cloned as %s (%s)\n", pos[0], name, uuid);
-    }
+    cli_report_uuid(c, uuid, "%s: cloned as %s (%s)\n", pos[0], name, uuid);
     return EXIT_OK_;
 }
 
@@ -94,22 +87,6 @@ int cmd_gc(struct cli *c, int argc, char **argv)
     return EXIT_OK_;
 }
 
-struct problems {
-    struct cli *c;
-    char first[1024];
-};
-
-static void on_problem(void *ctx, const char *msg)
-{
-    struct problems *p = ctx;
-    if (!p->first[0])
-        snprintf(p->first, sizeof p->first, "%s", msg);
-    if (p->c->json)
-        json_string_item(msg);
-    else
-        printf("%s\n", msg);
-}
-
 int cmd_store(struct cli *c, int argc, char **argv)
 {
     if (argc < 1 || strcmp(argv[0], "check") != 0)
@@ -123,13 +100,13 @@ int cmd_store(struct cli *c, int argc, char **argv)
     if ((rc = cli_store_open(c, false, "store check", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
-    struct problems p = {c, ""};
+    struct cli_problems p = {c, ""};
     int count = 0;
     if (c->json) {
         json_begin_object();
         json_begin_array("problems");
     }
-    rc = sp_store_check(s, on_problem, &p, &count, &err);
+    rc = sp_store_check(s, cli_problem, &p, &count, &err);
     sp_store_close(s);
     if (c->json) {
         json_end_array();

@@ -36,14 +36,8 @@ static int vm_create(struct cli *c, int argc, char **argv)
     struct cli_progress *bar = cli_progress_start(c, "copy");
     rc = sp_vm_create(s, cfg, cli_progress_hook(bar), uuid, &err);
     cli_progress_finish(bar);
-    if (rc == SP_OK && c->json) {
-        json_begin_object();
-        json_key_string("uuid", uuid);
-        json_end_object();
-        json_finish();
-    } else if (rc == SP_OK) {
-        cli_say(c, "%s: created VM %s\n", cfg, uuid);
-    }
+    if (rc == SP_OK)
+        cli_report_uuid(c, uuid, "%s: created VM %s\n", cfg, uuid);
     sp_store_close(s);
     return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
 }

@@ -80,6 +80,34 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts
     return EXIT_OK_;
 }
 
+void cli_problem(void *ctx, const char *msg)
+{
+    struct cli_problems *p = ctx;
+    if (!p->first[0])
+        snprintf(p->first, sizeof p->first, "%s", msg);
+    if (p->c->json)
+        json_string_item(msg);
+    else
+        printf("%s\n", msg);
+}
+
+void cli_report_uuid(struct cli *c, const char *uuid, const char *fmt, ...)
+{
+    if (c->json) {
+        json_begin_object();
+        json_key_string("uuid", uuid);
+        json_end_object();
+        json_finish();
+        return;
+    }
+    if (c->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+}
+
 /* ---- JSON ---------------------------------------------------------------- */
 
 static int depth;
