@@ -16,6 +16,7 @@
 #include "formats/util.h"
 #include "formats/vhd.h"
 #include "store/internal.h"
+#include "store/xen.h"
 
 /* Room kept free besides what a coalesce needs: the catalog and the footer
  * rewrites must still fit. */
@@ -321,6 +322,28 @@ static int next_candidate(struct sp_store *s, char node[SP_UUID_STR], char child
     return rc;
 }
 
+/* On a Xen host, a leaf that a running domain has open must not change
+ * under it (its file is renamed at the switch): such a coalesce waits. */
+static bool leaf_in_use(struct sp_store *s, const char *child)
+{
+    char vm[SP_UUID_STR];
+    bool found = false;
+    struct sp_error ignored;
+    if (db_text(s, &ignored, vm, sizeof vm, &found, "SELECT vm FROM vbds WHERE vdi = ? LIMIT 1", "t", child) != SP_OK
+        || !found)
+        return false;
+    struct sp_xen *x = NULL;
+    if (sp_xen_open(&x, &ignored) != SP_OK)
+        return false; /* no hypervisor: nothing runs */
+    uint8_t u[SP_UUID_LEN];
+    uint32_t domid;
+    bool running = false;
+    if (sp_uuid_parse(vm, u) == SP_OK)
+        sp_xen_find(x, u, &domid, &running, &ignored);
+    sp_xen_close(x);
+    return running;
+}
+
 static int coalesce_one(struct sp_store *s, const char *nodeu, const char *childu, bool dry_run,
                         const struct sp_gc_report *rep, uint64_t *freed, uint64_t *needed, bool *skipped,
                         struct sp_error *err)
@@ -338,6 +361,13 @@ static int coalesce_one(struct sp_store *s, const char *nodeu, const char *child
     char what[256];
     if (child->footer.current_size > node->footer.current_size) {
         snprintf(what, sizeof what, "skip %s: its child %s is larger (resized); not coalesced", p.node.uuid,
+                 p.child.uuid);
+        report(rep, what, 0, 0);
+        *skipped = true;
+        goto out;
+    }
+    if (leaf_in_use(s, p.child.uuid)) {
+        snprintf(what, sizeof what, "skip %s: its child %s is the disk of a running domain", p.node.uuid,
                  p.child.uuid);
         report(rep, what, 0, 0);
         *skipped = true;

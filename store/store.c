@@ -95,6 +95,27 @@ static int make_dirs(const char *dir, struct sp_error *err)
     return rc;
 }
 
+/* Creates the tables unless another process did while we waited. */
+static int create_schema(struct sp_store *s, struct sp_error *err)
+{
+    int rc = db_begin(s, err);
+    int64_t tables = 0;
+    if (rc == SP_OK)
+        rc = db_int(s, err, &tables, NULL, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                    NULL);
+    if (rc == SP_OK && tables == 0 && sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_error(s, err, "create schema");
+    char v[16];
+    snprintf(v, sizeof v, "%d", SP_STORE_SCHEMA);
+    if (rc == SP_OK && tables == 0)
+        rc = db_run(s, err, "INSERT INTO meta (key, value) VALUES ('schema', ?), ('created_by', 'snapport 0.1')", "t",
+                    v);
+    if (rc == SP_OK)
+        return db_commit(s, err);
+    db_rollback(s);
+    return rc;
+}
+
 /* A new catalog gets the schema; an existing one must be of our version:
  * a newer store is refused rather than misread. */
 static int check_schema(struct sp_store *s, struct sp_error *err)
@@ -105,20 +126,16 @@ static int check_schema(struct sp_store *s, struct sp_error *err)
     if (rc != SP_OK)
         return rc;
     if (tables == 0) {
-        if (!s->writer)
-            return SP_OK; /* created by the first writer */
-        rc = db_begin(s, err);
-        if (rc == SP_OK && sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
-            rc = db_error(s, err, "create schema");
-        char v[16];
-        snprintf(v, sizeof v, "%d", SP_STORE_SCHEMA);
-        if (rc == SP_OK)
-            rc = db_run(s, err, "INSERT INTO meta (key, value) VALUES ('schema', ?), ('created_by', 'snapport 0.1')",
-                        "t", v);
-        if (rc == SP_OK)
-            return db_commit(s, err);
-        db_rollback(s);
-        return rc;
+        /* the first use creates the store, reader or not: under the write lock */
+        if (!s->writer) {
+            rc = sp_lock_change(s->lock_fd, s->dir, true, err);
+            if (rc == SP_OK)
+                rc = create_schema(s, err);
+            if (rc == SP_OK)
+                rc = sp_lock_change(s->lock_fd, s->dir, false, err);
+            return rc;
+        }
+        return create_schema(s, err);
     }
     char v[32] = "";
     bool found;
