@@ -152,10 +152,10 @@ static int check_space(struct sp_store *s, const struct pair *p, uint64_t needs,
     if (statvfs(p->node_path, &sv) != 0)
         return sp_error_errno(err, errno, "store %s: statvfs", s->dir);
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-    if (avail < needs + GC_SPACE_MARGIN) {
+    if (avail < needs) {
         char a[32], b[32];
         return sp_error_set(err, SP_ELIMIT, "store %s: coalescing %s into %s needs %s free, %s available", s->dir,
-                            p->child.uuid, p->node.uuid, sp_format_size(needs + GC_SPACE_MARGIN, a, sizeof a),
+                            p->child.uuid, p->node.uuid, sp_format_size(needs, a, sizeof a),
                             sp_format_size(avail, b, sizeof b));
     }
     return SP_OK;
@@ -375,9 +375,10 @@ static int coalesce_one(struct sp_store *s, const char *nodeu, const char *child
     }
     uint64_t needs = 0, frees = file_size(p.child_path);
     space_needed(node, child, &needs);
+    needs += GC_SPACE_MARGIN; /* what check_space asks for, so dry-run and the real run agree */
     snprintf(what, sizeof what, "coalesce %s into %s", p.child.uuid, p.node.uuid);
     report(rep, what, frees, needs);
-    *freed += frees > needs ? frees - needs : 0;
+    *freed += frees > needs - GC_SPACE_MARGIN ? frees - (needs - GC_SPACE_MARGIN) : 0;
     *needed += needs;
     if (dry_run)
         goto out;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,9 @@ static int timeout_seconds(void)
     return SP_LOCK_TIMEOUT_DEFAULT;
 }
 
-/* Who holds it, as the holder wrote it: "pid 123: snapshot create". */
+/* Who holds it, as the holding writer wrote it: "pid 123: snapshot create".
+ * Readers do not sign, and a writer clears its line when it lets go; a
+ * line whose process is gone is stale (a killed writer's). */
 static void holder(int fd, char *buf, size_t len)
 {
     ssize_t n = pread(fd, buf, len - 1, 0);
@@ -28,8 +31,9 @@ static void holder(int fd, char *buf, size_t len)
     char *nl = strchr(buf, '\n');
     if (nl)
         *nl = '\0';
-    if (!buf[0])
-        snprintf(buf, len, "another snapport");
+    long pid = strncmp(buf, "pid ", 4) == 0 ? strtol(buf + 4, NULL, 10) : 0;
+    if (!buf[0] || pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+        snprintf(buf, len, "another snapport (a reader, or a writer that did not sign)");
 }
 
 static int wait_flock(int fd, int op, const char *store_dir, struct sp_error *err)
@@ -43,7 +47,8 @@ static int wait_flock(int fd, int op, const char *store_dir, struct sp_error *er
         if (errno != EWOULDBLOCK && errno != EINTR)
             return sp_error_errno(err, errno, "store %s: lock", store_dir);
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= limit) {
+        long long waited_ms = (now.tv_sec - start.tv_sec) * 1000ll + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited_ms >= limit * 1000ll) {
             char who[256];
             holder(fd, who, sizeof who);
             return sp_error_set(err, SP_ELIMIT, "store %s: busy: %s holds the lock (waited %d s; "
@@ -81,8 +86,12 @@ int sp_lock_change(int fd, const char *store_dir, bool exclusive, struct sp_erro
     return wait_flock(fd, exclusive ? LOCK_EX : LOCK_SH, store_dir, err);
 }
 
-void sp_lock_release(int fd)
+void sp_lock_release(int fd, bool exclusive)
 {
-    if (fd >= 0)
-        close(fd); /* closing drops the flock */
+    if (fd < 0)
+        return;
+    if (exclusive && ftruncate(fd, 0) != 0) {
+        /* only the signature for whoever waits; the lock goes anyway */
+    }
+    close(fd); /* closing drops the flock */
 }

@@ -225,7 +225,7 @@ void sp_store_close(struct sp_store *s)
         return;
     if (s->db)
         sqlite3_close(s->db);
-    sp_lock_release(s->lock_fd);
+    sp_lock_release(s->lock_fd, s->writer);
     free(s->dir);
     free(s);
 }
