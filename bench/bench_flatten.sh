@@ -155,6 +155,7 @@ export SNAPPORT A30 I O
 declare -A CMD=(
     [a30]='"$SNAPPORT" -q disk flatten "$A30" -o "$O/a30.raw"'
     [a1]='"$SNAPPORT" -q disk flatten "$I/a1.vhd" -o "$O/a1.raw"'
+    [a1ns]='"$SNAPPORT" -q disk flatten --no-sync "$I/a1.vhd" -o "$O/a1ns.raw"'
     [qemu]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$O/qemu.raw"'
     [qemu_sync]='qemu-img convert -f vpc -O raw "$I/a1.vhd" "$O/qemu_sync.raw" && sync "$O/qemu_sync.raw"'
     [b64g]='"$SNAPPORT" -q disk flatten "$I/b64g.vhd" -o "$O/b64g.raw"'
@@ -203,19 +204,20 @@ measure() {
 
 log "timing (cache: $CACHE, $REPS runs each)"
 log "a) + c) flatten 30-deep, 1-deep, qemu-img convert of the 1-deep"
-measure "$CACHE" a30 a1 qemu qemu_sync
+measure "$CACHE" a30 a1 a1ns qemu qemu_sync
 if [ "$CACHE" = cold ]; then
     log "a) + c) again with a warm page cache (inputs in memory)"
-    measure warm a30 a1 qemu qemu_sync
+    measure warm a30 a1 a1ns qemu qemu_sync
 fi
 log "a) checks"
 sp disk compare "$O/a30.raw" "$O/a1.raw" > /dev/null || die "flatten outputs of 30-deep and 1-deep differ"
 sp disk compare "$O/a1.raw" "$I/a1.vhd" > /dev/null || die "a1.raw differs from a1.vhd"
 cmp "$O/a1.raw" "$O/qemu.raw" || die "snapport and qemu-img outputs differ"
+cmp "$O/a1ns.raw" "$O/qemu.raw" || die "snapport --no-sync and qemu-img outputs differ"
 [ "$(stat -c %s "$O/qemu.raw")" = $((4 * GIB)) ] || die "qemu-img output is not 4 GiB"
 A_ALLOC=$(du -B1 "$O/a1.raw" | cut -f1)
 Q_ALLOC=$(du -B1 "$O/qemu.raw" | cut -f1)
-rm -f "$O/a30.raw" "$O/qemu.raw" "$O/qemu_sync.raw"
+rm -f "$O/a30.raw" "$O/a1ns.raw" "$O/qemu.raw" "$O/qemu_sync.raw"
 
 log "b) 64 GiB vs 256 MiB virtual, cat, dd"
 measure "$CACHE" b64g b256m cat dd dd_sync
@@ -244,6 +246,7 @@ R_BD=$(ratio "${MED[b64g]}" "${MED[dd]}")
 R_BDS=$(ratio "${MED[b64g]}" "${MED[dd_sync]}")
 R_C=$(ratio "${MED[a1]}" "${MED[qemu]}")
 R_CS=$(ratio "${MED[a1]}" "${MED[qemu_sync]}")
+R_CN=$(ratio "${MED[a1ns]}" "${MED[qemu]}")
 MAXRSS=0
 for n in a30 a1 b64g b256m d_raw d_vhd; do [ "${RSS[$n]}" -le "$MAXRSS" ] || MAXRSS=${RSS[$n]}; done
 WARM=0
@@ -266,17 +269,20 @@ Ratios (page cache: $CACHE)
      64 GiB flatten / dd bs=1M conv=fsync of 256 MiB    $R_BDS
   c) snapport / qemu-img convert, same dynamic VHD      $R_C   (target <= 1.0: $(verdict "$R_C" 1.0); aim 0.5)
      snapport / (qemu-img convert + sync of output)     $R_CS   (both outputs on disk when timing stops)
+     snapport --no-sync / qemu-img convert              $R_CN   (neither syncs: like for like)
   d) largest snapport peak RSS                          $(mib $MAXRSS) MiB (target <= 64 MiB: $(verdict "$MAXRSS" 65536))
 EOF
 if [ "$WARM" = 1 ]; then
     R_AW=$(ratio "${MED[a30+w]}" "${MED[a1+w]}")
     R_CW=$(ratio "${MED[a1+w]}" "${MED[qemu+w]}")
     R_CSW=$(ratio "${MED[a1+w]}" "${MED[qemu_sync+w]}")
+    R_CNW=$(ratio "${MED[a1ns+w]}" "${MED[qemu+w]}")
     cat <<EOF
 Ratios (page cache: warm, inputs in memory)
   a) 30-deep / 1-deep chain                             $R_AW   (target <= 1.3: $(verdict "$R_AW" 1.3))
   c) snapport / qemu-img convert                        $R_CW   (target <= 1.0: $(verdict "$R_CW" 1.0))
      snapport / (qemu-img convert + sync of output)     $R_CSW
+     snapport --no-sync / qemu-img convert              $R_CNW
 EOF
 fi
 echo
@@ -286,10 +292,12 @@ row() { # LABEL KEY
     printf '  %-48s %9s   %-15s %5s MiB\n' "$1" "${MED[$2]}" "${MIN[$2]}-${MAX[$2]}" "$(mib "${RSS[$2]}")"; }
 row "a) flatten 30-deep chain -> raw" a30
 row "a) flatten 1-deep (dynamic VHD) -> raw" a1
+row "c) flatten 1-deep --no-sync -> raw" a1ns
 row "c) qemu-img convert -f vpc -O raw (1-deep)" qemu
 row "c) the same + sync OUT (fsync)" qemu_sync
 row "a) warm: flatten 30-deep chain -> raw" a30+w
 row "a) warm: flatten 1-deep -> raw" a1+w
+row "c) warm: flatten 1-deep --no-sync" a1ns+w
 row "c) warm: qemu-img convert" qemu+w
 row "c) warm: qemu-img convert + sync OUT" qemu_sync+w
 row "b) flatten 64 GiB disk, 256 MiB data -> raw" b64g

@@ -357,7 +357,7 @@ static int open_target(enum out_format f, struct sp_outfile *out, struct sp_disk
                        struct sp_error *err)
 {
     if (f == OUT_RAW)
-        return sp_raw_create_fd(out->fd, out->final_path, src->size, dst, err);
+        return sp_raw_create_fd(out->fd, out->final_path, src->size, !out->no_sync, dst, err);
     struct sp_chain *sc = sp_chain_from_disk(src);
     struct sp_vhd_create_opts o = {.size = src->size, .type = SP_VHD_DYNAMIC};
     if (sc && sp_chain_layer(sc, 0)->footer.disk_type != SP_VHD_FIXED)
@@ -368,6 +368,8 @@ static int open_target(enum out_format f, struct sp_outfile *out, struct sp_disk
     struct sp_chain *ch = NULL;
     if (rc == SP_OK)
         rc = sp_chain_open(out->tmp_path, true, &ch, err);
+    if (rc == SP_OK && out->no_sync)
+        sp_writeback_init(&sp_chain_layer(ch, 0)->wb, -1);
     if (rc == SP_OK)
         *dst = sp_chain_disk(ch);
     return rc;

@@ -137,9 +137,13 @@ int sp_raw_open(const char *path, bool writable, struct sp_disk **out, struct sp
     return rc;
 }
 
-int sp_raw_create_fd(int fd, const char *path, uint64_t size, struct sp_disk **out, struct sp_error *err)
+int sp_raw_create_fd(int fd, const char *path, uint64_t size, bool durable, struct sp_disk **out,
+                     struct sp_error *err)
 {
     if (ftruncate(fd, (off_t)size) != 0)
         return sp_error_errno(err, errno, "%s: setting the size", path);
-    return raw_new(fd, false, true, path, size, out, err);
+    int rc = raw_new(fd, false, true, path, size, out, err);
+    if (rc == SP_OK && !durable)
+        sp_writeback_init(&((struct raw_disk *)*out)->wb, -1);
+    return rc;
 }

@@ -11,7 +11,9 @@
 int sp_raw_open(const char *path, bool writable, struct sp_disk **out, struct sp_error *err);
 
 /* A raw disk over fd (an empty file opened for writing) of the given size:
- * the file becomes one hole of that size. The disk does not own fd. */
-int sp_raw_create_fd(int fd, const char *path, uint64_t size, struct sp_disk **out, struct sp_error *err);
+ * the file becomes one hole of that size. The disk does not own fd.
+ * durable: the output will be fsynced, so writeback is started as it grows. */
+int sp_raw_create_fd(int fd, const char *path, uint64_t size, bool durable, struct sp_disk **out,
+                     struct sp_error *err);
 
 #endif

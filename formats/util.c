@@ -132,6 +132,8 @@ void sp_writeback_init(struct sp_writeback *wb, int fd)
 
 void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len)
 {
+    if (wb->fd < 0)
+        return; /* off: the output need not be durable */
     if (off < wb->lo)
         wb->lo = off;
     if (off + len > wb->hi)

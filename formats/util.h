@@ -62,6 +62,7 @@ struct sp_writeback {
     int fd;
     uint64_t lo, hi;
 };
+/* fd < 0 turns the kicks off (an output that will not be fsynced). */
 void sp_writeback_init(struct sp_writeback *wb, int fd);
 void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len);
 

@@ -312,7 +312,7 @@ int store_import_memory(struct sp_store *s, struct sp_disk *src, const char *uui
     struct sp_disk *dst = NULL;
     int rc = sp_outfile_open(&out, path, false, err);
     if (rc == SP_OK)
-        rc = sp_raw_create_fd(out.fd, path, src->size, &dst, err);
+        rc = sp_raw_create_fd(out.fd, path, src->size, true, &dst, err);
     if (rc == SP_OK)
         rc = sp_copy_disk(src, dst, NULL, err);
     sp_disk_close(dst);
