@@ -209,7 +209,7 @@ static bool unit_allocated(const struct sp_chain *c, const struct sp_vhd *v, uin
     return sp_vhd_block_allocated(v, unit_block(c, v, u, &in));
 }
 
-#define CHAIN_WINDOW_MAX 32u
+#define CHAIN_WINDOW_MAX 128u
 
 static void forget_resolved(struct sp_chain *c)
 {
@@ -258,8 +258,8 @@ static int merge_maps(struct sp_chain *c, struct sp_error *err)
                             c->disk.path, (unsigned long long)units, c->block_size, SP_VHD_MAX_BLOCKS);
     c->nblocks = (uint32_t)units;
     c->top = sp_alloc(c->nblocks ? c->nblocks : 1, err);
-    /* the ring holds at most 4 MiB of owners (32 units of 2 MiB blocks) */
-    c->window = (uint32_t)sp_min_u64(CHAIN_WINDOW_MAX, (4u << 20) / c->spb);
+    /* one owner byte per sector: at most 128 units and 16 MiB (2 MiB blocks: 512 KiB) */
+    c->window = (uint32_t)sp_min_u64(CHAIN_WINDOW_MAX, (16u << 20) / c->spb);
     if (c->window < 2)
         c->window = 2;
     c->ring = sp_alloc((size_t)c->window * c->spb, err);
