@@ -75,6 +75,11 @@ static int sweep_files(struct sp_store *s, bool dry_run, const struct sp_gc_repo
     return rc;
 }
 
+static int prune_fn(struct sp_store *s, void *ctx, char **old, struct sp_error *err)
+{
+    return prune_vdi(s, ctx, old, err);
+}
+
 /* VDIs that nothing owns and no child reads (normally removed at once; a
  * store from an older run may hold some). */
 static int sweep_rows(struct sp_store *s, bool dry_run, const struct sp_gc_report *rep, uint64_t *freed,
@@ -98,22 +103,7 @@ static int sweep_rows(struct sp_store *s, bool dry_run, const struct sp_gc_repor
         *freed += file_size(path);
         if (dry_run)
             return SP_OK; /* one level is what we can tell without changing anything */
-        char *old = NULL;
-        int64_t job;
-        rc = job_begin(s, "gc remove", "", &job, err);
-        if (rc == SP_OK)
-            rc = db_begin(s, err);
-        if (rc == SP_OK)
-            rc = prune_vdi(s, uuid, &old, err);
-        if (rc == SP_OK)
-            rc = job_switch(s, job, old, err);
-        if (rc == SP_OK)
-            rc = db_commit(s, err);
-        if (rc == SP_OK)
-            rc = job_finish(s, job, err);
-        else
-            job_abort(s, job);
-        free(old);
+        rc = run_switch_job(s, "gc remove", prune_fn, uuid, err);
         if (rc != SP_OK)
             return rc;
     }
