@@ -79,6 +79,10 @@ int cmd_snapshot(struct cli *c, int argc, char **argv);
 int cmd_clone(struct cli *c, int argc, char **argv);
 int cmd_gc(struct cli *c, int argc, char **argv);
 int cmd_store(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_import(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_info(struct cli *c, int argc, char **argv);
 
 struct sp_store;
 /* Opens the store of --store for reading or writing; prints the error. */

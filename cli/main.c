@@ -23,6 +23,10 @@ static const struct command COMMANDS[] = {
     {"clone", cmd_clone, "a new VM from a VM or snapshot"},
     {"gc", cmd_gc, "coalesce and remove what nothing needs"},
     {"store", cmd_store, "store check"},
+    {"export", cmd_export, "a VM or snapshot as an XVA"},
+    {"import", cmd_import, "an XVA as a new VM"},
+    {"verify", cmd_verify, "every checksum and the structure of an XVA"},
+    {"info", cmd_info, "what an XVA holds"},
     {"help", cmd_help, "this text"},
 };
 
@@ -48,6 +52,12 @@ static const char USAGE[] =
     "  clone VM|SNAP --name NEW [--full]\n"
     "  gc [--dry-run]                  run pending coalesces\n"
     "  store check                     catalog and files agree; exit 1 if not\n"
+    "\n"
+    "  export VM [--snapshot SNAP] -o OUT.xva|- [--format xva] [--compress none|gzip|zstd]\n"
+    "         [--digest xxhash|sha1] [--force]\n"
+    "  import ARCHIVE|- [--name NEW]   a new VM with new UUIDs\n"
+    "  verify ARCHIVE|-                every checksum and the structure; exit 1 on damage\n"
+    "  info ARCHIVE|-                  the VM, its disks, sizes, checksum kind\n"
     "\n"
     "  --store DIR   the store (default: $SNAPPORT_STORE, else ./snapport-store)\n"
     "  --json        machine-readable output on stdout\n"

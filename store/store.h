@@ -113,6 +113,27 @@ struct sp_gc_report {
 int sp_gc(struct sp_store *s, bool dry_run, const struct sp_gc_report *rep, uint64_t *freed, uint64_t *needed,
           struct sp_error *err);
 
+/* ---- filling new VDIs from outside (archive import) ------------------- */
+
+struct sp_new_vdi {
+    char uuid[SP_UUID_STR];
+    char path[4096];         /* absolute; the file exists, empty, after begin */
+    uint64_t size;
+    bool memory;             /* a memory image (raw file) rather than a disk (dynamic VHD) */
+};
+
+/* Creates the files of n new VDIs (empty dynamic VHDs, empty raw memory
+ * images) under a job, so that a failure or a crash leaves nothing. */
+int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, int64_t *job, struct sp_error *err);
+/* Registers vm (its vbd_vdi and suspend_vdi name the new VDIs; a new uuid
+ * is given when empty) and the VDIs in one transaction; the job ends. */
+int sp_store_import_commit(struct sp_store *s, int64_t job, const struct sp_new_vdi *v, int n, struct sp_vm *vm,
+                           struct sp_error *err);
+/* Removes the new files and the job. */
+void sp_store_import_abort(struct sp_store *s, int64_t job);
+/* Refuses a VM name the store has already (checked before a long import). */
+int sp_store_name_free(struct sp_store *s, const char *name, struct sp_error *err);
+
 /* Catalog and files agree; problem() gets one line per finding. */
 int sp_store_check(struct sp_store *s, void (*problem)(void *ctx, const char *msg), void *ctx, int *count,
                    struct sp_error *err);

@@ -1,0 +1,242 @@
+/* snapport export, import, verify, info: archives (XVA for now). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "exporter/export.h"
+#include "formats/outfile.h"
+#include "formats/util.h"
+#include "importer/import.h"
+
+static int archive_format(const char *path, const char *given, bool *xva, struct sp_error *err)
+{
+    const char *name = given;
+    if (!name) {
+        const char *dot = strrchr(path, '.');
+        if (strcmp(path, "-") == 0 || !dot)
+            return sp_error_set(err, SP_EINVAL, "%s: say --format xva|ova (no extension to tell)", path);
+        name = dot + 1;
+    }
+    if (strcmp(name, "xva") == 0) {
+        *xva = true;
+        return SP_OK;
+    }
+    if (strcmp(name, "ova") == 0)
+        return sp_error_set(err, SP_EUNSUPPORTED, "%s: OVA export is not supported yet", path);
+    return sp_error_set(err, SP_EINVAL, "%s: unknown archive format '%s' (xva or ova)", path, name);
+}
+
+static int parse_digest(const char *s, enum sp_xva_digest *d)
+{
+    if (!s || strcmp(s, "xxhash") == 0)
+        *d = SP_XVA_XXHASH;
+    else if (strcmp(s, "sha1") == 0)
+        *d = SP_XVA_SHA1;
+    else
+        return cli_usage_error("--digest: '%s' is not xxhash or sha1 (for XVA)", s);
+    return EXIT_OK_;
+}
+
+static int parse_compress(const char *s, enum sp_xva_compress *c)
+{
+    if (!s || strcmp(s, "none") == 0)
+        *c = SP_XVA_PLAIN;
+    else if (strcmp(s, "gzip") == 0)
+        *c = SP_XVA_GZIP;
+    else if (strcmp(s, "zstd") == 0)
+        *c = SP_XVA_ZSTD;
+    else
+        return cli_usage_error("--compress: '%s' is not none, gzip or zstd", s);
+    return EXIT_OK_;
+}
+
+int cmd_export(struct cli *c, int argc, char **argv)
+{
+    const char *snap = NULL, *out_s = NULL, *fmt = NULL, *comp = NULL, *dig = NULL, *force = NULL;
+    const struct cli_opt opts[] = {
+        {"--snapshot", true, &snap}, {"-o", true, &out_s}, {"--format", true, &fmt}, {"--compress", true, &comp},
+        {"--digest", true, &dig}, {"--force", false, &force}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("export", argc, argv, opts, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1 || !out_s)
+        return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout)");
+    struct sp_export_opts o = {.vm = pos[0], .snapshot = snap};
+    if ((rc = parse_digest(dig, &o.digest)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    bool xva = false;
+    if (archive_format(out_s, fmt, &xva, &err) != SP_OK)
+        return err.code == SP_EINVAL && !fmt ? cli_usage_error("%s", err.msg) : cli_fail(&err);
+    bool to_stdout = strcmp(out_s, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        sp_error_set(&err, SP_EINVAL, "export: refusing to write an archive to a terminal (redirect stdout)");
+        return cli_fail(&err);
+    }
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, true, "export", &s)) != EXIT_OK_)
+        return rc;
+    struct sp_outfile out = {.fd = -1};
+    int fd = STDOUT_FILENO;
+    rc = to_stdout ? SP_OK : sp_outfile_open(&out, out_s, force != NULL, &err);
+    if (!to_stdout)
+        fd = out.fd;
+    struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
+    o.prog = cli_progress_hook(bar);
+    if (rc == SP_OK)
+        rc = sp_export_xva(s, &o, fd, &err);
+    cli_progress_finish(bar);
+    if (!to_stdout && rc == SP_OK)
+        rc = sp_outfile_commit(&out, &err);
+    else if (!to_stdout)
+        sp_outfile_abort(&out);
+    sp_store_close(s);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    if (!to_stdout)
+        cli_say(c, "%s: exported to %s\n", pos[0], out_s);
+    return EXIT_OK_;
+}
+
+/* The archive to read: a file, or stdin for "-". */
+static int open_archive(const char *path, int *fd, struct sp_error *err)
+{
+    if (strcmp(path, "-") == 0) {
+        *fd = STDIN_FILENO;
+        return SP_OK;
+    }
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    return *fd >= 0 ? SP_OK : sp_error_errno(err, errno, "%s", path);
+}
+
+int cmd_import(struct cli *c, int argc, char **argv)
+{
+    const char *name = NULL;
+    const struct cli_opt opts[] = {{"--name", true, &name}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("import", argc, argv, opts, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1)
+        return cli_usage_error("import: needs ARCHIVE (or - for stdin)");
+    struct sp_error err;
+    int fd;
+    if (open_archive(pos[0], &fd, &err) != SP_OK)
+        return cli_fail(&err);
+    struct sp_store *s;
+    if ((rc = cli_store_open(c, true, "import", &s)) != EXIT_OK_) {
+        close(fd);
+        return rc;
+    }
+    char uuid[SP_UUID_STR];
+    struct cli_progress *bar = cli_progress_start(c, "import");
+    struct sp_import_opts o = {.name = name, .prog = cli_progress_hook(bar)};
+    const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
+    rc = sp_import_xva(s, fd, label, &o, uuid, &err);
+    cli_progress_finish(bar);
+    sp_store_close(s);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    cli_report_uuid(c, uuid, "%s: imported as VM %s\n", label, uuid);
+    return EXIT_OK_;
+}
+
+static const char *digest_name(enum sp_xva_digest d) { return d == SP_XVA_SHA1 ? "sha1" : "xxhash"; }
+static const char *compress_name(enum sp_xva_compress k)
+{
+    return k == SP_XVA_GZIP ? "gzip" : k == SP_XVA_ZSTD ? "zstd" : "none";
+}
+
+static void print_info(struct cli *c, const char *label, const struct sp_archive_info *in, bool ok)
+{
+    char a[32], b[32], m[32];
+    if (c->json) {
+        json_begin_object();
+        json_key_string("archive", label);
+        json_key_string("format", "xva");
+        json_key_bool("ok", ok);
+        json_key_string("vm", in->vm_name);
+        json_key_string("boot", in->hvm ? "hvm" : "pv");
+        json_key_uint("memory", in->memory_bytes);
+        json_key_uint("vcpus", in->vcpus);
+        json_key_string("checksum", digest_name(in->digest));
+        json_key_string("compression", compress_name(in->compress));
+        json_begin_array("disks");
+        for (int i = 0; i < in->ndisks; i++) {
+            json_begin_object();
+            json_key_string("id", in->disks[i].id);
+            json_key_string("name", in->disks[i].name);
+            json_key_string("type", in->disks[i].type);
+            json_key_uint("virtual_size", in->disks[i].virtual_size);
+            json_key_uint("stored", in->disks[i].stored);
+            json_end_object();
+        }
+        json_end_array();
+        json_end_object();
+        json_finish();
+        return;
+    }
+    if (c->quiet)
+        return;
+    printf("archive:     %s (xva, checksums %s, compression %s)\n", label, digest_name(in->digest),
+           compress_name(in->compress));
+    printf("vm:          %s (%s, %s memory, %llu vcpus)\n", in->vm_name, in->hvm ? "hvm" : "pv",
+           sp_format_size(in->memory_bytes, m, sizeof m), (unsigned long long)in->vcpus);
+    for (int i = 0; i < in->ndisks; i++)
+        printf("disk %-7s %-8s virtual %-10s stored %-10s %s\n", in->disks[i].id, in->disks[i].type,
+               sp_format_size(in->disks[i].virtual_size, a, sizeof a), sp_format_size(in->disks[i].stored, b, sizeof b),
+               in->disks[i].name);
+}
+
+/* verify: exit 1 when the archive is damaged; info: its contents. */
+static int read_archive(struct cli *c, int argc, char **argv, bool verify)
+{
+    const char *cmd = verify ? "verify" : "info";
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(cmd, argc, argv, NULL, pos, 1, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 1)
+        return cli_usage_error("%s: needs ARCHIVE (or - for stdin)", cmd);
+    struct sp_error err;
+    int fd;
+    if (open_archive(pos[0], &fd, &err) != SP_OK)
+        return cli_fail(&err);
+    const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
+    struct sp_archive_info *info = calloc(1, sizeof *info);
+    if (!info) {
+        close(fd);
+        sp_error_set(&err, SP_ENOMEM, "out of memory");
+        return cli_fail(&err);
+    }
+    struct cli_progress *bar = cli_progress_start(c, cmd);
+    rc = sp_verify_xva(fd, label, info, cli_progress_hook(bar), &err);
+    cli_progress_finish(bar);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (!verify || c->json)
+        print_info(c, label, info, rc == SP_OK);
+    free(info);
+    if (rc != SP_OK) {
+        cli_fail(&err);
+        /* damage found: the check's exit status; a file that cannot be read: failure */
+        return verify && (rc == SP_EFORMAT || rc == SP_ELIMIT) ? EXIT_DIFF : EXIT_FAIL;
+    }
+    if (verify)
+        cli_say(c, "%s: ok\n", label);
+    return EXIT_OK_;
+}
+
+int cmd_verify(struct cli *c, int argc, char **argv) { return read_archive(c, argc, argv, true); }
+int cmd_info(struct cli *c, int argc, char **argv) { return read_archive(c, argc, argv, false); }

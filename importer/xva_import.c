@@ -1,0 +1,225 @@
+/* XVA -> verify -> VHDs -> a new VM in the store. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/chain.h"
+#include "formats/raw.h"
+#include "formats/util.h"
+#include "formats/xva_xml.h"
+#include "importer/import.h"
+
+#define XL_EXTRA_KEY "snapport:xl-extra"
+
+static const char *map_get(const struct sp_xva_map *m, const char *k)
+{
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->items[i].key, k) == 0)
+            return m->items[i].value;
+    return NULL;
+}
+
+static int open_reader(int fd, const char *label, struct sp_xva_reader **r, struct sp_xva_meta *meta,
+                       struct sp_error *err)
+{
+    int rc = sp_xva_reader_open(fd, label, r, err);
+    size_t len = 0;
+    const char *xml = rc == SP_OK ? sp_xva_reader_xml(*r, &len) : NULL;
+    if (rc == SP_OK) {
+        rc = sp_xva_xml_parse(xml, len, meta, err);
+        if (rc != SP_OK)
+            sp_error_prefix(err, "%s", label);
+    }
+    return rc;
+}
+
+/* ---- the VM record ------------------------------------------------------- */
+
+static int vbd_order(const void *a, const void *b)
+{
+    const struct sp_xva_vbd *x = a, *y = b;
+    return atoi(x->userdevice) - atoi(y->userdevice);
+}
+
+/* The store's VM for the archive's: the VBDs in userdevice order, the new
+ * VDIs in place of the archive's ids. */
+static int vm_from_meta(const struct sp_xva_meta *m, const char *name, const struct sp_new_vdi *nv,
+                        struct sp_vm *vm, struct sp_error *err)
+{
+    memset(vm, 0, sizeof *vm);
+    struct sp_vm_config *c = &vm->cfg;
+    snprintf(c->name, sizeof c->name, "%s", name ? name : m->vm.name);
+    c->type = m->vm.hvm ? SP_VM_HVM : SP_VM_PV;
+    c->memory_mb = (long)(m->vm.memory_dynamic_max >> 20);
+    c->maxmem_mb = (long)(m->vm.memory_static_max >> 20);
+    c->vcpus = (long)m->vm.vcpus_at_startup;
+    c->maxvcpus = (long)m->vm.vcpus_max;
+    if (m->vm.hvm)
+        snprintf(c->boot, sizeof c->boot, "%s", m->vm.boot_order);
+    const char *extra = map_get(&m->vm.other_config, XL_EXTRA_KEY);
+    c->extra = strdup(extra ? extra : "");
+    struct sp_xva_vbd *vbds = sp_zalloc(sizeof *vbds * (size_t)(m->nvbds + 1), err);
+    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(m->nvbds + 1), err);
+    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(m->nvbds + 1), err);
+    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(m->nvifs + 1), err);
+    if (!c->extra || !vbds || !c->disks || !vm->vbd_vdi || !c->vifs) {
+        free(vbds);
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
+    qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
+    for (int i = 0; i < m->nvbds; i++) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks];
+        const struct sp_xva_vbd *b = &vbds[i];
+        if (b->device[0])
+            snprintf(d->vdev, sizeof d->vdev, "%s", b->device);
+        else
+            snprintf(d->vdev, sizeof d->vdev, "%s%c", m->vm.hvm ? "hd" : "xvd", 'a' + (i % 26));
+        d->readwrite = !b->read_only;
+        d->cdrom = b->cd;
+        snprintf(d->format, sizeof d->format, "%s", b->cd ? "empty" : "vhd");
+        d->target = strdup("");
+        for (int k = 0; k < m->nvdis; k++)
+            if (strcmp(m->vdis[k].id, b->vdi_id) == 0)
+                snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", nv[k].uuid);
+        if (vm->vbd_vdi[c->ndisks][0])
+            snprintf(d->format, sizeof d->format, "vhd");
+        c->ndisks++;
+    }
+    free(vbds);
+    for (int i = 0; i < m->nvifs; i++) {
+        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
+        snprintf(f->mac, sizeof f->mac, "%s", m->vifs[i].mac);
+        for (int k = 0; k < m->nnetworks; k++)
+            if (strcmp(m->networks[k].id, m->vifs[i].network_id) == 0)
+                snprintf(f->bridge, sizeof f->bridge, "%s", m->networks[k].bridge);
+    }
+    for (int k = 0; k < m->nvdis; k++)
+        if (m->vm.suspended && strcmp(m->vdis[k].id, m->vm.suspend_vdi_id) == 0) {
+            vm->suspended = true;
+            snprintf(vm->suspend_vdi, sizeof vm->suspend_vdi, "%s", nv[k].uuid);
+        }
+    return SP_OK;
+}
+
+/* ---- the blocks ---------------------------------------------------------- */
+
+struct sink {
+    struct sp_disk *disk;
+    struct sp_error *err;
+};
+
+/* Blocks of zeros are not written: the new file reads zeros already. */
+static int write_block(void *ctx, uint64_t off, const void *data, size_t len)
+{
+    struct sink *k = ctx;
+    if (sp_is_zero(data, len))
+        return SP_OK;
+    return sp_disk_write(k->disk, off, data, len, k->err);
+}
+
+static int open_new_vdi(const struct sp_new_vdi *v, struct sp_disk **out, struct sp_error *err)
+{
+    if (v->memory)
+        return sp_raw_open(v->path, true, out, err);
+    struct sp_chain *c;
+    int rc = sp_chain_open(v->path, true, &c, err);
+    if (rc == SP_OK)
+        *out = sp_chain_disk(c);
+    return rc;
+}
+
+static int fill_vdis(struct sp_xva_reader *r, const struct sp_xva_meta *m, const struct sp_new_vdi *nv,
+                     const struct sp_progress *prog, struct sp_error *err)
+{
+    for (int i = 0; i < m->nvdis; i++) {
+        struct sp_disk *d = NULL;
+        int rc = open_new_vdi(&nv[i], &d, err);
+        struct sink k = {d, err};
+        uint64_t stored = 0;
+        if (rc == SP_OK)
+            rc = sp_xva_read_disk(r, m->vdis[i].id, m->vdis[i].virtual_size, write_block, &k, &stored, prog, err);
+        if (rc == SP_OK)
+            rc = sp_disk_flush(d, err);
+        sp_disk_close(d);
+        if (rc != SP_OK)
+            return rc;
+    }
+    return sp_xva_reader_finish(r, err);
+}
+
+int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp_import_opts *o,
+                  char uuid[SP_UUID_STR], struct sp_error *err)
+{
+    struct sp_xva_reader *r = NULL;
+    struct sp_xva_meta meta;
+    struct sp_vm vm;
+    memset(&meta, 0, sizeof meta);
+    memset(&vm, 0, sizeof vm);
+    struct sp_new_vdi *nv = NULL;
+    int64_t job = 0;
+    int rc = open_reader(fd, label, &r, &meta, err);
+    if (rc == SP_OK)
+        rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err);
+    if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(meta.nvdis + 1), err)))
+        rc = SP_ENOMEM;
+    for (int i = 0; rc == SP_OK && i < meta.nvdis; i++) {
+        nv[i].size = meta.vdis[i].virtual_size;
+        nv[i].memory = strcmp(meta.vdis[i].type, "suspend") == 0;
+    }
+    if (rc == SP_OK)
+        rc = sp_store_import_begin(s, nv, meta.nvdis, &job, err);
+    if (rc == SP_OK)
+        rc = fill_vdis(r, &meta, nv, o->prog, err);
+    if (rc == SP_OK)
+        rc = vm_from_meta(&meta, o->name, nv, &vm, err);
+    if (rc == SP_OK)
+        rc = sp_store_import_commit(s, job, nv, meta.nvdis, &vm, err);
+    if (rc == SP_OK)
+        snprintf(uuid, SP_UUID_STR, "%s", vm.uuid);
+    else if (job)
+        sp_store_import_abort(s, job);
+    sp_vm_free(&vm);
+    free(nv);
+    sp_xva_meta_free(&meta);
+    sp_xva_reader_free(r);
+    return rc;
+}
+
+/* ---- verify and info ----------------------------------------------------- */
+
+int sp_verify_xva(int fd, const char *label, struct sp_archive_info *info, const struct sp_progress *prog,
+                  struct sp_error *err)
+{
+    struct sp_xva_reader *r = NULL;
+    struct sp_xva_meta m;
+    struct sp_archive_info scratch;
+    memset(&m, 0, sizeof m);
+    if (!info)
+        info = &scratch;
+    memset(info, 0, sizeof *info);
+    int rc = open_reader(fd, label, &r, &m, err);
+    if (rc == SP_OK) {
+        snprintf(info->vm_name, sizeof info->vm_name, "%s", m.vm.name);
+        info->hvm = m.vm.hvm;
+        info->memory_bytes = m.vm.memory_dynamic_max;
+        info->vcpus = m.vm.vcpus_at_startup;
+        info->compress = sp_xva_reader_compress(r);
+    }
+    for (int i = 0; rc == SP_OK && i < m.nvdis && i < 64; i++) {
+        snprintf(info->disks[i].id, sizeof info->disks[i].id, "%s", m.vdis[i].id);
+        snprintf(info->disks[i].name, sizeof info->disks[i].name, "%s", m.vdis[i].name);
+        snprintf(info->disks[i].type, sizeof info->disks[i].type, "%s", m.vdis[i].type);
+        info->disks[i].virtual_size = m.vdis[i].virtual_size;
+        info->ndisks = i + 1;
+        rc = sp_xva_read_disk(r, m.vdis[i].id, m.vdis[i].virtual_size, NULL, NULL, &info->disks[i].stored, prog, err);
+        info->digest = sp_xva_reader_digest(r);
+    }
+    if (rc == SP_OK && m.nvdis > 64)
+        rc = sp_error_set(err, SP_ELIMIT, "%s: more than 64 disks", label);
+    if (rc == SP_OK)
+        rc = sp_xva_reader_finish(r, err);
+    sp_xva_meta_free(&m);
+    sp_xva_reader_free(r);
+    return rc;
+}
