@@ -81,7 +81,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return cli_fail(&err);
     }
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, "export", &s)) != EXIT_OK_)
+    /* a temporary snapshot needs the write lock for a moment; the stream only a shared one */
+    if ((rc = cli_store_open(c, snap == NULL, "export", &s)) != EXIT_OK_)
         return rc;
     struct sp_outfile out = {.fd = -1};
     int fd = STDOUT_FILENO;
@@ -132,7 +133,7 @@ int cmd_import(struct cli *c, int argc, char **argv)
     if (open_archive(pos[0], &fd, &err) != SP_OK)
         return cli_fail(&err);
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, "import", &s)) != EXIT_OK_) {
+    if ((rc = cli_store_open(c, false, "import", &s)) != EXIT_OK_) {
         close(fd);
         return rc;
     }

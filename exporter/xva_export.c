@@ -212,12 +212,18 @@ int sp_export_xva(struct sp_store *s, const struct sp_export_opts *o, int fd, st
         rc = SP_ENOMEM;
     if (rc == SP_OK)
         rc = build_meta(s, &snap, vm.cfg.name, &meta, files, err);
+    /* streaming needs the files to stay, not the store to itself: shared */
+    if (rc == SP_OK)
+        rc = sp_store_share(s, err);
     if (rc == SP_OK)
         rc = write_archive(o, &meta, files, snap.snapshot_time, fd, err);
     if (made) {
         /* the temporary snapshot goes whatever happened; its merge waits for gc */
         struct sp_error derr;
-        if (sp_snapshot_delete(s, snap_uuid, &derr) != SP_OK && rc == SP_OK) {
+        int drc = sp_store_exclusive(s, "export", &derr);
+        if (drc == SP_OK)
+            drc = sp_snapshot_delete(s, snap_uuid, &derr);
+        if (drc != SP_OK && rc == SP_OK) {
             *err = derr;
             rc = derr.code;
         }

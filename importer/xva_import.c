@@ -157,7 +157,7 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
     memset(&meta, 0, sizeof meta);
     memset(&vm, 0, sizeof vm);
     struct sp_new_vdi *nv = NULL;
-    int64_t job = 0;
+    struct sp_staging st = {.lock_fd = -1};
     int rc = open_reader(fd, label, &r, &meta, err);
     if (rc == SP_OK)
         rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err);
@@ -168,17 +168,16 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
         nv[i].memory = strcmp(meta.vdis[i].type, "suspend") == 0;
     }
     if (rc == SP_OK)
-        rc = sp_store_import_begin(s, nv, meta.nvdis, &job, err);
+        rc = sp_store_import_begin(s, nv, meta.nvdis, &st, err);
     if (rc == SP_OK)
         rc = fill_vdis(r, &meta, nv, o->prog, err);
     if (rc == SP_OK)
         rc = vm_from_meta(&meta, o->name, nv, &vm, err);
     if (rc == SP_OK)
-        rc = sp_store_import_commit(s, job, nv, meta.nvdis, &vm, err);
+        rc = sp_store_import_commit(s, &st, nv, meta.nvdis, &vm, err);
     if (rc == SP_OK)
         snprintf(uuid, SP_UUID_STR, "%s", vm.uuid);
-    else if (job)
-        sp_store_import_abort(s, job);
+    sp_store_import_abort(s, &st);
     sp_vm_free(&vm);
     free(nv);
     sp_xva_meta_free(&meta);

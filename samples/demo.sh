@@ -86,4 +86,17 @@ sp gc
 sp store check
 sp vm config web01
 echo
+
+# XVA: the VM snapshotted, exported, the archive verified, imported as a
+# clone with new UUIDs, and the clone's disk compared with the snapshot's.
+sp snapshot create web01 --name for-export
+sp export web01 --snapshot for-export -o "$OUT/web01.xva"
+run snapport info "$OUT/web01.xva"
+run snapport verify "$OUT/web01.xva"
+sp import "$OUT/web01.xva" --name web01-copy
+disk_of() { "$SNAPPORT" --store "$STORE" --json vm show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])'; }
+run snapport disk compare "$(disk_of for-export)" "$(disk_of web01-copy)"
+sp vm list
+sp store check
+echo
 echo "demo.sh: all steps passed; the VM definition is $OUT/web01.cfg, the store $STORE"

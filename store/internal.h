@@ -71,6 +71,8 @@ int coalesce_recover(struct sp_store *s, int64_t id, const char *state, const ch
 /* Appends "path\n" to a growable list (malloc'd, *list may be NULL). */
 int filelist_add(char **list, const char *path, struct sp_error *err);
 
+/* Removes a folder and the files in it. */
+void remove_tree(const char *dir);
 /* Absolute path of a store-relative one. */
 void store_path(const struct sp_store *s, const char *rel, char *out, size_t len);
 /* vdis/<uuid>.vhd */

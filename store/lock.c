@@ -70,15 +70,19 @@ int sp_lock_take(const char *store_dir, bool exclusive, const char *command, int
         close(fd);
         return rc;
     }
-    if (exclusive) {
-        char line[512];
-        int n = snprintf(line, sizeof line, "pid %ld: %s\n", (long)getpid(), command ? command : "snapport");
-        if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) < 0) {
-            /* only informative */
-        }
-    }
+    if (exclusive)
+        sp_lock_sign(fd, command);
     *fd_out = fd;
     return SP_OK;
+}
+
+void sp_lock_sign(int fd, const char *command)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "pid %ld: %s\n", (long)getpid(), command ? command : "snapport");
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) < 0) {
+        /* only informative */
+    }
 }
 
 int sp_lock_change(int fd, const char *store_dir, bool exclusive, struct sp_error *err)

@@ -14,6 +14,8 @@
 int sp_lock_take(const char *store_dir, bool exclusive, const char *command, int *fd_out, struct sp_error *err);
 /* Exclusive to shared (after recovery) or back; waits like sp_lock_take. */
 int sp_lock_change(int fd, const char *store_dir, bool exclusive, struct sp_error *err);
+/* Writes "pid N: command" into the lock file for whoever waits (exclusive holders). */
+void sp_lock_sign(int fd, const char *command);
 /* exclusive: the holder's signature is cleared first. */
 void sp_lock_release(int fd, bool exclusive);
 

@@ -1,5 +1,6 @@
 /* Opening the store: directories, lock, catalog schema, recovery; jobs and
  * the file operations every store operation shares. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,6 +92,9 @@ static int make_dirs(const char *dir, struct sp_error *err)
     if (rc == SP_OK)
         rc = make_dir(sub, err);
     snprintf(sub, sizeof sub, "%s/vms", dir);
+    if (rc == SP_OK)
+        rc = make_dir(sub, err);
+    snprintf(sub, sizeof sub, "%s/staging", dir);
     if (rc == SP_OK)
         rc = make_dir(sub, err);
     return rc;
@@ -178,6 +183,33 @@ int jobs_pending(struct sp_store *s, int *n, struct sp_error *err)
     return rc;
 }
 
+/* Staging folders of imports that died: their lock is free. */
+static void sweep_staging(struct sp_store *s)
+{
+    char dir[4096];
+    store_path(s, "staging", dir, sizeof dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[4096 + 256], lock[4096 + 300];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        snprintf(lock, sizeof lock, "%s/lock", sub);
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd); /* a live import */
+            continue;
+        }
+        remove_tree(sub);
+        if (fd >= 0)
+            close(fd);
+    }
+    closedir(d);
+}
+
 int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command, struct sp_store **out,
                   struct sp_error *err)
 {
@@ -211,12 +243,45 @@ int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command,
     } else if (rc == SP_OK && pending) {
         rc = jobs_recover(s, err);
     }
+    if (rc == SP_OK && s->writer)
+        sweep_staging(s);
     if (rc != SP_OK) {
         sp_store_close(s);
         return rc;
     }
     *out = s;
     return SP_OK;
+}
+
+int sp_store_share(struct sp_store *s, struct sp_error *err)
+{
+    if (!s->writer)
+        return SP_OK;
+    if (ftruncate(s->lock_fd, 0) != 0) {
+        /* only the signature */
+    }
+    int rc = sp_lock_change(s->lock_fd, s->dir, false, err);
+    if (rc == SP_OK)
+        s->writer = false;
+    return rc;
+}
+
+int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error *err)
+{
+    if (s->writer)
+        return SP_OK;
+    int rc = sp_lock_change(s->lock_fd, s->dir, true, err);
+    if (rc != SP_OK)
+        return rc;
+    s->writer = true;
+    sp_lock_sign(s->lock_fd, command);
+    int pending = 0;
+    rc = jobs_pending(s, &pending, err);
+    if (rc == SP_OK && pending)
+        rc = jobs_recover(s, err);
+    if (rc == SP_OK)
+        sweep_staging(s);
+    return rc;
 }
 
 void sp_store_close(struct sp_store *s)
@@ -231,6 +296,24 @@ void sp_store_close(struct sp_store *s)
 }
 
 /* ---- files -------------------------------------------------------------- */
+
+/* Removes a staging folder: its files, then the folder (no deeper levels). */
+void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[4096 + 256];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
 
 int store_sync_dir(struct sp_store *s, struct sp_error *err)
 {

@@ -51,6 +51,14 @@ int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command,
                   struct sp_error *err);
 void sp_store_close(struct sp_store *s);
 
+/* A long read (an export streaming, an import receiving) holds the lock
+ * shared, so that another reader, and a second export or import, can go on
+ * at the same time; writers wait. share: exclusive -> shared. exclusive:
+ * shared -> exclusive (waiting like open does), then what a crash left is
+ * finished as at open. */
+int sp_store_share(struct sp_store *s, struct sp_error *err);
+int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error *err);
+
 /* A VM or a snapshot (a snapshot is a VM record with snapshot_of set). */
 struct sp_vm {
     char uuid[SP_UUID_STR];
@@ -122,15 +130,25 @@ struct sp_new_vdi {
     bool memory;             /* a memory image (raw file) rather than a disk (dynamic VHD) */
 };
 
+/* Where an import's files grow before they join the store: a folder of
+ * <store>/staging/ whose lock file the importer holds. A staging folder
+ * whose lock nobody holds is a dead import's, removed by the next writer. */
+struct sp_staging {
+    char dir[4096];
+    int lock_fd;
+};
+
 /* Creates the files of n new VDIs (empty dynamic VHDs, empty raw memory
- * images) under a job, so that a failure or a crash leaves nothing. */
-int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, int64_t *job, struct sp_error *err);
-/* Registers vm (its vbd_vdi and suspend_vdi name the new VDIs; a new uuid
- * is given when empty) and the VDIs in one transaction; the job ends. */
-int sp_store_import_commit(struct sp_store *s, int64_t job, const struct sp_new_vdi *v, int n, struct sp_vm *vm,
-                           struct sp_error *err);
-/* Removes the new files and the job. */
-void sp_store_import_abort(struct sp_store *s, int64_t job);
+ * images) in a new staging folder. Needs the lock, shared or exclusive. */
+int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, struct sp_staging *st,
+                          struct sp_error *err);
+/* Takes the lock exclusively, moves the files into the store and registers
+ * vm (its vbd_vdi and suspend_vdi name the new VDIs; a new uuid is given
+ * when empty) with the VDIs in one transaction. */
+int sp_store_import_commit(struct sp_store *s, struct sp_staging *st, struct sp_new_vdi *v, int n,
+                           struct sp_vm *vm, struct sp_error *err);
+/* Removes the staging folder. Safe after commit. */
+void sp_store_import_abort(struct sp_store *s, struct sp_staging *st);
 /* Refuses a VM name the store has already (checked before a long import). */
 int sp_store_name_free(struct sp_store *s, const char *name, struct sp_error *err);
 
