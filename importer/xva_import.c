@@ -158,7 +158,14 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
     memset(&vm, 0, sizeof vm);
     struct sp_new_vdi *nv = NULL;
     struct sp_staging st = {.lock_fd = -1};
+    /* Nothing of the store is touched until ova.xml has arrived, nor while
+     * the blocks stream into the staging folder: the lock is held only to
+     * start (shared) and to finish (exclusive), so that an export into this
+     * import through a pipe can take it whichever side started first. */
+    sp_store_unlock(s);
     int rc = open_reader(fd, label, &r, &meta, err);
+    if (rc == SP_OK)
+        rc = sp_store_share(s, err);
     if (rc == SP_OK)
         rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err);
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(meta.nvdis + 1), err)))
@@ -169,6 +176,8 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
     }
     if (rc == SP_OK)
         rc = sp_store_import_begin(s, nv, meta.nvdis, &st, err);
+    if (rc == SP_OK)
+        sp_store_unlock(s);
     if (rc == SP_OK)
         rc = fill_vdis(r, &meta, nv, o->prog, err);
     if (rc == SP_OK)

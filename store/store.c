@@ -255,15 +255,28 @@ int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command,
 
 int sp_store_share(struct sp_store *s, struct sp_error *err)
 {
-    if (!s->writer)
+    if (!s->writer && !s->unlocked)
         return SP_OK;
-    if (ftruncate(s->lock_fd, 0) != 0) {
+    if (s->writer && ftruncate(s->lock_fd, 0) != 0) {
         /* only the signature */
     }
     int rc = sp_lock_change(s->lock_fd, s->dir, false, err);
-    if (rc == SP_OK)
+    if (rc == SP_OK) {
         s->writer = false;
+        s->unlocked = false;
+    }
     return rc;
+}
+
+int sp_store_unlock(struct sp_store *s)
+{
+    if (s->writer && ftruncate(s->lock_fd, 0) != 0) {
+        /* only the signature */
+    }
+    flock(s->lock_fd, LOCK_UN);
+    s->writer = false;
+    s->unlocked = true;
+    return SP_OK;
 }
 
 int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error *err)
@@ -274,6 +287,7 @@ int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error 
     if (rc != SP_OK)
         return rc;
     s->writer = true;
+    s->unlocked = false;
     sp_lock_sign(s->lock_fd, command);
     int pending = 0;
     rc = jobs_pending(s, &pending, err);

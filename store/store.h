@@ -37,7 +37,8 @@ struct sp_store {
     char *dir;
     struct sqlite3 *db;
     int lock_fd;
-    bool writer;
+    bool writer;          /* the lock is held exclusively */
+    bool unlocked;        /* the lock is not held at all (sp_store_unlock) */
 };
 
 enum sp_store_mode {
@@ -58,6 +59,10 @@ void sp_store_close(struct sp_store *s);
  * finished as at open. */
 int sp_store_share(struct sp_store *s, struct sp_error *err);
 int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error *err);
+/* Lets the lock go while the caller touches nothing of the store (an import
+ * waiting for its archive to arrive: the exporter at the other end of the
+ * pipe may need the lock first). share or exclusive take it again. */
+int sp_store_unlock(struct sp_store *s);
 
 /* A VM or a snapshot (a snapshot is a VM record with snapshot_of set). */
 struct sp_vm {
