@@ -115,6 +115,8 @@ struct sp_xva_writer {
     uint8_t *buf;          /* one block */
     bool wrote_xml, closed, failed;
     char last_id[XVA_NAME_MAX + 1];
+    uint64_t written;      /* bytes out so far: the file offset when fd is a file */
+    struct sp_writeback wb;
 };
 
 /* Our own output callback rather than archive_write_open_fd, so that a
@@ -128,8 +130,12 @@ static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t
         return (la_ssize_t)len;
     for (;;) {
         ssize_t n = write(w->fd, buf, len);
-        if (n >= 0)
+        if (n >= 0) {
+            /* a file the caller will fsync: let the disk start early (a pipe ignores it) */
+            sp_writeback_note(&w->wb, w->written, (uint64_t)n);
+            w->written += (uint64_t)n;
             return n;
+        }
         if (errno != EINTR) {
             archive_set_error(a, errno, "write: %s", strerror(errno));
             return -1;
@@ -177,6 +183,8 @@ int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest
     if (!w)
         return SP_ENOMEM;
     w->fd = fd;
+    struct stat st;
+    sp_writeback_init(&w->wb, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fd : -1);
     w->digest = digest;
     w->mtime = mtime;
     int rc = SP_ENOMEM;
