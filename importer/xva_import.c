@@ -166,8 +166,8 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
     int rc = open_reader(fd, label, &r, &meta, err);
     if (rc == SP_OK)
         rc = sp_store_share(s, err);
-    if (rc == SP_OK)
-        rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err);
+    if (rc == SP_OK && (rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err)) == SP_EEXIST)
+        sp_error_prefix(err, "%s: import with --name NEW", label);
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(meta.nvdis + 1), err)))
         rc = SP_ENOMEM;
     for (int i = 0; rc == SP_OK && i < meta.nvdis; i++) {
