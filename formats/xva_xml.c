@@ -1147,6 +1147,35 @@ static bool in_ref_list(xmlNode *rec, const char *field, const char *id)
     return false;
 }
 
+/* A VBD or VIF belongs to the VM when its VM field names it, or, with that
+ * field null, when the VM's list (VBDs/VIFs) names it. */
+static int owned_by_vm(struct pctx *p, struct obj *o, struct obj *vmo, const char *vm_id, const char *list,
+                       bool *mine)
+{
+    char vmref[SP_XVA_ID_MAX + 16] = "";
+    if (get_str(p, o->rec, "VM", o->cls, vmref, sizeof vmref, false, NULL))
+        return -1;
+    *mine = strcmp(vmref, vm_id) == 0 || (is_null_ref(vmref) && o->id_ok && in_ref_list(vmo->rec, list, o->id));
+    return 0;
+}
+
+/* One more zeroed element at the end of *arr (n in use), within the limit. */
+static int grow_one(struct pctx *p, void **arr, int n, size_t size, const char *vm_id, const char *what)
+{
+    if (n >= SP_XVA_DEVICES_MAX) {
+        perr(p, SP_ELIMIT, "VM %s has more than %d %s", vm_id, SP_XVA_DEVICES_MAX, what);
+        return -1;
+    }
+    void *bigger = realloc(*arr, (size_t)(n + 1) * size);
+    if (!bigger) {
+        perr(p, SP_ENOMEM, "out of memory");
+        return -1;
+    }
+    memset((char *)bigger + (size_t)n * size, 0, size);
+    *arr = bigger;
+    return 0;
+}
+
 static int parse_vbd(struct pctx *p, struct obj *o, struct sp_xva_vbd *b)
 {
     char what[64], mode[16] = "RW", type[16] = "Disk";
@@ -1288,25 +1317,14 @@ static int parse_tree(struct pctx *p, xmlDoc *doc, struct sp_xva_meta *meta)
         struct obj *o = &all.v[i];
         if (strcmp(o->cls, "VBD") != 0)
             continue;
-        char vmref[SP_XVA_ID_MAX + 16] = "";
-        if (get_str(p, o->rec, "VM", "VBD", vmref, sizeof vmref, false, NULL))
+        bool mine = false;
+        if (owned_by_vm(p, o, vmo, meta->vm.id, "VBDs", &mine))
             goto out;
-        bool mine = strcmp(vmref, meta->vm.id) == 0 ||
-                    (is_null_ref(vmref) && o->id_ok && in_ref_list(vmo->rec, "VBDs", o->id));
         if (!mine)
             continue;
-        if (meta->nvbds >= SP_XVA_DEVICES_MAX) {
-            perr(p, SP_ELIMIT, "VM %s has more than %d VBDs", meta->vm.id, SP_XVA_DEVICES_MAX);
+        if (grow_one(p, (void **)&meta->vbds, meta->nvbds, sizeof *meta->vbds, meta->vm.id, "VBDs"))
             goto out;
-        }
-        struct sp_xva_vbd *b = realloc(meta->vbds, (size_t)(meta->nvbds + 1) * sizeof *b);
-        if (!b) {
-            perr(p, SP_ENOMEM, "out of memory");
-            goto out;
-        }
-        meta->vbds = b;
-        memset(&b[meta->nvbds], 0, sizeof *b);
-        if (parse_vbd(p, o, &b[meta->nvbds]))
+        if (parse_vbd(p, o, &meta->vbds[meta->nvbds]))
             goto out;
         meta->nvbds++;
     }
@@ -1339,24 +1357,14 @@ static int parse_tree(struct pctx *p, xmlDoc *doc, struct sp_xva_meta *meta)
         struct obj *o = &all.v[i];
         if (strcmp(o->cls, "VIF") != 0)
             continue;
-        char vmref[SP_XVA_ID_MAX + 16] = "";
-        if (get_str(p, o->rec, "VM", "VIF", vmref, sizeof vmref, false, NULL))
+        bool mine = false;
+        if (owned_by_vm(p, o, vmo, meta->vm.id, "VIFs", &mine))
             goto out;
-        bool mine = strcmp(vmref, meta->vm.id) == 0 ||
-                    (is_null_ref(vmref) && o->id_ok && in_ref_list(vmo->rec, "VIFs", o->id));
         if (!mine)
             continue;
-        if (meta->nvifs >= SP_XVA_DEVICES_MAX) {
-            perr(p, SP_ELIMIT, "VM %s has more than %d VIFs", meta->vm.id, SP_XVA_DEVICES_MAX);
+        if (grow_one(p, (void **)&meta->vifs, meta->nvifs, sizeof *meta->vifs, meta->vm.id, "VIFs"))
             goto out;
-        }
-        struct sp_xva_vif *v = realloc(meta->vifs, (size_t)(meta->nvifs + 1) * sizeof *v);
-        if (!v) {
-            perr(p, SP_ENOMEM, "out of memory");
-            goto out;
-        }
-        meta->vifs = v;
-        memset(&v[meta->nvifs], 0, sizeof *v);
+        struct sp_xva_vif *v = meta->vifs;
         if (parse_vif(p, o, &v[meta->nvifs]))
             goto out;
         meta->nvifs++;
