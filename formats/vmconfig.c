@@ -880,18 +880,19 @@ static int disk_spec(const struct sp_vm_disk *d, char **spec, struct sp_error *e
     return SP_OK;
 }
 
-static int put_disks(FILE *f, const struct sp_vm_config *c, struct sp_error *err)
+/* A list key (disk, vif) with one quoted spec per line. */
+static int put_spec_list(FILE *f, const char *key, const struct sp_vm_config *c, int n,
+                         int (*make)(const struct sp_vm_config *c, int i, char **spec, struct sp_error *err),
+                         struct sp_error *err)
 {
-    if (c->ndisks == 0)
+    if (n == 0)
         return SP_OK;
-    fputs("disk = [\n", f);
-    for (int i = 0; i < c->ndisks; i++) {
+    fprintf(f, "%s = [\n", key);
+    for (int i = 0; i < n; i++) {
         char *spec = NULL;
-        int rc = check_disk(i + 1, &c->disks[i], err);
+        int rc = make(c, i, &spec, err);
         if (!rc)
-            rc = disk_spec(&c->disks[i], &spec, err);
-        if (!rc)
-            rc = check_quotable("disk", spec, err);
+            rc = check_quotable(key, spec, err);
         if (rc) {
             free(spec);
             return rc;
@@ -903,6 +904,17 @@ static int put_disks(FILE *f, const struct sp_vm_config *c, struct sp_error *err
     }
     fputs("]\n", f);
     return SP_OK;
+}
+
+static int disk_list_item(const struct sp_vm_config *c, int i, char **spec, struct sp_error *err)
+{
+    int rc = check_disk(i + 1, &c->disks[i], err);
+    return rc ? rc : disk_spec(&c->disks[i], spec, err);
+}
+
+static int put_disks(FILE *f, const struct sp_vm_config *c, struct sp_error *err)
+{
+    return put_spec_list(f, "disk", c, c->ndisks, disk_list_item, err);
 }
 
 /* xl splits a vif spec on every comma and trims each item: a value may not
@@ -953,29 +965,15 @@ static int vif_spec(const struct sp_vm_vif *v, char **spec, struct sp_error *err
     return SP_OK;
 }
 
+static int vif_list_item(const struct sp_vm_config *c, int i, char **spec, struct sp_error *err)
+{
+    int rc = check_vif(i + 1, &c->vifs[i], err);
+    return rc ? rc : vif_spec(&c->vifs[i], spec, err);
+}
+
 static int put_vifs(FILE *f, const struct sp_vm_config *c, struct sp_error *err)
 {
-    if (c->nvifs == 0)
-        return SP_OK;
-    fputs("vif = [\n", f);
-    for (int i = 0; i < c->nvifs; i++) {
-        char *spec = NULL;
-        int rc = check_vif(i + 1, &c->vifs[i], err);
-        if (!rc)
-            rc = vif_spec(&c->vifs[i], &spec, err);
-        if (!rc)
-            rc = check_quotable("vif", spec, err);
-        if (rc) {
-            free(spec);
-            return rc;
-        }
-        fputs("    ", f);
-        put_quoted(f, spec);
-        fputs(",\n", f);
-        free(spec);
-    }
-    fputs("]\n", f);
-    return SP_OK;
+    return put_spec_list(f, "vif", c, c->nvifs, vif_list_item, err);
 }
 
 static int put_scalars(FILE *f, const struct sp_vm_config *c, struct sp_error *err)
