@@ -13,6 +13,7 @@ PACKAGES=(
   libsqlite3-dev libxxhash-dev libzstd-dev
   # the tests' peers and tools
   python3 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs time
+  xva-img libvmdk-utils libxml2-utils zstd gzip tar
 )
 
 missing=()
