@@ -50,6 +50,54 @@ static const char *network_for(struct sp_xva_meta *m, const char *bridge)
     return n->id;
 }
 
+/* xl.cfg keys that XAPI keeps in VM.platform, under the same names. */
+static const char *const PLATFORM_KEYS[] = {"acpi", "apic", "pae", "nx", "viridian", "hpet", "vga", "videoram",
+                                            "timeoffset", "usb"};
+
+static bool is_platform_key(const char *k, size_t n)
+{
+    for (size_t i = 0; i < sizeof PLATFORM_KEYS / sizeof PLATFORM_KEYS[0]; i++)
+        if (strlen(PLATFORM_KEYS[i]) == n && strncmp(PLATFORM_KEYS[i], k, n) == 0)
+            return true;
+    return false;
+}
+
+/* "viridian = 1" / "vga = 'stdvga'" lines of the xl.cfg text become
+ * platform entries; 0/1 are written as XAPI does, "false"/"true". */
+static int platform_from_extra(const char *extra, struct sp_xva_map *platform, struct sp_error *err)
+{
+    const char *line = extra;
+    while (line && *line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        size_t k = 0;
+        while (k < len && (line[k] == '_' || (line[k] >= 'a' && line[k] <= 'z') || (line[k] >= '0' && line[k] <= '9')))
+            k++;
+        const char *eq = memchr(line, '=', len);
+        if (k && eq && is_platform_key(line, k)) {
+            char key[32], val[128];
+            snprintf(key, sizeof key, "%.*s", (int)k, line);
+            const char *v = eq + 1;
+            size_t vl = len - (size_t)(v - line);
+            while (vl && (*v == ' ' || *v == '\t' || *v == '\'' || *v == '"'))
+                v++, vl--;
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t' || v[vl - 1] == '\'' || v[vl - 1] == '"'))
+                vl--;
+            snprintf(val, sizeof val, "%.*s", (int)vl, v);
+            /* XAPI spells xl's vga="stdvga" as "std" */
+            const char *out = strcmp(val, "1") == 0 ? "true" : strcmp(val, "0") == 0 ? "false"
+                            : strcmp(val, "stdvga") == 0 ? "std" : val;
+            if (val[0] && !strchr(val, '[')) {
+                int rc = map_add(platform, key, out, err);
+                if (rc != SP_OK)
+                    return rc;
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return SP_OK;
+}
+
 static int vm_record(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err)
 {
     struct sp_xva_vm *v = &m->vm;
@@ -73,6 +121,8 @@ static int vm_record(const struct sp_vm *snap, const char *vm_name, struct sp_xv
     v->vcpus_max = (uint64_t)(c->maxvcpus > c->vcpus ? c->maxvcpus : c->vcpus);
     iso_time(snap->snapshot_time ? snap->snapshot_time : snap->created, v->snapshot_time, sizeof v->snapshot_time);
     int rc = map_add(&v->platform, "device-model", "qemu-upstream-compat", err);
+    if (rc == SP_OK && c->extra && c->extra[0])
+        rc = platform_from_extra(c->extra, &v->platform, err);
     if (rc == SP_OK && c->extra && c->extra[0])
         rc = map_add(&v->other_config, XL_EXTRA_KEY, c->extra, err);
     return rc;
