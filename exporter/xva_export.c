@@ -273,6 +273,14 @@ int sp_export_xva(struct sp_store *s, const struct sp_export_opts *o, int fd, st
         int drc = sp_store_exclusive(s, "export", &derr);
         if (drc == SP_OK)
             drc = sp_snapshot_delete(s, snap_uuid, &derr);
+        /* The VM's leaf is new and empty (a VM of the store does not run):
+         * merging it back costs nothing and keeps the chain from growing
+         * with every export. A failure leaves the node for gc. */
+        for (int i = 0; drc == SP_OK && i < snap.cfg.ndisks; i++) {
+            struct sp_error cerr;
+            if (snap.vbd_vdi[i][0])
+                sp_gc_coalesce_node(s, snap.vbd_vdi[i], &cerr);
+        }
         if (drc != SP_OK && rc == SP_OK) {
             *err = derr;
             rc = derr.code;

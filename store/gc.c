@@ -403,3 +403,20 @@ int sp_gc(struct sp_store *s, bool dry_run, const struct sp_gc_report *rep, uint
     }
     return rc;
 }
+
+int sp_gc_coalesce_node(struct sp_store *s, const char *node, struct sp_error *err)
+{
+    char child[SP_UUID_STR];
+    int owners = 0, children = 0;
+    struct sp_vdi v;
+    int rc = vdi_load(s, node, &v, err);
+    if (rc == SP_OK)
+        rc = vdi_owners(s, node, &owners, err);
+    if (rc == SP_OK)
+        rc = vdi_children(s, node, &children, child, err);
+    if (rc != SP_OK || owners || children != 1 || strcmp(v.kind, "disk") != 0)
+        return rc; /* not (or no longer) a node that one child alone reads */
+    uint64_t freed = 0, needed = 0;
+    bool skipped = false;
+    return coalesce_one(s, node, child, false, NULL, &freed, &needed, &skipped, err);
+}

@@ -157,6 +157,11 @@ void sp_store_import_abort(struct sp_store *s, struct sp_staging *st);
 /* Refuses a VM name the store has already (checked before a long import). */
 int sp_store_name_free(struct sp_store *s, const char *name, struct sp_error *err);
 
+/* Coalesces one node into its only child now, if it is such a node (no
+ * owner, one child): what export does for its temporary snapshot, so that
+ * exports do not make chains grow. */
+int sp_gc_coalesce_node(struct sp_store *s, const char *node, struct sp_error *err);
+
 /* Catalog and files agree; problem() gets one line per finding. */
 int sp_store_check(struct sp_store *s, void (*problem)(void *ctx, const char *msg), void *ctx, int *count,
                    struct sp_error *err);

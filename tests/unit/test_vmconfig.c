@@ -5,12 +5,14 @@
 
 /* Each case writes its configs into a fresh folder of its own. */
 static char tmpdir[] = "/tmp/sp-vmconfig-XXXXXX";
+static bool made; /* not "the name still ends in X": a random name can end in X too */
 static char path[512];
 
 static const char *write_cfg(const char *name, const char *text)
 {
-    if (tmpdir[sizeof tmpdir - 2] == 'X')
+    if (!made)
         CHECK(mkdtemp(tmpdir) != NULL);
+    made = true;
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
@@ -23,8 +25,9 @@ static void cleanup(void)
 {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (tmpdir[sizeof tmpdir - 2] != 'X')
+    if (made)
         CHECK(system(cmd) == 0);
+    made = false;
     strcpy(tmpdir + sizeof tmpdir - 7, "XXXXXX"); /* the next case makes a new one */
 }
 
