@@ -66,6 +66,12 @@ def main():
     snaps = json.loads(sp("--store", store, "--json", "snapshot", "list", "vm").stdout)
     if len(snaps) != rounds or any(s["system"] for s in snaps):
         sys.exit("FAIL: %d snapshots (expected %d, no system ones left): %r" % (len(snaps), rounds, snaps))
+    # each export merged its temporary snapshot back: one layer per snapshot over the base
+    show = sp("--store", store, "vm", "show", "vm").stdout
+    depth = int(show.split("chain of ")[1].split()[0])
+    if depth != rounds + 1:
+        sys.exit("FAIL: the VM's chain is %d files after %d snapshots and %d exports, expected %d"
+                 % (depth, rounds, rounds, rounds + 1))
     r = sp("--store", store, "store", "check", check=False)
     if r.returncode != 0:
         sys.exit("FAIL: store check after the race: %s%s" % (r.stdout, r.stderr))
