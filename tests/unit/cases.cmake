@@ -10,3 +10,5 @@ sp_unit_test(xva_stream round_trip end_of_archive known_digests empty_disk_first
 sp_unit_test(xva_xml round_trip deterministic writer_refuses writer_xmllint parse_xapi parse_xo parse_minimal
              rejects_not_well_formed rejects_doctype rejects_missing_vdi rejects_bad_sizes rejects_bad_id
              rejects_too_many_vbds)
+sp_unit_test(vmdk open_reads_back stream_reads_back qemu_reads vmdkinfo_reads qemu_stream_read qemu_sparse_read
+             deterministic damaged_grain truncated gt_past_eof unknown_marker)
