@@ -56,6 +56,10 @@ struct cli_problems {
     char first[SP_ERROR_MAX + 256];
 };
 void cli_problem(void *ctx, const char *msg);
+/* --json around a check's findings: {"path": ..., "problems": [...], "ok": ...}
+ * (path omitted when NULL). */
+void cli_problems_begin(const struct cli *c, const char *path);
+void cli_problems_end(const struct cli *c, bool ok);
 
 /* The result of a command that made something: {"uuid": ...} with --json,
  * else the line fmt (which prints the uuid itself). */

@@ -147,18 +147,9 @@ static int disk_check(struct cli *c, int argc, char **argv)
     struct sp_error err;
     struct cli_problems out = {c, ""};
     int count = 0;
-    if (c->json) {
-        json_begin_object();
-        json_key_string("path", pos[0]);
-        json_begin_array("problems");
-    }
+    cli_problems_begin(c, pos[0]);
     rc = sp_image_check(pos[0], cli_problem, &out, &count, &err);
-    if (c->json) {
-        json_end_array();
-        json_key_bool("ok", rc == SP_OK && count == 0);
-        json_end_object();
-        json_finish();
-    }
+    cli_problems_end(c, rc == SP_OK && count == 0);
     if (rc != SP_OK)
         return cli_fail(&err);
     if (count) {

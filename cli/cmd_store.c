@@ -102,18 +102,10 @@ int cmd_store(struct cli *c, int argc, char **argv)
     struct sp_error err;
     struct cli_problems p = {c, ""};
     int count = 0;
-    if (c->json) {
-        json_begin_object();
-        json_begin_array("problems");
-    }
+    cli_problems_begin(c, NULL);
     rc = sp_store_check(s, cli_problem, &p, &count, &err);
     sp_store_close(s);
-    if (c->json) {
-        json_end_array();
-        json_key_bool("ok", rc == SP_OK && count == 0);
-        json_end_object();
-        json_finish();
-    }
+    cli_problems_end(c, rc == SP_OK && count == 0);
     if (rc != SP_OK)
         return cli_fail(&err);
     if (count) {

@@ -91,6 +91,26 @@ void cli_problem(void *ctx, const char *msg)
         printf("%s\n", msg);
 }
 
+void cli_problems_begin(const struct cli *c, const char *path)
+{
+    if (!c->json)
+        return;
+    json_begin_object();
+    if (path)
+        json_key_string("path", path);
+    json_begin_array("problems");
+}
+
+void cli_problems_end(const struct cli *c, bool ok)
+{
+    if (!c->json)
+        return;
+    json_end_array();
+    json_key_bool("ok", ok);
+    json_end_object();
+    json_finish();
+}
+
 void cli_report_uuid(struct cli *c, const char *uuid, const char *fmt, ...)
 {
     if (c->json) {
