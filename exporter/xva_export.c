@@ -10,10 +10,6 @@
 #include "formats/util.h"
 #include "formats/xva_xml.h"
 
-/* Key of the VM's other_config that carries the xl.cfg statements snapport
- * does not interpret, so that an XVA made by us imports back whole. */
-#define XL_EXTRA_KEY "snapport:xl-extra"
-
 static int map_add(struct sp_xva_map *m, const char *k, const char *v, struct sp_error *err)
 {
     struct sp_xva_kv *items = realloc(m->items, sizeof *items * (size_t)(m->n + 1));
@@ -124,7 +120,7 @@ static int vm_record(const struct sp_vm *snap, const char *vm_name, struct sp_xv
     if (rc == SP_OK && c->extra && c->extra[0])
         rc = platform_from_extra(c->extra, &v->platform, err);
     if (rc == SP_OK && c->extra && c->extra[0])
-        rc = map_add(&v->other_config, XL_EXTRA_KEY, c->extra, err);
+        rc = map_add(&v->other_config, SP_XVA_XL_EXTRA_KEY, c->extra, err);
     return rc;
 }
 

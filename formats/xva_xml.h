@@ -12,6 +12,10 @@
 
 #include "formats/error.h"
 
+/* The VM other_config key that carries the xl.cfg statements snapport does
+ * not interpret, so that an XVA made by snapport imports back whole. */
+#define SP_XVA_XL_EXTRA_KEY "snapport:xl-extra"
+
 /* ova.xml larger than this is not a VM description. */
 #define SP_XVA_XML_MAX (16u << 20)
 

@@ -9,8 +9,6 @@
 #include "formats/xva_xml.h"
 #include "importer/import.h"
 
-#define XL_EXTRA_KEY "snapport:xl-extra"
-
 static const char *map_get(const struct sp_xva_map *m, const char *k)
 {
     for (int i = 0; i < m->n; i++)
@@ -56,7 +54,7 @@ static int vm_from_meta(const struct sp_xva_meta *m, const char *name, const str
     c->maxvcpus = (long)m->vm.vcpus_max;
     if (m->vm.hvm)
         snprintf(c->boot, sizeof c->boot, "%s", m->vm.boot_order);
-    const char *extra = map_get(&m->vm.other_config, XL_EXTRA_KEY);
+    const char *extra = map_get(&m->vm.other_config, SP_XVA_XL_EXTRA_KEY);
     c->extra = strdup(extra ? extra : "");
     struct sp_xva_vbd *vbds = sp_zalloc(sizeof *vbds * (size_t)(m->nvbds + 1), err);
     c->disks = sp_zalloc(sizeof *c->disks * (size_t)(m->nvbds + 1), err);
