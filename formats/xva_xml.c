@@ -15,6 +15,7 @@
 
 #include <libxml/chvalid.h>
 #include <libxml/parser.h>
+#include "formats/xml_safe.h"
 #include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 #include <libxml/xmlstring.h>
@@ -1388,81 +1389,16 @@ out:
     return p->rc;
 }
 
-/* SAX hooks: a DOCTYPE stops the parser where it starts, before any entity
- * declaration of its internal subset is read (whatever the encoding). */
-static void on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id, const xmlChar *system_id)
-{
-    (void)name;
-    (void)external_id;
-    (void)system_id;
-    xmlParserCtxtPtr ctxt = ctx;
-    *(bool *)ctxt->_private = true;
-    xmlStopParser(ctxt);
-}
-
-static void on_entity(void *ctx, const xmlChar *name, int type, const xmlChar *public_id, const xmlChar *system_id,
-                      xmlChar *content)
-{
-    (void)name;
-    (void)type;
-    (void)public_id;
-    (void)system_id;
-    (void)content;
-    xmlParserCtxtPtr ctxt = ctx;
-    *(bool *)ctxt->_private = true;
-    xmlStopParser(ctxt);
-}
-
 int sp_xva_xml_parse(const char *text, size_t len, struct sp_xva_meta *meta, struct sp_error *err)
 {
     struct pctx p = {err, SP_OK};
-    xmlParserCtxtPtr ctxt = NULL;
     xmlDoc *doc = NULL;
-    bool doctype = false;
 
     memset(meta, 0, sizeof *meta);
-    if (len > SP_XVA_XML_MAX)
-        return sp_error_set(err, SP_ELIMIT, "ova.xml: %zu bytes, more than the %u a VM description may have", len,
-                            SP_XVA_XML_MAX);
-    if (len == 0)
-        return sp_error_set(err, SP_EFORMAT, "ova.xml: not well-formed XML (empty document)");
-    xmlInitParser();
-    /* xmlReadMemory's steps, with our SAX hooks on the context */
-    ctxt = xmlCreateMemoryParserCtxt(text, (int)len);
-    if (!ctxt)
-        return sp_error_set(err, SP_ENOMEM, "ova.xml: out of memory");
-    ctxt->_private = &doctype;
-    ctxt->sax->internalSubset = on_doctype;
-    ctxt->sax->entityDecl = on_entity;
-    /* NONET, and neither NOENT (substitute entities) nor DTDLOAD/DTDATTR;
-     * NOERROR/NOWARNING: the library does not print, the message is ours. */
-    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
-    xmlParseDocument(ctxt);
-    doc = ctxt->myDoc;
-    ctxt->myDoc = NULL;
-    /* No DTD at all: XAPI never writes one, and its entities are how billion
-     * laughs and XXE get in. */
-    if (doctype || (doc && (doc->intSubset || doc->extSubset))) {
-        perr(&p, SP_EFORMAT, "has a document type declaration (DOCTYPE/ENTITY), which is refused");
-        goto out;
-    }
-    if (!doc || !ctxt->wellFormed) {
-        const xmlError *e = xmlCtxtGetLastError(ctxt);
-        char msg[256] = "unknown error";
-        if (e && e->message) {
-            snprintf(msg, sizeof msg, "%s", e->message);
-            size_t n = strlen(msg);
-            while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-                msg[--n] = '\0';
-        }
-        perr(&p, SP_EFORMAT, "not well-formed XML (line %d: %s)", e ? e->line : 0, msg);
-        goto out;
-    }
+    if (sp_xml_parse_safe(text, len, SP_XVA_XML_MAX, "ova.xml", &doc, err) != SP_OK)
+        return err->code;
     parse_tree(&p, doc, meta);
-out:
-    if (doc)
-        xmlFreeDoc(doc);
-    xmlFreeParserCtxt(ctxt);
+    xmlFreeDoc(doc);
     if (p.rc)
         sp_xva_meta_free(meta);
     return p.rc;

@@ -12,3 +12,5 @@ sp_unit_test(xva_xml round_trip deterministic writer_refuses writer_xmllint pars
              rejects_too_many_vbds)
 sp_unit_test(vmdk open_reads_back stream_reads_back qemu_reads vmdkinfo_reads qemu_stream_read qemu_sparse_read
              deterministic damaged_grain truncated gt_past_eof unknown_marker)
+sp_unit_test(ovf round_trip_1 round_trip_2 deterministic writer_xmllint parse_vmware parse_vbox parse_xen_ovirt parse_xo
+             rejects_not_well_formed rejects_doctype rejects_required_section rejects_bad_href rejects_missing_file)

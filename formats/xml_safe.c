@@ -1,0 +1,81 @@
+#include "formats/xml_safe.h"
+
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* SAX hooks: a DOCTYPE stops the parser where it starts, before any entity
+ * declaration of its internal subset is read (whatever the encoding). */
+static void on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id, const xmlChar *system_id)
+{
+    (void)name;
+    (void)external_id;
+    (void)system_id;
+    xmlParserCtxtPtr ctxt = ctx;
+    *(bool *)ctxt->_private = true;
+    xmlStopParser(ctxt);
+}
+
+static void on_entity(void *ctx, const xmlChar *name, int type, const xmlChar *public_id, const xmlChar *system_id,
+                      xmlChar *content)
+{
+    (void)name;
+    (void)type;
+    (void)public_id;
+    (void)system_id;
+    (void)content;
+    xmlParserCtxtPtr ctxt = ctx;
+    *(bool *)ctxt->_private = true;
+    xmlStopParser(ctxt);
+}
+
+int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what, xmlDoc **out,
+                      struct sp_error *err)
+{
+    *out = NULL;
+    if (len > max)
+        return sp_error_set(err, SP_ELIMIT, "%s: %zu bytes, more than the %zu a VM description may have", what, len,
+                            max);
+    if (len == 0)
+        return sp_error_set(err, SP_EFORMAT, "%s: not well-formed XML (empty document)", what);
+    xmlInitParser();
+    /* xmlReadMemory's steps, with our SAX hooks on the context */
+    xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(text, (int)len);
+    if (!ctxt)
+        return sp_error_set(err, SP_ENOMEM, "%s: out of memory", what);
+    bool doctype = false;
+    ctxt->_private = &doctype;
+    ctxt->sax->internalSubset = on_doctype;
+    ctxt->sax->entityDecl = on_entity;
+    /* NONET, and neither NOENT (substitute entities) nor DTDLOAD/DTDATTR;
+     * NOERROR/NOWARNING: the library does not print, the message is ours. */
+    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+    xmlParseDocument(ctxt);
+    xmlDoc *doc = ctxt->myDoc;
+    ctxt->myDoc = NULL;
+    int rc = SP_OK;
+    if (doctype || (doc && (doc->intSubset || doc->extSubset))) {
+        rc = sp_error_set(err, SP_EFORMAT, "%s: has a document type declaration (DOCTYPE/ENTITY), which is refused",
+                          what);
+    } else if (!doc || !ctxt->wellFormed) {
+        const xmlError *e = xmlCtxtGetLastError(ctxt);
+        char msg[256] = "unknown error";
+        if (e && e->message) {
+            snprintf(msg, sizeof msg, "%s", e->message);
+            size_t n = strlen(msg);
+            while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+                msg[--n] = '\0';
+        }
+        rc = sp_error_set(err, SP_EFORMAT, "%s: not well-formed XML (line %d: %s)", what, e ? e->line : 0, msg);
+    }
+    xmlFreeParserCtxt(ctxt);
+    if (rc != SP_OK) {
+        if (doc)
+            xmlFreeDoc(doc);
+        return rc;
+    }
+    *out = doc;
+    return SP_OK;
+}
