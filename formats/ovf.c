@@ -87,86 +87,39 @@ static bool valid_href(const char *s)
 /* ------------------------------------------------------------------------ */
 /* writer                                                                    */
 
-struct wr {
-    xmlTextWriterPtr w;
-    bool bad;
-    char *scratch;
-    size_t scratch_len;
-};
+#define W SP_XML_W
 
-#define W(c, call)                   \
-    do {                             \
-        if (!(c)->bad && (call) < 0) \
-            (c)->bad = true;         \
-    } while (0)
+static void el_start(struct sp_xml_wr *c, const char *name) { W(c, xmlTextWriterStartElement(c->w, BAD_CAST name)); }
+static void el_end(struct sp_xml_wr *c) { W(c, xmlTextWriterFullEndElement(c->w)); }
 
-/* Text as XML 1.0 can carry it: control characters other than TAB, LF and CR
- * are dropped, invalid UTF-8 bytes become '?'. */
-static const char *clean(struct wr *c, const char *s)
+static void at(struct sp_xml_wr *c, const char *name, const char *v)
 {
-    size_t n = strlen(s);
-    if (n + 1 > c->scratch_len) {
-        char *p = realloc(c->scratch, n + 1);
-        if (!p) {
-            c->bad = true;
-            return "";
-        }
-        c->scratch = p;
-        c->scratch_len = n + 1;
-    }
-    size_t o = 0;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        int len = (int)(n - i);
-        int ch = xmlGetUTF8Char(u + i, &len);
-        if (ch < 0 || len <= 0) {
-            c->scratch[o++] = '?';
-            i++;
-            continue;
-        }
-        if (xmlIsCharQ(ch)) {
-            memcpy(c->scratch + o, u + i, (size_t)len);
-            o += (size_t)len;
-        } else if (ch >= 0x20) {
-            c->scratch[o++] = '?';
-        }
-        i += (size_t)len;
-    }
-    c->scratch[o] = '\0';
-    return c->scratch;
+    W(c, xmlTextWriterWriteAttribute(c->w, BAD_CAST name, BAD_CAST sp_xml_clean(c, v)));
 }
 
-static void el_start(struct wr *c, const char *name) { W(c, xmlTextWriterStartElement(c->w, BAD_CAST name)); }
-static void el_end(struct wr *c) { W(c, xmlTextWriterFullEndElement(c->w)); }
-
-static void at(struct wr *c, const char *name, const char *v)
-{
-    W(c, xmlTextWriterWriteAttribute(c->w, BAD_CAST name, BAD_CAST clean(c, v)));
-}
-
-static void at_u64(struct wr *c, const char *name, uint64_t v)
+static void at_u64(struct sp_xml_wr *c, const char *name, uint64_t v)
 {
     char b[32];
     snprintf(b, sizeof b, "%" PRIu64, v);
     at(c, name, b);
 }
 
-static void el_text(struct wr *c, const char *name, const char *text)
+static void el_text(struct sp_xml_wr *c, const char *name, const char *text)
 {
     el_start(c, name);
     if (*text)
-        W(c, xmlTextWriterWriteString(c->w, BAD_CAST clean(c, text)));
+        W(c, xmlTextWriterWriteString(c->w, BAD_CAST sp_xml_clean(c, text)));
     el_end(c);
 }
 
-static void el_u64(struct wr *c, const char *name, uint64_t v)
+static void el_u64(struct sp_xml_wr *c, const char *name, uint64_t v)
 {
     char b[32];
     snprintf(b, sizeof b, "%" PRIu64, v);
     el_text(c, name, b);
 }
 
-static void info(struct wr *c, const char *text) { el_text(c, "Info", text); }
+static void info(struct sp_xml_wr *c, const char *text) { el_text(c, "Info", text); }
 
 /* Number of controllers of each kind the disks (and the CD) need. */
 struct layout {
@@ -229,23 +182,23 @@ static int check_model(const struct sp_ovf_system *sys, struct sp_error *err)
     return SP_OK;
 }
 
-static void item_begin(struct wr *c) { el_start(c, "Item"); }
+static void item_begin(struct sp_xml_wr *c) { el_start(c, "Item"); }
 
-static void rasd_i(struct wr *c, const char *name, uint64_t v)
+static void rasd_i(struct sp_xml_wr *c, const char *name, uint64_t v)
 {
     char b[64];
     snprintf(b, sizeof b, "rasd:%s", name);
     el_u64(c, b, v);
 }
 
-static void rasd_s(struct wr *c, const char *name, const char *v)
+static void rasd_s(struct sp_xml_wr *c, const char *name, const char *v)
 {
     char b[64];
     snprintf(b, sizeof b, "rasd:%s", name);
     el_text(c, b, v);
 }
 
-static void write_hardware(struct wr *c, const struct sp_ovf_system *sys, struct layout *l)
+static void write_hardware(struct sp_xml_wr *c, const struct sp_ovf_system *sys, struct layout *l)
 {
     char b[300];
     int iid = 1;
@@ -361,7 +314,7 @@ static bool seen_network(const struct sp_ovf_system *sys, int upto, const char *
     return false;
 }
 
-static void write_envelope(struct wr *c, const struct sp_ovf_system *sys, struct layout *l)
+static void write_envelope(struct sp_xml_wr *c, const struct sp_ovf_system *sys, struct layout *l)
 {
     bool v2 = sys->version == SP_OVF_2;
     el_start(c, "Envelope");
@@ -459,7 +412,7 @@ static void write_envelope(struct wr *c, const struct sp_ovf_system *sys, struct
 int sp_ovf_write(const struct sp_ovf_system *sys, char **out, size_t *len, struct sp_error *err)
 {
     int rc;
-    struct wr c = {0};
+    struct sp_xml_wr c = {0};
     struct layout l;
     xmlBufferPtr buf = NULL;
 

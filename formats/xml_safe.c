@@ -1,8 +1,11 @@
 #include "formats/xml_safe.h"
 
+#include <libxml/chvalid.h>
+#include <libxml/encoding.h>
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,4 +81,38 @@ int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what
     }
     *out = doc;
     return SP_OK;
+}
+
+const char *sp_xml_clean(struct sp_xml_wr *c, const char *s)
+{
+    size_t n = strlen(s);
+    if (n + 1 > c->scratch_len) {
+        char *p = realloc(c->scratch, n + 1);
+        if (!p) {
+            c->bad = true;
+            return "";
+        }
+        c->scratch = p;
+        c->scratch_len = n + 1;
+    }
+    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int len = (int)(n - i);
+        int ch = xmlGetUTF8Char(u + i, &len);
+        if (ch < 0 || len <= 0) {
+            c->scratch[o++] = '?';
+            i++;
+            continue;
+        }
+        if (xmlIsCharQ(ch)) {
+            memcpy(c->scratch + o, u + i, (size_t)len);
+            o += (size_t)len;
+        } else if (ch >= 0x20) {
+            c->scratch[o++] = '?'; /* U+FFFE, U+FFFF */
+        }
+        i += (size_t)len;
+    }
+    c->scratch[o] = '\0';
+    return c->scratch;
 }

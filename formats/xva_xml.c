@@ -102,158 +102,111 @@ const struct sp_xva_network *sp_xva_find_network(const struct sp_xva_meta *meta,
 /* ------------------------------------------------------------------------ */
 /* writer                                                                    */
 
-struct wr {
-    xmlTextWriterPtr w;
-    bool bad;           /* a libxml2 call failed (out of memory) */
-    char *scratch;      /* sanitized text */
-    size_t scratch_len;
-};
+#define W SP_XML_W
 
-#define W(c, call)                         \
-    do {                                   \
-        if (!(c)->bad && (call) < 0)       \
-            (c)->bad = true;               \
-    } while (0)
+static void el_start(struct sp_xml_wr *c, const char *name) { W(c, xmlTextWriterStartElement(c->w, BAD_CAST name)); }
+static void el_end(struct sp_xml_wr *c) { W(c, xmlTextWriterFullEndElement(c->w)); }
 
-/* Text as XML 1.0 can carry it: control characters other than TAB, LF and CR
- * are dropped (XAPI drops them too), invalid UTF-8 bytes become '?'. */
-static const char *clean(struct wr *c, const char *s)
-{
-    size_t n = strlen(s);
-    if (n + 1 > c->scratch_len) {
-        char *p = realloc(c->scratch, n + 1);
-        if (!p) {
-            c->bad = true;
-            return "";
-        }
-        c->scratch = p;
-        c->scratch_len = n + 1;
-    }
-    size_t o = 0;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        int len = (int)(n - i);
-        int ch = xmlGetUTF8Char(u + i, &len);
-        if (ch < 0 || len <= 0) {
-            c->scratch[o++] = '?';
-            i++;
-            continue;
-        }
-        if (xmlIsCharQ(ch)) {
-            memcpy(c->scratch + o, u + i, (size_t)len);
-            o += (size_t)len;
-        } else if (ch >= 0x20) {
-            c->scratch[o++] = '?'; /* U+FFFE, U+FFFF */
-        }
-        i += (size_t)len;
-    }
-    c->scratch[o] = '\0';
-    return c->scratch;
-}
-
-static void el_start(struct wr *c, const char *name) { W(c, xmlTextWriterStartElement(c->w, BAD_CAST name)); }
-static void el_end(struct wr *c) { W(c, xmlTextWriterFullEndElement(c->w)); }
-
-static void el_text(struct wr *c, const char *name, const char *text)
+static void el_text(struct sp_xml_wr *c, const char *name, const char *text)
 {
     el_start(c, name);
     if (*text)
-        W(c, xmlTextWriterWriteString(c->w, BAD_CAST clean(c, text)));
+        W(c, xmlTextWriterWriteString(c->w, BAD_CAST sp_xml_clean(c, text)));
     el_end(c);
 }
 
-static void m_begin(struct wr *c, const char *name)
+static void m_begin(struct sp_xml_wr *c, const char *name)
 {
     el_start(c, "member");
     el_text(c, "name", name);
 }
 
-static void m_end(struct wr *c) { el_end(c); }
+static void m_end(struct sp_xml_wr *c) { el_end(c); }
 
 /* <value>s</value>: strings, and ints as XAPI writes them (bare). */
-static void v_plain(struct wr *c, const char *s) { el_text(c, "value", s); }
+static void v_plain(struct sp_xml_wr *c, const char *s) { el_text(c, "value", s); }
 
-static void v_typed(struct wr *c, const char *type, const char *s)
+static void v_typed(struct sp_xml_wr *c, const char *type, const char *s)
 {
     el_start(c, "value");
     el_text(c, type, s);
     el_end(c);
 }
 
-static void mem_str(struct wr *c, const char *name, const char *s)
+static void mem_str(struct sp_xml_wr *c, const char *name, const char *s)
 {
     m_begin(c, name);
     v_plain(c, s);
     m_end(c);
 }
 
-static void mem_ref(struct wr *c, const char *name, const char *id)
+static void mem_ref(struct sp_xml_wr *c, const char *name, const char *id)
 {
     mem_str(c, name, is_null_ref(id) ? XVA_NULL_REF : id);
 }
 
-static void mem_i64(struct wr *c, const char *name, long long v)
+static void mem_i64(struct sp_xml_wr *c, const char *name, long long v)
 {
     char b[32];
     snprintf(b, sizeof b, "%lld", v);
     mem_str(c, name, b);
 }
 
-static void mem_u64(struct wr *c, const char *name, uint64_t v)
+static void mem_u64(struct sp_xml_wr *c, const char *name, uint64_t v)
 {
     char b[32];
     snprintf(b, sizeof b, "%" PRIu64, v);
     mem_str(c, name, b);
 }
 
-static void mem_bool(struct wr *c, const char *name, bool v)
+static void mem_bool(struct sp_xml_wr *c, const char *name, bool v)
 {
     m_begin(c, name);
     v_typed(c, "boolean", v ? "1" : "0");
     m_end(c);
 }
 
-static void mem_date(struct wr *c, const char *name, const char *s)
+static void mem_date(struct sp_xml_wr *c, const char *name, const char *s)
 {
     m_begin(c, name);
     v_typed(c, "dateTime.iso8601", *s ? s : XVA_EPOCH);
     m_end(c);
 }
 
-static void mem_double(struct wr *c, const char *name, const char *s)
+static void mem_double(struct sp_xml_wr *c, const char *name, const char *s)
 {
     m_begin(c, name);
     v_typed(c, "double", s);
     m_end(c);
 }
 
-static void struct_begin(struct wr *c)
+static void struct_begin(struct sp_xml_wr *c)
 {
     el_start(c, "value");
     el_start(c, "struct");
 }
 
-static void struct_end(struct wr *c)
+static void struct_end(struct sp_xml_wr *c)
 {
     el_end(c);
     el_end(c);
 }
 
-static void array_begin(struct wr *c)
+static void array_begin(struct sp_xml_wr *c)
 {
     el_start(c, "value");
     el_start(c, "array");
     el_start(c, "data");
 }
 
-static void array_end(struct wr *c)
+static void array_end(struct sp_xml_wr *c)
 {
     el_end(c);
     el_end(c);
     el_end(c);
 }
 
-static void mem_map(struct wr *c, const char *name, const struct sp_xva_map *m)
+static void mem_map(struct sp_xml_wr *c, const char *name, const struct sp_xva_map *m)
 {
     m_begin(c, name);
     struct_begin(c);
@@ -263,9 +216,9 @@ static void mem_map(struct wr *c, const char *name, const struct sp_xva_map *m)
     m_end(c);
 }
 
-static void mem_empty_map(struct wr *c, const char *name) { mem_map(c, name, NULL); }
+static void mem_empty_map(struct sp_xml_wr *c, const char *name) { mem_map(c, name, NULL); }
 
-static void mem_empty_array(struct wr *c, const char *name)
+static void mem_empty_array(struct sp_xml_wr *c, const char *name)
 {
     m_begin(c, name);
     array_begin(c);
@@ -361,7 +314,7 @@ static int check_meta(const struct sp_xva_meta *meta, struct sp_error *err)
     return SP_OK;
 }
 
-static void obj_begin(struct wr *c, const char *cls, const char *id)
+static void obj_begin(struct sp_xml_wr *c, const char *cls, const char *id)
 {
     struct_begin(c);
     mem_str(c, "class", cls);
@@ -370,14 +323,14 @@ static void obj_begin(struct wr *c, const char *cls, const char *id)
     struct_begin(c);
 }
 
-static void obj_end(struct wr *c)
+static void obj_end(struct sp_xml_wr *c)
 {
     struct_end(c);
     m_end(c);
     struct_end(c);
 }
 
-static void write_version(struct wr *c, const struct sp_xva_meta *meta)
+static void write_version(struct sp_xml_wr *c, const struct sp_xva_meta *meta)
 {
     m_begin(c, "version");
     struct_begin(c);
@@ -393,7 +346,7 @@ static void write_version(struct wr *c, const struct sp_xva_meta *meta)
     m_end(c);
 }
 
-static void write_vm(struct wr *c, const struct sp_xva_meta *meta)
+static void write_vm(struct sp_xml_wr *c, const struct sp_xva_meta *meta)
 {
     const struct sp_xva_vm *vm = &meta->vm;
     bool suspended = vm->suspended && !is_null_ref(vm->suspend_vdi_id);
@@ -501,7 +454,7 @@ static void write_vm(struct wr *c, const struct sp_xva_meta *meta)
     obj_end(c);
 }
 
-static void write_vbd(struct wr *c, const struct sp_xva_meta *meta, const struct sp_xva_vbd *b)
+static void write_vbd(struct sp_xml_wr *c, const struct sp_xva_meta *meta, const struct sp_xva_vbd *b)
 {
     char uuid[SP_UUID_STR];
     derived_uuid(meta, "VBD", b->id, uuid);
@@ -531,7 +484,7 @@ static void write_vbd(struct wr *c, const struct sp_xva_meta *meta, const struct
     obj_end(c);
 }
 
-static void write_vdi(struct wr *c, const struct sp_xva_meta *meta, const struct sp_xva_vdi *d, const char *sr_id)
+static void write_vdi(struct sp_xml_wr *c, const struct sp_xva_meta *meta, const struct sp_xva_vdi *d, const char *sr_id)
 {
     obj_begin(c, "VDI", d->id);
     mem_str(c, "uuid", d->uuid);
@@ -574,7 +527,7 @@ static void write_vdi(struct wr *c, const struct sp_xva_meta *meta, const struct
     obj_end(c);
 }
 
-static void write_sr(struct wr *c, const struct sp_xva_meta *meta, const char *sr_id)
+static void write_sr(struct sp_xml_wr *c, const struct sp_xva_meta *meta, const char *sr_id)
 {
     char uuid[SP_UUID_STR];
     derived_uuid(meta, "SR", sr_id, uuid);
@@ -608,7 +561,7 @@ static void write_sr(struct wr *c, const struct sp_xva_meta *meta, const char *s
     obj_end(c);
 }
 
-static void write_vif(struct wr *c, const struct sp_xva_meta *meta, const struct sp_xva_vif *v)
+static void write_vif(struct sp_xml_wr *c, const struct sp_xva_meta *meta, const struct sp_xva_vif *v)
 {
     char uuid[SP_UUID_STR];
     derived_uuid(meta, "VIF", v->id, uuid);
@@ -643,7 +596,7 @@ static void write_vif(struct wr *c, const struct sp_xva_meta *meta, const struct
     obj_end(c);
 }
 
-static void write_network(struct wr *c, const struct sp_xva_meta *meta, const struct sp_xva_network *n)
+static void write_network(struct sp_xml_wr *c, const struct sp_xva_meta *meta, const struct sp_xva_network *n)
 {
     char uuid[SP_UUID_STR];
     derived_uuid(meta, "network", n->id, uuid);
@@ -676,7 +629,7 @@ static void write_network(struct wr *c, const struct sp_xva_meta *meta, const st
 int sp_xva_xml_write(const struct sp_xva_meta *meta, char **out, size_t *len, struct sp_error *err)
 {
     int rc;
-    struct wr c = {0};
+    struct sp_xml_wr c = {0};
     xmlBufferPtr buf = NULL;
     char sr_id[SP_XVA_ID_MAX];
 
