@@ -412,49 +412,20 @@ static void write_envelope(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
 int sp_ovf_write(const struct sp_ovf_system *sys, char **out, size_t *len, struct sp_error *err)
 {
     int rc;
-    struct sp_xml_wr c = {0};
+    struct sp_xml_wr c;
     struct layout l;
-    xmlBufferPtr buf = NULL;
 
     *out = NULL;
     *len = 0;
     if ((rc = check_model(sys, err)) || (rc = plan(sys, &l, err)))
         return rc;
-    xmlInitParser();
-    buf = xmlBufferCreate();
-    if (!buf || !(c.w = xmlNewTextWriterMemory(buf, 0))) {
-        rc = sp_error_set(err, SP_ENOMEM, "ovf: out of memory");
-        goto out;
-    }
+    if ((rc = sp_xml_wr_open(&c, "ovf", err)) != SP_OK)
+        return rc;
     W(&c, xmlTextWriterSetIndent(c.w, 1));
     W(&c, xmlTextWriterSetIndentString(c.w, BAD_CAST "  "));
     W(&c, xmlTextWriterStartDocument(c.w, "1.0", "UTF-8", NULL));
     write_envelope(&c, sys, &l);
-    W(&c, xmlTextWriterEndDocument(c.w));
-    xmlFreeTextWriter(c.w);
-    c.w = NULL;
-    if (c.bad) {
-        rc = sp_error_set(err, SP_ENOMEM, "ovf: writing the XML failed (out of memory)");
-        goto out;
-    }
-    size_t n = (size_t)xmlBufferLength(buf);
-    char *text = malloc(n + 1);
-    if (!text) {
-        rc = sp_error_set(err, SP_ENOMEM, "ovf: out of memory");
-        goto out;
-    }
-    memcpy(text, xmlBufferContent(buf), n);
-    text[n] = '\0';
-    *out = text;
-    *len = n;
-    rc = SP_OK;
-out:
-    if (c.w)
-        xmlFreeTextWriter(c.w);
-    if (buf)
-        xmlBufferFree(buf);
-    free(c.scratch);
-    return rc;
+    return sp_xml_wr_finish(&c, "ovf", out, len, err);
 }
 
 /* ------------------------------------------------------------------------ */

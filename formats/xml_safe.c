@@ -3,6 +3,7 @@
 #include <libxml/chvalid.h>
 #include <libxml/encoding.h>
 #include <libxml/parser.h>
+#include <libxml/xmlwriter.h>
 #include <libxml/parserInternals.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -115,4 +116,43 @@ const char *sp_xml_clean(struct sp_xml_wr *c, const char *s)
     }
     c->scratch[o] = '\0';
     return c->scratch;
+}
+
+int sp_xml_wr_open(struct sp_xml_wr *c, const char *what, struct sp_error *err)
+{
+    memset(c, 0, sizeof *c);
+    xmlInitParser();
+    c->buf = xmlBufferCreate();
+    if (!c->buf || !(c->w = xmlNewTextWriterMemory(c->buf, 0))) {
+        if (c->buf)
+            xmlBufferFree(c->buf);
+        c->buf = NULL;
+        return sp_error_set(err, SP_ENOMEM, "%s: out of memory", what);
+    }
+    return SP_OK;
+}
+
+int sp_xml_wr_finish(struct sp_xml_wr *c, const char *what, char **out, size_t *len, struct sp_error *err)
+{
+    SP_XML_W(c, xmlTextWriterEndDocument(c->w));
+    xmlFreeTextWriter(c->w); /* flushes into buf */
+    c->w = NULL;
+    int rc = SP_OK;
+    size_t n = (size_t)xmlBufferLength(c->buf);
+    char *text = c->bad ? NULL : malloc(n + 1);
+    if (c->bad)
+        rc = sp_error_set(err, SP_ENOMEM, "%s: writing the XML failed (out of memory)", what);
+    else if (!text)
+        rc = sp_error_set(err, SP_ENOMEM, "%s: out of memory", what);
+    if (text) {
+        memcpy(text, xmlBufferContent(c->buf), n);
+        text[n] = '\0';
+        *out = text;
+        *len = n;
+    }
+    xmlBufferFree(c->buf);
+    c->buf = NULL;
+    free(c->scratch);
+    c->scratch = NULL;
+    return rc;
 }

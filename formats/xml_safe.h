@@ -22,10 +22,17 @@ int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what
  * call failed (out of memory), and scratch space for cleaned text. */
 struct sp_xml_wr {
     xmlTextWriterPtr w;
+    xmlBufferPtr buf;   /* where w writes */
     bool bad;
     char *scratch;
     size_t scratch_len;
 };
+
+/* A writer into memory; what names the document in errors ("ovf"). */
+int sp_xml_wr_open(struct sp_xml_wr *c, const char *what, struct sp_error *err);
+/* Ends the document and hands its text out (malloc'd, NUL-terminated);
+ * frees the writer whether it succeeds or not. */
+int sp_xml_wr_finish(struct sp_xml_wr *c, const char *what, char **out, size_t *len, struct sp_error *err);
 
 /* Runs a libxml2 writer call unless one failed already; a failure sticks. */
 #define SP_XML_W(c, call)                  \

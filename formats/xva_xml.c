@@ -629,8 +629,7 @@ static void write_network(struct sp_xml_wr *c, const struct sp_xva_meta *meta, c
 int sp_xva_xml_write(const struct sp_xva_meta *meta, char **out, size_t *len, struct sp_error *err)
 {
     int rc;
-    struct sp_xml_wr c = {0};
-    xmlBufferPtr buf = NULL;
+    struct sp_xml_wr c;
     char sr_id[SP_XVA_ID_MAX];
 
     *out = NULL;
@@ -643,12 +642,8 @@ int sp_xva_xml_write(const struct sp_xva_meta *meta, char **out, size_t *len, st
     for (int i = 1; id_count(meta, sr_id); i++)
         snprintf(sr_id, sizeof sr_id, "Ref:sr%d", i);
 
-    xmlInitParser();
-    buf = xmlBufferCreate();
-    if (!buf || !(c.w = xmlNewTextWriterMemory(buf, 0))) {
-        rc = sp_error_set(err, SP_ENOMEM, "ova.xml: out of memory");
-        goto out;
-    }
+    if ((rc = sp_xml_wr_open(&c, "ova.xml", err)) != SP_OK)
+        return rc;
     W(&c, xmlTextWriterStartDocument(c.w, "1.0", "UTF-8", NULL));
     struct_begin(&c);
     write_version(&c, meta);
@@ -667,31 +662,7 @@ int sp_xva_xml_write(const struct sp_xva_meta *meta, char **out, size_t *len, st
     array_end(&c);
     m_end(&c);
     struct_end(&c);
-    W(&c, xmlTextWriterEndDocument(c.w));
-    xmlFreeTextWriter(c.w); /* flushes into buf */
-    c.w = NULL;
-    if (c.bad) {
-        rc = sp_error_set(err, SP_ENOMEM, "ova.xml: writing the XML failed (out of memory)");
-        goto out;
-    }
-    size_t n = (size_t)xmlBufferLength(buf);
-    char *text = malloc(n + 1);
-    if (!text) {
-        rc = sp_error_set(err, SP_ENOMEM, "ova.xml: out of memory");
-        goto out;
-    }
-    memcpy(text, xmlBufferContent(buf), n);
-    text[n] = '\0';
-    *out = text;
-    *len = n;
-    rc = SP_OK;
-out:
-    if (c.w)
-        xmlFreeTextWriter(c.w);
-    if (buf)
-        xmlBufferFree(buf);
-    free(c.scratch);
-    return rc;
+    return sp_xml_wr_finish(&c, "ova.xml", out, len, err);
 }
 
 /* ------------------------------------------------------------------------ */
