@@ -12,7 +12,7 @@
 #include "formats/util.h"
 #include "importer/import.h"
 
-static int archive_format(const char *path, const char *given, bool *xva, struct sp_error *err)
+static int archive_format(const char *path, const char *given, enum sp_archive_format *f, struct sp_error *err)
 {
     const char *name = given;
     if (!name) {
@@ -21,23 +21,53 @@ static int archive_format(const char *path, const char *given, bool *xva, struct
             return sp_error_set(err, SP_EINVAL, "%s: say --format xva|ova (no extension to tell)", path);
         name = dot + 1;
     }
-    if (strcmp(name, "xva") == 0) {
-        *xva = true;
+    if (strcmp(name, "xva") == 0 || strcmp(name, "ova") == 0) {
+        *f = strcmp(name, "ova") == 0 ? SP_ARCHIVE_OVA : SP_ARCHIVE_XVA;
         return SP_OK;
     }
-    if (strcmp(name, "ova") == 0)
-        return sp_error_set(err, SP_EUNSUPPORTED, "%s: OVA export is not supported yet", path);
     return sp_error_set(err, SP_EINVAL, "%s: unknown archive format '%s' (xva or ova)", path, name);
 }
 
-static int parse_digest(const char *s, enum sp_xva_digest *d)
+/* --digest: the XVA's block checksums, or the OVA manifest's algorithm. */
+static int parse_digest(const char *s, struct sp_export_opts *o)
 {
-    if (!s || strcmp(s, "xxhash") == 0)
-        *d = SP_XVA_XXHASH;
-    else if (strcmp(s, "sha1") == 0)
-        *d = SP_XVA_SHA1;
-    else
+    o->digest = SP_XVA_XXHASH;
+    o->mf_digest = SP_DIGEST_SHA256;
+    if (o->format == SP_ARCHIVE_OVA) {
+        if (s && (strcmp(s, "sha1") == 0 || strcmp(s, "sha256") == 0 || strcmp(s, "sha512") == 0))
+            sp_digest_parse_name(s, &o->mf_digest);
+        else if (s)
+            return cli_usage_error("--digest: '%s' is not sha1, sha256 or sha512 (for OVA)", s);
+        return EXIT_OK_;
+    }
+    if (s && strcmp(s, "sha1") == 0)
+        o->digest = SP_XVA_SHA1;
+    else if (s && strcmp(s, "xxhash") != 0)
         return cli_usage_error("--digest: '%s' is not xxhash or sha1 (for XVA)", s);
+    return EXIT_OK_;
+}
+
+static int parse_ova_opts(const char *ovfv, const char *key, const char *cert, const char *level,
+                          struct sp_export_opts *o)
+{
+    if (o->format != SP_ARCHIVE_OVA && (ovfv || key || cert || level))
+        return cli_usage_error("--ovf-version, --sign, --cert and --level are for OVA exports");
+    o->ovf_version = SP_OVF_1;
+    if (ovfv && strcmp(ovfv, "2.0") == 0)
+        o->ovf_version = SP_OVF_2;
+    else if (ovfv && strcmp(ovfv, "1.0") != 0)
+        return cli_usage_error("--ovf-version: '%s' is not 1.0 or 2.0", ovfv);
+    if (!key != !cert)
+        return cli_usage_error("--sign KEY.pem needs --cert CERT.pem, and the other way round");
+    o->sign_key = key;
+    o->sign_cert = cert;
+    if (level) {
+        char *end;
+        long v = strtol(level, &end, 10);
+        if (*end || v < 1 || v > 12)
+            return cli_usage_error("--level: '%s' is not a deflate level 1..12", level);
+        o->level = (int)v;
+    }
     return EXIT_OK_;
 }
 
@@ -57,9 +87,11 @@ static int parse_compress(const char *s, enum sp_xva_compress *c)
 int cmd_export(struct cli *c, int argc, char **argv)
 {
     const char *snap = NULL, *out_s = NULL, *fmt = NULL, *comp = NULL, *dig = NULL, *force = NULL;
+    const char *ovfv = NULL, *key = NULL, *cert = NULL, *level = NULL;
     const struct cli_opt opts[] = {
         {"--snapshot", true, &snap}, {"-o", true, &out_s}, {"--format", true, &fmt}, {"--compress", true, &comp},
-        {"--digest", true, &dig}, {"--force", false, &force}, {NULL, false, NULL},
+        {"--digest", true, &dig}, {"--force", false, &force}, {"--ovf-version", true, &ovfv}, {"--sign", true, &key},
+        {"--cert", true, &cert}, {"--level", true, &level}, {NULL, false, NULL},
     };
     const char *pos[1];
     int npos;
@@ -69,12 +101,14 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if (npos != 1 || !out_s)
         return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout)");
     struct sp_export_opts o = {.vm = pos[0], .snapshot = snap};
-    if ((rc = parse_digest(dig, &o.digest)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_)
-        return rc;
     struct sp_error err;
-    bool xva = false;
-    if (archive_format(out_s, fmt, &xva, &err) != SP_OK)
-        return err.code == SP_EINVAL && !fmt ? cli_usage_error("%s", err.msg) : cli_fail(&err);
+    if (archive_format(out_s, fmt, &o.format, &err) != SP_OK)
+        return cli_usage_error("%s", err.msg);
+    if ((rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
+        (rc = parse_ova_opts(ovfv, key, cert, level, &o)) != EXIT_OK_)
+        return rc;
+    if (o.format == SP_ARCHIVE_OVA && comp)
+        return cli_usage_error("--compress is for XVA (an OVA's VMDK grains are deflated already)");
     bool to_stdout = strcmp(out_s, "-") == 0;
     if (to_stdout && isatty(STDOUT_FILENO)) {
         sp_error_set(&err, SP_EINVAL, "export: refusing to write an archive to a terminal (redirect stdout)");
@@ -92,7 +126,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
     o.prog = cli_progress_hook(bar);
     if (rc == SP_OK)
-        rc = sp_export_xva(s, &o, fd, &err);
+        rc = sp_export(s, &o, fd, &err);
     cli_progress_finish(bar);
     if (!to_stdout && rc == SP_OK)
         rc = sp_outfile_commit(&out, &err);
@@ -106,46 +140,28 @@ int cmd_export(struct cli *c, int argc, char **argv)
     return EXIT_OK_;
 }
 
-/* The archive to read: a file, or stdin for "-". */
-static int open_archive(const char *path, int *fd, struct sp_error *err)
-{
-    if (strcmp(path, "-") == 0) {
-        *fd = STDIN_FILENO;
-        return SP_OK;
-    }
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    return *fd >= 0 ? SP_OK : sp_error_errno(err, errno, "%s", path);
-}
-
 int cmd_import(struct cli *c, int argc, char **argv)
 {
-    const char *name = NULL;
-    const struct cli_opt opts[] = {{"--name", true, &name}, {NULL, false, NULL}};
+    const char *name = NULL, *fmt = NULL;
+    const struct cli_opt opts[] = {{"--name", true, &name}, {"--format", true, &fmt}, {NULL, false, NULL}};
     const char *pos[1];
     int npos;
     int rc = cli_parse("import", argc, argv, opts, pos, 1, &npos);
     if (rc != EXIT_OK_)
         return rc;
     if (npos != 1)
-        return cli_usage_error("import: needs ARCHIVE (or - for stdin)");
+        return cli_usage_error("import: needs ARCHIVE (an .xva, an .ova, an .ovf or its folder, or - for stdin)");
     struct sp_error err;
-    int fd;
-    if (open_archive(pos[0], &fd, &err) != SP_OK)
-        return cli_fail(&err);
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "import", &s)) != EXIT_OK_) {
-        close(fd);
+    if ((rc = cli_store_open(c, false, "import", &s)) != EXIT_OK_)
         return rc;
-    }
     char uuid[SP_UUID_STR];
     struct cli_progress *bar = cli_progress_start(c, "import");
     struct sp_import_opts o = {.name = name, .prog = cli_progress_hook(bar)};
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
-    rc = sp_import_xva(s, fd, label, &o, uuid, &err);
+    rc = sp_import_archive(s, pos[0], fmt, &o, uuid, &err);
     cli_progress_finish(bar);
     sp_store_close(s);
-    if (fd != STDIN_FILENO)
-        close(fd);
     if (rc != SP_OK)
         return cli_fail(&err);
     cli_report_uuid(c, uuid, "%s: imported as VM %s\n", label, uuid);
@@ -158,43 +174,66 @@ static const char *compress_name(enum sp_xva_compress k)
     return k == SP_XVA_GZIP ? "gzip" : k == SP_XVA_ZSTD ? "zstd" : "none";
 }
 
+static void print_info_json(const char *label, const struct sp_archive_info *in, bool ok)
+{
+    bool ova = strcmp(in->format, "ova") == 0;
+    json_begin_object();
+    json_key_string("archive", label);
+    json_key_string("format", in->format[0] ? in->format : "xva");
+    json_key_bool("ok", ok);
+    json_key_string("vm", in->vm_name);
+    json_key_string("boot", in->hvm ? "hvm" : "pv");
+    json_key_uint("memory", in->memory_bytes);
+    json_key_uint("vcpus", in->vcpus);
+    if (ova) {
+        json_key_string("manifest", in->manifest);
+        json_key_uint("nics", (uint64_t)in->nnics);
+        json_key_bool("signed", in->is_signed);
+        if (in->is_signed) {
+            json_key_string("signer", in->signer);
+            json_key_bool("trusted", in->trusted);
+        }
+    } else {
+        json_key_string("checksum", digest_name(in->digest));
+        json_key_string("compression", compress_name(in->compress));
+    }
+    json_begin_array("disks");
+    for (int i = 0; i < in->ndisks; i++) {
+        json_begin_object();
+        json_key_string("id", in->disks[i].id);
+        json_key_string("name", in->disks[i].name);
+        json_key_string("type", in->disks[i].type);
+        json_key_uint("virtual_size", in->disks[i].virtual_size);
+        json_key_uint("stored", in->disks[i].stored);
+        json_end_object();
+    }
+    json_end_array();
+    json_end_object();
+    json_finish();
+}
+
 static void print_info(struct cli *c, const char *label, const struct sp_archive_info *in, bool ok)
 {
     char a[32], b[32], m[32];
     if (c->json) {
-        json_begin_object();
-        json_key_string("archive", label);
-        json_key_string("format", "xva");
-        json_key_bool("ok", ok);
-        json_key_string("vm", in->vm_name);
-        json_key_string("boot", in->hvm ? "hvm" : "pv");
-        json_key_uint("memory", in->memory_bytes);
-        json_key_uint("vcpus", in->vcpus);
-        json_key_string("checksum", digest_name(in->digest));
-        json_key_string("compression", compress_name(in->compress));
-        json_begin_array("disks");
-        for (int i = 0; i < in->ndisks; i++) {
-            json_begin_object();
-            json_key_string("id", in->disks[i].id);
-            json_key_string("name", in->disks[i].name);
-            json_key_string("type", in->disks[i].type);
-            json_key_uint("virtual_size", in->disks[i].virtual_size);
-            json_key_uint("stored", in->disks[i].stored);
-            json_end_object();
-        }
-        json_end_array();
-        json_end_object();
-        json_finish();
+        print_info_json(label, in, ok);
         return;
     }
     if (c->quiet)
         return;
-    printf("archive:     %s (xva, checksums %s, compression %s)\n", label, digest_name(in->digest),
-           compress_name(in->compress));
+    if (strcmp(in->format, "ova") == 0) {
+        printf("archive:     %s (ova, manifest %s%s%s)\n", label, in->manifest[0] ? in->manifest : "none",
+               in->is_signed ? ", signed by " : "", in->is_signed ? in->signer : "");
+        if (in->is_signed && !in->trusted)
+            printf("signer:      not trusted here: %s\n", in->trust_problem);
+    } else {
+        printf("archive:     %s (xva, checksums %s, compression %s)\n", label, digest_name(in->digest),
+               compress_name(in->compress));
+    }
     printf("vm:          %s (%s, %s memory, %llu vcpus)\n", in->vm_name, in->hvm ? "hvm" : "pv",
            sp_format_size(in->memory_bytes, m, sizeof m), (unsigned long long)in->vcpus);
     for (int i = 0; i < in->ndisks; i++)
-        printf("disk %-7s %-8s virtual %-10s stored %-10s %s\n", in->disks[i].id, in->disks[i].type,
+        printf("disk %-7s %-11s virtual %-10s stored %-10s %s\n", in->disks[i].id, in->disks[i].type,
                sp_format_size(in->disks[i].virtual_size, a, sizeof a), sp_format_size(in->disks[i].stored, b, sizeof b),
                in->disks[i].name);
 }
@@ -203,37 +242,39 @@ static void print_info(struct cli *c, const char *label, const struct sp_archive
 static int read_archive(struct cli *c, int argc, char **argv, bool verify)
 {
     const char *cmd = verify ? "verify" : "info";
+    const char *fmt = NULL;
+    const struct cli_opt opts[] = {{"--format", true, &fmt}, {NULL, false, NULL}};
     const char *pos[1];
     int npos;
-    int rc = cli_parse(cmd, argc, argv, NULL, pos, 1, &npos);
+    int rc = cli_parse(cmd, argc, argv, opts, pos, 1, &npos);
     if (rc != EXIT_OK_)
         return rc;
     if (npos != 1)
         return cli_usage_error("%s: needs ARCHIVE (or - for stdin)", cmd);
     struct sp_error err;
-    int fd;
-    if (open_archive(pos[0], &fd, &err) != SP_OK)
-        return cli_fail(&err);
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
     struct sp_archive_info *info = calloc(1, sizeof *info);
     if (!info) {
-        close(fd);
         sp_error_set(&err, SP_ENOMEM, "out of memory");
         return cli_fail(&err);
     }
     struct cli_progress *bar = cli_progress_start(c, cmd);
-    rc = sp_verify_xva(fd, label, info, cli_progress_hook(bar), &err);
+    rc = sp_verify_archive(pos[0], fmt, info, cli_progress_hook(bar), &err);
     cli_progress_finish(bar);
-    if (fd != STDIN_FILENO)
-        close(fd);
     if (!verify || c->json)
         print_info(c, label, info, rc == SP_OK);
+    bool info_signed_untrusted = info->is_signed && !info->trusted;
+    char signer[512], problem[256];
+    snprintf(signer, sizeof signer, "%s", info->signer);
+    snprintf(problem, sizeof problem, "%s", info->trust_problem);
     free(info);
     if (rc != SP_OK) {
         cli_fail(&err);
         /* damage found: the check's exit status; a file that cannot be read: failure */
         return verify && (rc == SP_EFORMAT || rc == SP_ELIMIT) ? EXIT_DIFF : EXIT_FAIL;
     }
+    if (verify && info_signed_untrusted)
+        cli_say(c, "%s: signed by %s, not trusted here (%s)\n", label, signer, problem);
     if (verify)
         cli_say(c, "%s: ok\n", label);
     return EXIT_OK_;

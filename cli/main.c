@@ -23,10 +23,10 @@ static const struct command COMMANDS[] = {
     {"clone", cmd_clone, "a new VM from a VM or snapshot"},
     {"gc", cmd_gc, "coalesce and remove what nothing needs"},
     {"store", cmd_store, "store check"},
-    {"export", cmd_export, "a VM or snapshot as an XVA"},
-    {"import", cmd_import, "an XVA as a new VM"},
-    {"verify", cmd_verify, "every checksum and the structure of an XVA"},
-    {"info", cmd_info, "what an XVA holds"},
+    {"export", cmd_export, "a VM or snapshot as an XVA or an OVA"},
+    {"import", cmd_import, "an XVA, OVA or unpacked OVF as a new VM"},
+    {"verify", cmd_verify, "every checksum and the structure of an XVA or OVA"},
+    {"info", cmd_info, "what an XVA or OVA holds"},
     {"help", cmd_help, "this text"},
 };
 
@@ -53,9 +53,12 @@ static const char USAGE[] =
     "  gc [--dry-run]                  run pending coalesces\n"
     "  store check                     catalog and files agree; exit 1 if not\n"
     "\n"
-    "  export VM [--snapshot SNAP] -o OUT.xva|- [--format xva] [--compress none|gzip|zstd]\n"
-    "         [--digest xxhash|sha1] [--force]\n"
-    "  import ARCHIVE|- [--name NEW]   a new VM with new UUIDs\n"
+    "  export VM [--snapshot SNAP] -o OUT.xva|OUT.ova|- [--format xva|ova] [--force]\n"
+    "         XVA: [--compress none|gzip|zstd] [--digest xxhash|sha1]\n"
+    "         OVA: [--digest sha256|sha1|sha512] [--sign KEY.pem --cert CERT.pem]\n"
+    "              [--ovf-version 1.0|2.0] [--level 1..12]\n"
+    "  import ARCHIVE|DIR|X.ovf|- [--name NEW] [--format xva|ova]\n"
+    "                                  a new VM with new UUIDs\n"
     "  verify ARCHIVE|-                every checksum and the structure; exit 1 on damage\n"
     "  info ARCHIVE|-                  the VM, its disks, sizes, checksum kind\n"
     "\n"

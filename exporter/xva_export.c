@@ -234,57 +234,18 @@ static int write_archive(const struct sp_export_opts *o, struct sp_xva_meta *m, 
     return rc;
 }
 
-int sp_export_xva(struct sp_store *s, const struct sp_export_opts *o, int fd, struct sp_error *err)
+int sp_export_xva_write(const struct sp_export_src *src, const struct sp_export_opts *o, int fd,
+                        struct sp_error *err)
 {
-    char vm_uuid[SP_UUID_STR], snap_uuid[SP_UUID_STR];
-    struct sp_vm vm, snap;
     struct sp_xva_meta meta;
-    memset(&vm, 0, sizeof vm);
-    memset(&snap, 0, sizeof snap);
     memset(&meta, 0, sizeof meta);
-    bool temporary = !o->snapshot;
-    int rc = sp_store_find(s, o->vm, false, NULL, vm_uuid, err);
+    char (*files)[4096] = sp_zalloc(sizeof *files * (size_t)(src->snap->cfg.ndisks + 2), err);
+    int rc = files ? SP_OK : SP_ENOMEM;
     if (rc == SP_OK)
-        rc = sp_store_load_vm(s, vm_uuid, &vm, err);
-    if (rc == SP_OK && temporary)
-        rc = sp_snapshot_create(s, vm_uuid, "export", vm.suspended, true, snap_uuid, err);
-    else if (rc == SP_OK)
-        rc = sp_store_find(s, o->snapshot, true, vm_uuid, snap_uuid, err);
-    bool made = rc == SP_OK && temporary;
+        rc = build_meta(src->s, src->snap, src->vm_name, &meta, files, err);
     if (rc == SP_OK)
-        rc = sp_store_load_vm(s, snap_uuid, &snap, err);
-    char (*files)[4096] = rc == SP_OK ? sp_zalloc(sizeof *files * (size_t)(snap.cfg.ndisks + 2), err) : NULL;
-    if (rc == SP_OK && !files)
-        rc = SP_ENOMEM;
-    if (rc == SP_OK)
-        rc = build_meta(s, &snap, vm.cfg.name, &meta, files, err);
-    /* streaming needs the files to stay, not the store to itself: shared */
-    if (rc == SP_OK)
-        rc = sp_store_share(s, err);
-    if (rc == SP_OK)
-        rc = write_archive(o, &meta, files, snap.snapshot_time, fd, err);
-    if (made) {
-        /* the temporary snapshot goes whatever happened; its merge waits for gc */
-        struct sp_error derr;
-        int drc = sp_store_exclusive(s, "export", &derr);
-        if (drc == SP_OK)
-            drc = sp_snapshot_delete(s, snap_uuid, &derr);
-        /* The VM's leaf is new and empty (a VM of the store does not run):
-         * merging it back costs nothing and keeps the chain from growing
-         * with every export. A failure leaves the node for gc. */
-        for (int i = 0; drc == SP_OK && i < snap.cfg.ndisks; i++) {
-            struct sp_error cerr;
-            if (snap.vbd_vdi[i][0])
-                sp_gc_coalesce_node(s, snap.vbd_vdi[i], &cerr);
-        }
-        if (drc != SP_OK && rc == SP_OK) {
-            *err = derr;
-            rc = derr.code;
-        }
-    }
+        rc = write_archive(o, &meta, files, src->snap->snapshot_time, fd, err);
     free(files);
     sp_xva_meta_free(&meta);
-    sp_vm_free(&snap);
-    sp_vm_free(&vm);
     return rc;
 }

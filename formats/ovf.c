@@ -393,7 +393,7 @@ static void write_envelope(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
     info(c, "The kind of installed guest operating system");
     el_end(c);
     write_hardware(c, sys, l);
-    if (sys->xen_type[0] || sys->xen_boot[0] || (sys->xen_extra && *sys->xen_extra)) {
+    if (sys->xen_type[0] || sys->xen_boot[0] || sys->xen_vdevs[0] || (sys->xen_extra && *sys->xen_extra)) {
         el_start(c, "sp:XenSection");
         at(c, "ovf:required", "false");
         info(c, "Xen settings that OVF has no words for (snapport)");
@@ -401,6 +401,8 @@ static void write_envelope(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
             el_text(c, "sp:Type", sys->xen_type);
         if (sys->xen_boot[0])
             el_text(c, "sp:Boot", sys->xen_boot);
+        if (sys->xen_vdevs[0])
+            el_text(c, "sp:Vdevs", sys->xen_vdevs);
         if (sys->xen_extra && *sys->xen_extra)
             el_text(c, "sp:Extra", sys->xen_extra);
         el_end(c);
@@ -805,7 +807,8 @@ static int parse_xen(struct parse *ps, xmlNode *sec)
     struct pctx *p = ps->p;
     struct sp_ovf_system *sys = ps->sys;
     if (child_text(p, sec, "Type", sys->xen_type, sizeof sys->xen_type) < 0 ||
-        child_text(p, sec, "Boot", sys->xen_boot, sizeof sys->xen_boot) < 0)
+        child_text(p, sec, "Boot", sys->xen_boot, sizeof sys->xen_boot) < 0 ||
+        child_text(p, sec, "Vdevs", sys->xen_vdevs, sizeof sys->xen_vdevs) < 0)
         return p->rc;
     for (xmlNode *k = first_el(sec); k; k = next_el(k))
         if (name_is(k, "Extra")) {

@@ -73,6 +73,7 @@ struct sp_ovf_system {
      * whole; "" when absent (other producers). */
     char xen_type[8];         /* hvm, pv, pvh */
     char xen_boot[16];
+    char xen_vdevs[512];      /* the disks' Xen names in disk order, blank-separated */
     char *xen_extra;          /* the xl.cfg statements snapport does not interpret */
 };
 

@@ -145,3 +145,18 @@ void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len)
     wb->lo = UINT64_MAX;
     wb->hi = 0;
 }
+
+ssize_t sp_write_out(int fd, const void *buf, size_t len, struct sp_writeback *wb, uint64_t *written)
+{
+    for (;;) {
+        ssize_t n = write(fd, buf, len);
+        if (n >= 0) {
+            /* a file the caller will fsync: let the disk start early (a pipe ignores it) */
+            sp_writeback_note(wb, *written, (uint64_t)n);
+            *written += (uint64_t)n;
+            return n;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
+}

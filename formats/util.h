@@ -65,5 +65,8 @@ struct sp_writeback {
 /* fd < 0 turns the kicks off (an output that will not be fsynced). */
 void sp_writeback_init(struct sp_writeback *wb, int fd);
 void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len);
+/* One write(2) to an output (a file or a pipe) at *written, retried on
+ * EINTR, noted for writeback; *written advances. -1 with errno on failure. */
+ssize_t sp_write_out(int fd, const void *buf, size_t len, struct sp_writeback *wb, uint64_t *written);
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "formats/instream.h"
 #include "formats/util.h"
 
 /* ova.xml is metadata (a few KiB to a few hundred KiB for a VM with many
@@ -44,8 +45,6 @@
 #define XVA_SUM_MAX 64
 #define XVA_XXH_HEX 16
 #define XVA_SHA1_HEX 40
-/* libarchive's read buffer for a file descriptor. */
-#define XVA_READ_BUF (1u << 20)
 /* Longest member name quoted in a message. */
 #define XVA_QUOTE_MAX 120
 
@@ -128,19 +127,10 @@ static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t
     struct sp_xva_writer *w = ctx;
     if (w->discard)
         return (la_ssize_t)len;
-    for (;;) {
-        ssize_t n = write(w->fd, buf, len);
-        if (n >= 0) {
-            /* a file the caller will fsync: let the disk start early (a pipe ignores it) */
-            sp_writeback_note(&w->wb, w->written, (uint64_t)n);
-            w->written += (uint64_t)n;
-            return n;
-        }
-        if (errno != EINTR) {
-            archive_set_error(a, errno, "write: %s", strerror(errno));
-            return -1;
-        }
-    }
+    ssize_t n = sp_write_out(w->fd, buf, len, &w->wb, &w->written);
+    if (n < 0)
+        archive_set_error(a, errno, "write: %s", strerror(errno));
+    return n;
 }
 
 static int werr(struct sp_xva_writer *w, struct sp_error *err, const char *member)
@@ -397,6 +387,7 @@ struct sp_xva_reader {
     size_t buf_cap;
     struct member cur;     /* the lookahead */
     bool failed;
+    struct sp_instream *own_in; /* opened from a descriptor: ours to free */
 };
 
 static int rerr_archive(struct sp_xva_reader *r, struct sp_error *err, const char *member)
@@ -461,6 +452,24 @@ static int take(struct sp_xva_reader *r, void *buf, size_t len, struct sp_error 
 int sp_xva_reader_open(int fd, const char *name, struct sp_xva_reader **out, struct sp_error *err)
 {
     *out = NULL;
+    struct sp_instream *in = sp_zalloc(sizeof *in, err);
+    if (!in)
+        return SP_ENOMEM;
+    int rc = sp_instream_init(in, fd, name ? name : "xva", err);
+    if (rc == SP_OK)
+        rc = sp_xva_reader_open_in(in, name, out, err);
+    if (rc == SP_OK) {
+        (*out)->own_in = in;
+        return SP_OK;
+    }
+    sp_instream_free(in);
+    free(in);
+    return rc;
+}
+
+int sp_xva_reader_open_in(struct sp_instream *in, const char *name, struct sp_xva_reader **out, struct sp_error *err)
+{
+    *out = NULL;
     struct sp_xva_reader *r = sp_zalloc(sizeof *r, err);
     if (!r)
         return SP_ENOMEM;
@@ -479,7 +488,7 @@ int sp_xva_reader_open(int fd, const char *name, struct sp_xva_reader **out, str
         rc = rerr_archive(r, err, NULL);
         goto fail;
     }
-    if (archive_read_open_fd(r->a, fd, XVA_READ_BUF) != ARCHIVE_OK) {
+    if (sp_instream_archive_open(r->a, in) != ARCHIVE_OK) {
         rc = rerr_archive(r, err, NULL);
         goto fail;
     }
@@ -720,5 +729,9 @@ void sp_xva_reader_free(struct sp_xva_reader *r)
     free(r->buf);
     free(r->xml);
     free(r->name);
+    if (r->own_in) {
+        sp_instream_free(r->own_in);
+        free(r->own_in);
+    }
     free(r);
 }

@@ -56,6 +56,10 @@ struct sp_xva_reader;
  * recognised from the bytes. name is for messages. The first member must
  * be ova.xml; it is read here. */
 int sp_xva_reader_open(int fd, const char *name, struct sp_xva_reader **out, struct sp_error *err);
+/* The same from a stream whose head may have been looked at (not freed). */
+struct sp_instream;
+int sp_xva_reader_open_in(struct sp_instream *in, const char *name, struct sp_xva_reader **out,
+                          struct sp_error *err);
 const char *sp_xva_reader_xml(const struct sp_xva_reader *r, size_t *len);
 /* The digest kind of the blocks read so far (for info). */
 enum sp_xva_digest sp_xva_reader_digest(const struct sp_xva_reader *r);

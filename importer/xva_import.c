@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "formats/chain.h"
+#include "formats/instream.h"
 #include "formats/raw.h"
 #include "formats/util.h"
 #include "formats/xva_xml.h"
@@ -17,10 +18,10 @@ static const char *map_get(const struct sp_xva_map *m, const char *k)
     return NULL;
 }
 
-static int open_reader(int fd, const char *label, struct sp_xva_reader **r, struct sp_xva_meta *meta,
-                       struct sp_error *err)
+static int open_reader(struct sp_instream *in, const char *label, struct sp_xva_reader **r,
+                       struct sp_xva_meta *meta, struct sp_error *err)
 {
-    int rc = sp_xva_reader_open(fd, label, r, err);
+    int rc = sp_xva_reader_open_in(in, label, r, err);
     size_t len = 0;
     const char *xml = rc == SP_OK ? sp_xva_reader_xml(*r, &len) : NULL;
     if (rc == SP_OK) {
@@ -146,7 +147,7 @@ static int fill_vdis(struct sp_xva_reader *r, const struct sp_xva_meta *m, const
     return sp_xva_reader_finish(r, err);
 }
 
-int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp_import_opts *o,
+int sp_import_xva(struct sp_store *s, struct sp_instream *in, const char *label, const struct sp_import_opts *o,
                   char uuid[SP_UUID_STR], struct sp_error *err)
 {
     struct sp_xva_reader *r = NULL;
@@ -161,7 +162,7 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
      * start (shared) and to finish (exclusive), so that an export into this
      * import through a pipe can take it whichever side started first. */
     sp_store_unlock(s);
-    int rc = open_reader(fd, label, &r, &meta, err);
+    int rc = open_reader(in, label, &r, &meta, err);
     if (rc == SP_OK)
         rc = sp_store_share(s, err);
     if (rc == SP_OK && (rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err)) == SP_EEXIST)
@@ -194,7 +195,7 @@ int sp_import_xva(struct sp_store *s, int fd, const char *label, const struct sp
 
 /* ---- verify and info ----------------------------------------------------- */
 
-int sp_verify_xva(int fd, const char *label, struct sp_archive_info *info, const struct sp_progress *prog,
+int sp_verify_xva(struct sp_instream *in, const char *label, struct sp_archive_info *info, const struct sp_progress *prog,
                   struct sp_error *err)
 {
     struct sp_xva_reader *r = NULL;
@@ -204,7 +205,8 @@ int sp_verify_xva(int fd, const char *label, struct sp_archive_info *info, const
     if (!info)
         info = &scratch;
     memset(info, 0, sizeof *info);
-    int rc = open_reader(fd, label, &r, &m, err);
+    snprintf(info->format, sizeof info->format, "xva");
+    int rc = open_reader(in, label, &r, &m, err);
     if (rc == SP_OK) {
         snprintf(info->vm_name, sizeof info->vm_name, "%s", m.vm.name);
         info->hvm = m.vm.hvm;

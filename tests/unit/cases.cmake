@@ -14,3 +14,8 @@ sp_unit_test(vmdk open_reads_back stream_reads_back qemu_reads vmdkinfo_reads qe
              deterministic damaged_grain truncated gt_past_eof unknown_marker)
 sp_unit_test(ovf round_trip_1 round_trip_2 deterministic writer_xmllint parse_vmware parse_vbox parse_xen_ovirt parse_xo
              rejects_not_well_formed rejects_doctype rejects_required_section rejects_bad_href rejects_missing_file)
+sp_unit_test(manifest digest_vectors digest_incremental digest_misuse digest_names format_exact format_refuses
+             parse_open_vmdk parse_vbox parse_crlf parse_openssl3 rejects_hex_length rejects_bad_names rejects_duplicate
+             rejects_garbage rejects_unsupported rejects_limits sign_verify_round_trip sign_cli_verifies
+             verify_cli_signed verify_tampered verify_self_signed sign_key_mismatch verify_wrong_name sign_bad_files
+             sign_combined_pem verify_rejects_garbage verify_chain)

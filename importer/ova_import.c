@@ -1,0 +1,815 @@
+/* OVA (or unpacked OVF) -> verify -> VHDs -> a new VM in the store.
+ *
+ * One forward pass over the members: the .ovf first (it says what the disks
+ * are), the .mf and .cert where present, then the files. Every member is
+ * digested as it passes; disks decode straight into the new VHDs in the
+ * staging folder (streamOptimized VMDK, raw, gzip of either); formats that
+ * need random access (monolithicSparse VMDK, VHD) are spooled there first.
+ * The manifest, the signature and the References are settled at the end,
+ * and only then does the VM appear. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "formats/chain.h"
+#include "formats/image.h"
+#include "formats/instream.h"
+#include "formats/manifest.h"
+#include "formats/ovf.h"
+#include "formats/util.h"
+#include "formats/vhd.h"
+#include "formats/vmdk.h"
+#include "importer/import.h"
+#include "importer/ova_package.h"
+
+#define SMALL_MAX (1u << 20)          /* .mf and .cert */
+#define CHUNK (1u << 20)
+#define ALL_DIGESTS ((1u << SP_DIGEST_SHA1) | (1u << SP_DIGEST_SHA256) | (1u << SP_DIGEST_SHA512))
+#define VHD_URI_KEY "bb676673"        /* Microsoft's VHD specification page, as XenServer names it */
+
+struct seen_file {                    /* per References/File */
+    bool seen;
+    uint64_t stored;
+    char hex[3][SP_DIGEST_HEX_MAX];   /* by kind, "" when not computed */
+    char format[24];
+};
+
+struct ova_in {
+    struct ova_package *pkg;
+    const char *label;
+    struct sp_ovf_system sys;
+    bool have_sys;
+    char ovf_name[SP_OVA_NAME_MAX + 1];
+    char ovf_hex[3][SP_DIGEST_HEX_MAX];
+    struct sp_manifest mf;
+    bool have_mf;
+    char mf_name[SP_OVA_NAME_MAX + 1];
+    char *mf_text, *cert_text;
+    size_t mf_len, cert_len;
+    struct seen_file *files;
+    struct sp_disk **targets;          /* per OVF disk: where its bytes go; NULL entries: verify */
+    const char *spool_dir;             /* where random-access formats are spooled */
+    bool pause_after_ovf;              /* import: the staging is made once the disks are known */
+    const struct sp_progress *prog;
+    uint64_t done, total;
+    struct sp_archive_info *info;      /* may be NULL */
+};
+
+static int ierr(struct ova_in *st, int code, struct sp_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int ierr(struct ova_in *st, int code, struct sp_error *err, const char *fmt, ...)
+{
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sp_error_set(err, code, "%s: %s", st->label, msg);
+}
+
+/* ---- one member's bytes, digested as they pass --------------------------- */
+
+struct member_in {
+    struct ova_in *st;
+    struct sp_digest *dg;
+    uint64_t n;
+};
+
+static int member_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_error *err)
+{
+    struct member_in *m = ctx;
+    int rc = ova_package_read(m->st->pkg, buf, len, got, err);
+    if (rc == SP_OK && *got)
+        rc = sp_digest_update(m->dg, buf, *got, err);
+    m->n += *got;
+    return rc;
+}
+
+/* The rest of a member, digested and dropped. */
+static int member_drain(struct member_in *m, struct sp_error *err)
+{
+    uint8_t *buf = sp_alloc(CHUNK, err);
+    if (!buf)
+        return SP_ENOMEM;
+    size_t got = 1;
+    int rc = SP_OK;
+    while (rc == SP_OK && got)
+        rc = member_read(m, buf, CHUNK, &got, err);
+    free(buf);
+    return rc;
+}
+
+static int member_final(struct member_in *m, unsigned mask, char hex[3][SP_DIGEST_HEX_MAX], struct sp_error *err)
+{
+    for (int k = SP_DIGEST_SHA1; k <= SP_DIGEST_SHA512; k++) {
+        hex[k][0] = '\0';
+        if (mask & (1u << k)) {
+            int rc = sp_digest_final(m->dg, (enum sp_digest_kind)k, hex[k], err);
+            if (rc != SP_OK)
+                return rc;
+        }
+    }
+    return SP_OK;
+}
+
+/* Which digests a member needs: the manifest's kind for it, or all three
+ * while the manifest has not come (it may follow the disks). */
+static unsigned digest_mask(const struct ova_in *st, const char *name)
+{
+    if (!st->have_mf)
+        return ALL_DIGESTS;
+    const struct sp_manifest_entry *e = sp_manifest_find(&st->mf, name);
+    return e ? 1u << e->kind : 1u << SP_DIGEST_SHA256;
+}
+
+/* ---- gzip ---------------------------------------------------------------- */
+
+struct gunzip_in {
+    sp_vmdk_in up;
+    void *up_ctx;
+    z_stream z;
+    uint8_t *in;
+    bool up_eof, done;
+};
+
+static int gunzip_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_error *err)
+{
+    struct gunzip_in *g = ctx;
+    *got = 0;
+    g->z.next_out = buf;
+    g->z.avail_out = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
+    while (g->z.avail_out && !g->done) {
+        if (g->z.avail_in == 0 && !g->up_eof) {
+            size_t n = 0;
+            int rc = g->up(g->up_ctx, g->in, CHUNK, &n, err);
+            if (rc != SP_OK)
+                return rc;
+            g->up_eof = n == 0;
+            g->z.next_in = g->in;
+            g->z.avail_in = (uInt)n;
+        }
+        int zr = inflate(&g->z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END) {
+            /* concatenated gzip members go on; the end of input ends */
+            if (g->z.avail_in == 0 && g->up_eof)
+                g->done = true;
+            else if (inflateReset(&g->z) != Z_OK)
+                return sp_error_set(err, SP_EFORMAT, "gzip: cannot restart");
+            continue;
+        }
+        if (zr == Z_BUF_ERROR && g->up_eof && g->z.avail_in == 0) {
+            if (g->z.total_in == 0 && g->z.avail_out == len)
+                g->done = true; /* an empty member after a complete one */
+            else
+                return sp_error_set(err, SP_EFORMAT, "gzip data truncated");
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            return sp_error_set(err, SP_EFORMAT, "gzip data corrupt (%s)", g->z.msg ? g->z.msg : "inflate failed");
+        }
+    }
+    *got = len - g->z.avail_out;
+    return SP_OK;
+}
+
+/* ---- a look at the first sector -------------------------------------------- */
+
+struct peek_in {
+    sp_vmdk_in up;
+    void *up_ctx;
+    uint8_t head[512];
+    size_t hlen, hpos;
+};
+
+static int peek_fill(struct peek_in *p, struct sp_error *err)
+{
+    while (p->hlen < sizeof p->head) {
+        size_t n = 0;
+        int rc = p->up(p->up_ctx, p->head + p->hlen, sizeof p->head - p->hlen, &n, err);
+        if (rc != SP_OK)
+            return rc;
+        if (n == 0)
+            break;
+        p->hlen += n;
+    }
+    return SP_OK;
+}
+
+static int peek_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_error *err)
+{
+    struct peek_in *p = ctx;
+    if (p->hpos < p->hlen) {
+        *got = (size_t)sp_min_u64(len, p->hlen - p->hpos);
+        memcpy(buf, p->head + p->hpos, *got);
+        p->hpos += *got;
+        return SP_OK;
+    }
+    return p->up(p->up_ctx, buf, len, got, err);
+}
+
+/* ---- disks ------------------------------------------------------------------ */
+
+struct disk_sink {
+    struct ova_in *st;
+    struct sp_disk *dst;               /* NULL: verify */
+    uint64_t capacity;
+    const char *member;
+    struct sp_error *err;
+    int failed;
+};
+
+static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
+{
+    struct disk_sink *k = ctx;
+    if (off > k->capacity || len > k->capacity - off) {
+        k->failed = ierr(k->st, SP_EFORMAT, k->err, "%s: data at byte %llu is past the disk's capacity (%llu)",
+                         k->member, (unsigned long long)off, (unsigned long long)k->capacity);
+        return k->failed;
+    }
+    struct ova_in *st = k->st;
+    st->done += len;
+    if (st->prog && st->prog->update)
+        st->prog->update(st->prog->ctx, st->done, st->total);
+    if (!k->dst || sp_is_zero(data, len))
+        return SP_OK;
+    int rc = sp_disk_write(k->dst, off, data, len, k->err);
+    if (rc != SP_OK)
+        k->failed = rc;
+    return rc;
+}
+
+static int raw_stream(sp_vmdk_in in, void *ctx, struct disk_sink *k, struct sp_error *err)
+{
+    uint8_t *buf = sp_alloc(CHUNK, err);
+    if (!buf)
+        return SP_ENOMEM;
+    uint64_t off = 0;
+    int rc = SP_OK;
+    for (;;) {
+        size_t got = 0, fill = 0;
+        while (rc == SP_OK && fill < CHUNK) {
+            rc = in(ctx, buf + fill, CHUNK - fill, &got, err);
+            if (got == 0)
+                break;
+            fill += got;
+        }
+        if (rc != SP_OK || fill == 0)
+            break;
+        rc = sink_write(k, off, buf, fill);
+        off += fill;
+        if (rc != SP_OK)
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+/* A format that needs random access: spooled into a file of its own,
+ * opened from there (never following a reference outside it: a
+ * differencing VHD is refused), copied into the sink. */
+static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struct disk_sink *k, struct sp_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/spool-XXXXXX", st->spool_dir);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return sp_error_errno(err, errno, "%s: spool file in %s", k->member, st->spool_dir);
+    uint8_t *buf = sp_alloc(CHUNK, err);
+    int rc = buf ? SP_OK : SP_ENOMEM;
+    for (size_t got = 1; rc == SP_OK && got;) {
+        rc = in(ctx, buf, CHUNK, &got, err);
+        if (rc == SP_OK && got) {
+            ssize_t w = write(fd, buf, got);
+            if (w != (ssize_t)got)
+                rc = sp_error_errno(err, w < 0 ? errno : ENOSPC, "%s: spool file", k->member);
+        }
+    }
+    free(buf);
+    close(fd);
+    struct sp_disk *src = NULL;
+    if (rc == SP_OK && vmdk) {
+        rc = sp_vmdk_open(path, &src, err);
+    } else if (rc == SP_OK) {
+        struct sp_vhd *v = NULL;
+        rc = sp_vhd_open_header(path, &v, err);
+        if (rc == SP_OK && v->footer.disk_type == SP_VHD_DIFF)
+            rc = sp_error_set(err, SP_EUNSUPPORTED, "a differencing VHD without its parent");
+        sp_vhd_close(v);
+        if (rc == SP_OK)
+            rc = sp_image_open(path, false, &src, err);
+    }
+    if (rc == SP_OK && src->size > k->capacity)
+        rc = sp_error_set(err, SP_EFORMAT, "holds %llu bytes, more than the disk's capacity (%llu)",
+                          (unsigned long long)src->size, (unsigned long long)k->capacity);
+    if (rc == SP_OK && k->dst)
+        rc = sp_copy_disk(src, k->dst, NULL, err);
+    else if (rc == SP_OK) {
+        bool same = false;
+        uint64_t first = 0;
+        rc = sp_compare_disks(src, src, &same, &first, NULL, err); /* reads every grain/block once */
+    }
+    sp_disk_close(src);
+    unlink(path);
+    return rc;
+}
+
+/* Decodes a disk file's bytes (in, after any gzip) into k. */
+static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_in in, void *ctx,
+                       struct disk_sink *k, struct seen_file *sf, struct sp_error *err)
+{
+    struct peek_in p = {.up = in, .up_ctx = ctx};
+    int rc = peek_fill(&p, err);
+    if (rc != SP_OK)
+        return rc;
+    bool vmdk = sp_vmdk_probe(p.head, p.hlen);
+    /* flags (le32 at 8): bit 16 compressed grains, bit 17 markers */
+    uint32_t flags = p.hlen >= 12 ? (uint32_t)p.head[8] | (uint32_t)p.head[9] << 8 | (uint32_t)p.head[10] << 16 |
+                                        (uint32_t)p.head[11] << 24
+                                  : 0;
+    bool stream = vmdk && (flags & 0x30000u) == 0x30000u;
+    bool vhd = p.hlen >= 8 && memcmp(p.head, "conectix", 8) == 0;
+    if (!vmdk && !vhd && strstr(d->format, VHD_URI_KEY))
+        vhd = true; /* a fixed VHD: its footer is at the end */
+    if (stream) {
+        snprintf(sf->format, sizeof sf->format, "vmdk-stream");
+        uint64_t cap = 0;
+        rc = sp_vmdk_read_stream(peek_read, &p, sink_write, k, &cap, err);
+        if (rc != SP_OK && k->failed)
+            return k->failed;
+        if (rc == SP_OK && cap * 512 > k->capacity)
+            rc = sp_error_set(err, SP_EFORMAT, "VMDK capacity %llu bytes is more than the OVF says (%llu)",
+                              (unsigned long long)cap * 512, (unsigned long long)k->capacity);
+        return rc;
+    }
+    if (vmdk || vhd) {
+        snprintf(sf->format, sizeof sf->format, "%s", vmdk ? "vmdk-sparse" : "vhd");
+        return spooled(st, peek_read, &p, vmdk, k, err);
+    }
+    snprintf(sf->format, sizeof sf->format, "raw");
+    rc = raw_stream(peek_read, &p, k, err);
+    return rc != SP_OK && k->failed ? k->failed : rc;
+}
+
+static int disk_of_file(const struct ova_in *st, const char *file_id)
+{
+    for (int i = 0; i < st->sys.ndisks; i++)
+        if (strcmp(st->sys.disks[i].file_id, file_id) == 0)
+            return i;
+    return -1;
+}
+
+/* A member named in References: digested, and decoded when a disk uses it. */
+static int read_file_member(struct ova_in *st, int fi, const char *name, struct sp_error *err)
+{
+    const struct sp_ovf_file *f = &st->sys.files[fi];
+    struct seen_file *sf = &st->files[fi];
+    if (sf->seen)
+        return ierr(st, SP_EFORMAT, err, "%s: appears twice", name);
+    sf->seen = true;
+    unsigned mask = digest_mask(st, name);
+    struct member_in m = {st, NULL, 0};
+    int rc = sp_digest_new(mask, &m.dg, err);
+    int di = disk_of_file(st, f->id);
+    if (rc == SP_OK && di >= 0) {
+        const struct sp_ovf_disk *d = &st->sys.disks[di];
+        struct disk_sink k = {st, st->targets ? st->targets[di] : NULL, d->capacity, name, err, SP_OK};
+        struct gunzip_in g;
+        memset(&g, 0, sizeof g);
+        bool gz = strcasecmp(f->compression, "gzip") == 0;
+        if (gz) {
+            g.up = member_read;
+            g.up_ctx = &m;
+            g.in = sp_alloc(CHUNK, err);
+            if (!g.in || inflateInit2(&g.z, 16 + MAX_WBITS) != Z_OK)
+                rc = g.in ? sp_error_set(err, SP_ENOMEM, "out of memory (zlib)") : SP_ENOMEM;
+        }
+        if (rc == SP_OK)
+            rc = gz ? decode_disk(st, d, gunzip_read, &g, &k, sf, err) : decode_disk(st, d, member_read, &m, &k, sf, err);
+        if (gz) {
+            inflateEnd(&g.z);
+            free(g.in);
+        }
+        if (rc != SP_OK && !k.failed)
+            sp_error_prefix(err, "%s: %s", st->label, name);
+    } else if (rc == SP_OK && f->compression[0] && strcasecmp(f->compression, "gzip") != 0) {
+        rc = ierr(st, SP_EUNSUPPORTED, err, "%s: compression \"%s\" (only gzip)", name, f->compression);
+    }
+    if (rc == SP_OK)
+        rc = member_drain(&m, err);
+    if (rc == SP_OK)
+        rc = member_final(&m, mask, sf->hex, err);
+    sf->stored = m.n;
+    sp_digest_free(m.dg);
+    if (rc == SP_OK && f->size && f->size != m.n && !f->compression[0])
+        rc = ierr(st, SP_EFORMAT, err, "%s: %llu bytes, the OVF says %llu", name, (unsigned long long)m.n,
+                  (unsigned long long)f->size);
+    return rc;
+}
+
+/* ---- the descriptor, manifest, certificate --------------------------------- */
+
+static int read_small(struct ova_in *st, const char *name, uint64_t size, uint64_t max, unsigned mask, char **out,
+                      size_t *len, char hex[3][SP_DIGEST_HEX_MAX], struct sp_error *err)
+{
+    if (size > max)
+        return ierr(st, SP_ELIMIT, err, "%s: %llu bytes, more than %llu", name, (unsigned long long)size,
+                    (unsigned long long)max);
+    char *buf = sp_alloc((size_t)size + 1, err);
+    if (!buf)
+        return SP_ENOMEM;
+    struct member_in m = {st, NULL, 0};
+    int rc = sp_digest_new(mask ? mask : 1u << SP_DIGEST_SHA256, &m.dg, err);
+    for (size_t got = 1; rc == SP_OK && m.n < size && got;)
+        rc = member_read(&m, buf + m.n, (size_t)(size - m.n), &got, err);
+    if (rc == SP_OK && m.n != size)
+        rc = ierr(st, SP_EFORMAT, err, "%s: truncated", name);
+    if (rc == SP_OK && hex)
+        rc = member_final(&m, mask, hex, err);
+    sp_digest_free(m.dg);
+    if (rc != SP_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *len = (size_t)size;
+    return SP_OK;
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    return n > k && strcasecmp(s + n - k, suf) == 0;
+}
+
+static int read_ovf(struct ova_in *st, const char *name, uint64_t size, struct sp_error *err)
+{
+    if (!has_suffix(name, ".ovf"))
+        return ierr(st, SP_EFORMAT, err, "first member is %s, not an .ovf descriptor", name);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_small(st, name, size, SP_OVF_MAX, ALL_DIGESTS, &text, &len, st->ovf_hex, err);
+    if (rc != SP_OK)
+        return rc;
+    rc = sp_ovf_parse(text, len, &st->sys, err);
+    free(text);
+    if (rc != SP_OK)
+        return sp_error_prefix(err, "%s: %s", st->label, name);
+    st->have_sys = true;
+    snprintf(st->ovf_name, sizeof st->ovf_name, "%s", name);
+    st->files = sp_zalloc(sizeof *st->files * (size_t)(st->sys.nfiles + 1), err);
+    if (!st->files)
+        return SP_ENOMEM;
+    for (int i = 0; i < st->sys.ndisks; i++) {
+        for (int k = 0; k < i; k++)
+            if (st->sys.disks[i].file_id[0] && strcmp(st->sys.disks[i].file_id, st->sys.disks[k].file_id) == 0)
+                return ierr(st, SP_EUNSUPPORTED, err, "%s: disks %s and %s share one file", name,
+                            st->sys.disks[k].disk_id, st->sys.disks[i].disk_id);
+        st->total += st->sys.disks[i].populated_size ? st->sys.disks[i].populated_size : st->sys.disks[i].capacity;
+    }
+    return ova_package_plan(st->pkg, name, &st->sys, err);
+}
+
+static int read_mf(struct ova_in *st, const char *name, uint64_t size, struct sp_error *err)
+{
+    if (st->have_mf)
+        return ierr(st, SP_EFORMAT, err, "%s: a second manifest", name);
+    int rc = read_small(st, name, size, SMALL_MAX, 0, &st->mf_text, &st->mf_len, NULL, err);
+    if (rc == SP_OK && (rc = sp_manifest_parse(st->mf_text, st->mf_len, &st->mf, err)) != SP_OK)
+        sp_error_prefix(err, "%s: %s", st->label, name);
+    st->have_mf = rc == SP_OK;
+    snprintf(st->mf_name, sizeof st->mf_name, "%s", name);
+    return rc;
+}
+
+static int find_file(const struct ova_in *st, const char *href)
+{
+    for (int i = 0; i < st->sys.nfiles; i++)
+        if (strcmp(st->sys.files[i].href, href) == 0)
+            return i;
+    return -1;
+}
+
+static int read_member(struct ova_in *st, const char *name, uint64_t size, struct sp_error *err)
+{
+    if (!st->have_sys)
+        return read_ovf(st, name, size, err);
+    if (has_suffix(name, ".mf"))
+        return read_mf(st, name, size, err);
+    if (has_suffix(name, ".cert")) {
+        if (st->cert_text)
+            return ierr(st, SP_EFORMAT, err, "%s: a second certificate", name);
+        return read_small(st, name, size, SMALL_MAX, 0, &st->cert_text, &st->cert_len, NULL, err);
+    }
+    if (has_suffix(name, ".ovf"))
+        return ierr(st, SP_EFORMAT, err, "%s: a second .ovf (one virtual system per package)", name);
+    int fi = find_file(st, name);
+    if (fi < 0)
+        return ierr(st, SP_EFORMAT, err, "%s: a member the OVF does not name in References", name);
+    return read_file_member(st, fi, name, err);
+}
+
+/* ---- the end: References, manifest, certificate ---------------------------- */
+
+static int check_digest(struct ova_in *st, const char *name, const char hex[3][SP_DIGEST_HEX_MAX],
+                        struct sp_error *err)
+{
+    const struct sp_manifest_entry *e = sp_manifest_find(&st->mf, name);
+    if (!e)
+        return ierr(st, SP_EFORMAT, err, "%s: not in the manifest %s", name, st->mf_name);
+    if (strcmp(e->hex, hex[e->kind]) != 0)
+        return ierr(st, SP_EFORMAT, err, "%s: %s digest does not match the manifest", name, sp_digest_name(e->kind));
+    return SP_OK;
+}
+
+static int settle(struct ova_in *st, struct sp_error *err)
+{
+    if (!st->have_sys)
+        return ierr(st, SP_EFORMAT, err, "empty archive, no .ovf");
+    for (int i = 0; i < st->sys.ndisks; i++) {
+        const struct sp_ovf_disk *d = &st->sys.disks[i];
+        const struct sp_ovf_file *f = d->file_id[0] ? sp_ovf_find_file(&st->sys, d->file_id) : NULL;
+        int fi = f ? (int)(f - st->sys.files) : -1;
+        if (fi >= 0 && !st->files[fi].seen)
+            return ierr(st, SP_EFORMAT, err, "%s: named in References (disk %s) but missing",
+                        st->sys.files[fi].href, d->disk_id);
+    }
+    if (st->have_mf) {
+        int rc = check_digest(st, st->ovf_name, st->ovf_hex, err);
+        for (int i = 0; rc == SP_OK && i < st->sys.nfiles; i++)
+            if (st->files[i].seen)
+                rc = check_digest(st, st->sys.files[i].href, st->files[i].hex, err);
+        for (int i = 0; rc == SP_OK && i < st->mf.n; i++) {
+            const char *n = st->mf.e[i].name;
+            int fi = find_file(st, n);
+            if (strcmp(n, st->ovf_name) != 0 && (fi < 0 || !st->files[fi].seen))
+                rc = ierr(st, SP_EFORMAT, err, "%s: in the manifest but not in the archive", n);
+        }
+        if (rc != SP_OK)
+            return rc;
+    }
+    if (st->cert_text) {
+        if (!st->have_mf)
+            return ierr(st, SP_EFORMAT, err, "a certificate without a manifest");
+        struct sp_cert_info ci;
+        memset(&ci, 0, sizeof ci);
+        int rc = sp_cert_verify(st->cert_text, st->cert_len, st->mf_name, st->mf_text, st->mf_len, &ci, err);
+        if (rc != SP_OK)
+            return sp_error_prefix(err, "%s: certificate", st->label);
+        if (st->info) {
+            st->info->is_signed = true;
+            st->info->trusted = ci.trusted;
+            snprintf(st->info->signer, sizeof st->info->signer, "%s", ci.subject);
+            snprintf(st->info->trust_problem, sizeof st->info->trust_problem, "%s", ci.trust_problem);
+        }
+    }
+    return SP_OK;
+}
+
+static void fill_info(struct ova_in *st)
+{
+    struct sp_archive_info *in = st->info;
+    if (!in || !st->have_sys)
+        return;
+    snprintf(in->format, sizeof in->format, "ova");
+    snprintf(in->vm_name, sizeof in->vm_name, "%s", st->sys.name[0] ? st->sys.name : st->sys.id);
+    in->hvm = strcmp(st->sys.xen_type, "pv") != 0 && strcmp(st->sys.xen_type, "pvh") != 0;
+    in->memory_bytes = st->sys.memory_mb << 20;
+    in->vcpus = st->sys.vcpus;
+    in->nnics = st->sys.nnics;
+    if (st->have_mf && st->mf.n)
+        snprintf(in->manifest, sizeof in->manifest, "%s", sp_digest_name(st->mf.e[0].kind));
+    in->ndisks = 0;
+    for (int i = 0; i < st->sys.ndisks && i < 64; i++) {
+        const struct sp_ovf_disk *d = &st->sys.disks[i];
+        const struct sp_ovf_file *f = d->file_id[0] ? sp_ovf_find_file(&st->sys, d->file_id) : NULL;
+        int fi = f ? (int)(f - st->sys.files) : -1;
+        snprintf(in->disks[i].id, sizeof in->disks[i].id, "%s", d->disk_id);
+        snprintf(in->disks[i].name, sizeof in->disks[i].name, "%s", f ? f->href : "(empty)");
+        snprintf(in->disks[i].type, sizeof in->disks[i].type, "%s",
+                 fi >= 0 && st->files[fi].format[0] ? st->files[fi].format : "-");
+        in->disks[i].virtual_size = d->capacity;
+        in->disks[i].stored = fi >= 0 ? st->files[fi].stored : 0;
+        in->ndisks = i + 1;
+    }
+}
+
+/* Every member, then the checks of the end. */
+static int read_package(struct ova_in *st, struct sp_error *err)
+{
+    for (;;) {
+        char name[SP_OVA_NAME_MAX + 1];
+        uint64_t size = 0;
+        bool eof = false;
+        int rc = ova_package_next(st->pkg, name, &size, &eof, err);
+        if (rc != SP_OK)
+            return rc;
+        if (eof)
+            return settle(st, err);
+        rc = read_member(st, name, size, err);
+        if (rc != SP_OK)
+            return rc;
+        if (st->pause_after_ovf && st->have_sys) {
+            st->pause_after_ovf = false;
+            return SP_OK;
+        }
+    }
+}
+
+static void ova_in_free(struct ova_in *st)
+{
+    sp_ovf_free(&st->sys);
+    sp_manifest_free(&st->mf);
+    free(st->mf_text);
+    free(st->cert_text);
+    free(st->files);
+    ova_package_free(st->pkg);
+}
+
+static int open_package(struct ova_in *st, struct sp_instream *in, const char *path, const char *label,
+                        struct sp_error *err)
+{
+    memset(st, 0, sizeof *st);
+    st->label = label;
+    return in ? ova_package_tar(in, label, &st->pkg, err) : ova_package_dir(path, &st->pkg, err);
+}
+
+/* ---- verify ---------------------------------------------------------------- */
+
+int sp_verify_ova(struct sp_instream *in, const char *path, const char *label, struct sp_archive_info *info,
+                  const struct sp_progress *prog, struct sp_error *err)
+{
+    struct ova_in st;
+    int rc = open_package(&st, in, path, label, err);
+    st.info = info;
+    st.prog = prog;
+    const char *tmp = getenv("TMPDIR");
+    st.spool_dir = tmp && *tmp ? tmp : "/tmp";
+    if (rc == SP_OK)
+        rc = read_package(&st, err);
+    fill_info(&st);
+    ova_in_free(&st);
+    return rc;
+}
+
+/* ---- import ------------------------------------------------------------------ */
+
+/* Token i of our own section's disk names ("xvda xvdb cdrom:hdc"); the CD
+ * drive's is the one with the "cdrom:" prefix (i < 0). */
+static bool our_vdev(const struct sp_ovf_system *sys, int i, char *out, size_t len)
+{
+    const char *p = sys->xen_vdevs;
+    for (int k = 0; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        bool cd = strncmp(p, "cdrom:", 6) == 0;
+        if (n && ((cd && i < 0) || (!cd && k == i))) {
+            size_t skip = cd ? 6 : 0;
+            if (n - skip == 0 || n - skip >= len)
+                return false;
+            snprintf(out, len, "%.*s", (int)(n - skip), p + skip);
+            return true;
+        }
+        k += !cd && n;
+        p += n;
+    }
+    return false;
+}
+
+/* Our own export names the disks; else hd* while IDE can hold them all. */
+static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int total, char *out, size_t len)
+{
+    if (!our_vdev(sys, i, out, len))
+        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
+}
+
+static int vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv,
+                       struct sp_vm *vm, struct sp_error *err)
+{
+    memset(vm, 0, sizeof *vm);
+    struct sp_vm_config *c = &vm->cfg;
+    bool ours = sys->xen_type[0] != '\0';
+    snprintf(c->name, sizeof c->name, "%s", name ? name : sys->name[0] ? sys->name : sys->id);
+    c->type = strcmp(sys->xen_type, "pv") == 0 ? SP_VM_PV : strcmp(sys->xen_type, "pvh") == 0 ? SP_VM_PVH : SP_VM_HVM;
+    c->memory_mb = sys->memory_mb ? (long)sys->memory_mb : 1024; /* VirtualBox's default when absent */
+    c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
+    snprintf(c->boot, sizeof c->boot, "%s", ours ? sys->xen_boot : c->type == SP_VM_HVM ? "cd" : "");
+    c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
+    int n = sys->ndisks + (sys->cdrom ? 1 : 0);
+    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
+    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
+    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(sys->nnics + 1), err);
+    if (!c->extra || !c->disks || !vm->vbd_vdi || !c->vifs)
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    for (int i = 0; i < sys->ndisks; i++) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks];
+        vdev_name(sys, i, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
+        d->readwrite = true;
+        snprintf(d->format, sizeof d->format, "vhd");
+        d->target = strdup("");
+        snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", nv[i].uuid);
+        if (!d->target)
+            return sp_error_set(err, SP_ENOMEM, "out of memory");
+        c->ndisks++;
+    }
+    if (sys->cdrom) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks++];
+        vdev_name(sys, -1, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
+        d->cdrom = true;
+        snprintf(d->format, sizeof d->format, "empty");
+        if (!(d->target = strdup("")))
+            return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < sys->nnics; i++) {
+        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
+        snprintf(f->mac, sizeof f->mac, "%s", sys->nics[i].mac);
+        /* a foreign network name means nothing here: xl's default bridge */
+        if (ours && strcmp(sys->nics[i].network, "default") != 0)
+            snprintf(f->bridge, sizeof f->bridge, "%s", sys->nics[i].network);
+        if (strcasecmp(sys->nics[i].model, "E1000") == 0)
+            snprintf(f->model, sizeof f->model, "e1000");
+    }
+    return SP_OK;
+}
+
+static int open_targets(struct ova_in *st, struct sp_new_vdi *nv, struct sp_error *err)
+{
+    st->targets = sp_zalloc(sizeof *st->targets * (size_t)(st->sys.ndisks + 1), err);
+    if (!st->targets)
+        return SP_ENOMEM;
+    for (int i = 0; i < st->sys.ndisks; i++) {
+        struct sp_chain *c;
+        int rc = sp_chain_open(nv[i].path, true, &c, err);
+        if (rc != SP_OK)
+            return rc;
+        st->targets[i] = sp_chain_disk(c);
+    }
+    return SP_OK;
+}
+
+static int close_targets(struct ova_in *st, struct sp_error *err)
+{
+    int rc = SP_OK;
+    for (int i = 0; st->targets && i < st->sys.ndisks; i++) {
+        if (st->targets[i] && rc == SP_OK)
+            rc = sp_disk_flush(st->targets[i], err);
+        sp_disk_close(st->targets[i]);
+    }
+    free(st->targets);
+    st->targets = NULL;
+    return rc;
+}
+
+int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, const char *label,
+                  const struct sp_import_opts *o, char uuid[SP_UUID_STR], struct sp_error *err)
+{
+    struct ova_in st;
+    struct sp_vm vm;
+    memset(&vm, 0, sizeof vm);
+    struct sp_new_vdi *nv = NULL;
+    struct sp_staging stg = {.lock_fd = -1};
+    /* as for XVA: the store is locked only to start and to finish */
+    sp_store_unlock(s);
+    int rc = open_package(&st, in, path, label, err);
+    st.prog = o->prog;
+    st.pause_after_ovf = true;
+    if (rc == SP_OK)
+        rc = read_package(&st, err); /* stops after the .ovf */
+    const char *vm_name = o->name ? o->name : st.sys.name[0] ? st.sys.name : st.sys.id;
+    if (rc == SP_OK)
+        rc = sp_store_share(s, err);
+    if (rc == SP_OK && (rc = sp_store_name_free(s, vm_name, err)) == SP_EEXIST)
+        sp_error_prefix(err, "%s: import with --name NEW", label);
+    if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(st.sys.ndisks + 1), err)))
+        rc = SP_ENOMEM;
+    for (int i = 0; rc == SP_OK && i < st.sys.ndisks; i++)
+        nv[i].size = st.sys.disks[i].capacity;
+    if (rc == SP_OK)
+        rc = sp_store_import_begin(s, nv, st.sys.ndisks, &stg, err);
+    if (rc == SP_OK) {
+        sp_store_unlock(s);
+        st.spool_dir = stg.dir;
+        rc = open_targets(&st, nv, err);
+    }
+    if (rc == SP_OK)
+        rc = read_package(&st, err);
+    int crc = close_targets(&st, err);
+    if (rc == SP_OK)
+        rc = crc;
+    if (rc == SP_OK)
+        rc = vm_from_ovf(&st.sys, o->name, nv, &vm, err);
+    if (rc == SP_OK)
+        rc = sp_store_import_commit(s, &stg, nv, st.sys.ndisks, &vm, err);
+    if (rc == SP_OK)
+        snprintf(uuid, SP_UUID_STR, "%s", vm.uuid);
+    sp_store_import_abort(s, &stg);
+    sp_vm_free(&vm);
+    free(nv);
+    ova_in_free(&st);
+    return rc;
+}
