@@ -664,6 +664,268 @@ static int s_skip_sectors(struct stream *s, uint64_t n, uint8_t *scratch, struct
     return SP_OK;
 }
 
+/* Metadata of the spec layout (gdOffset GD_AT_END, what our writer and
+ * VirtualBox write): { grains of one table, GT marker + table } ..., GD
+ * marker + directory, footer marker + footer, EOS. File readers (qemu,
+ * VMware, XO) find grains through the directory and the tables, this reader
+ * through the grain markers; the checks below make both see the same disk.
+ * Memory stays bounded: the marker sectors of one table's grains, and one
+ * u32 per table of the disk for the directory (none past VMDK_GD_CHECK_MAX).
+ * Layouts with the tables at the front (qemu-img, vmdk-convert) and Xen
+ * Orchestra's (all grains, then all tables behind a marker without length)
+ * are not checked, apart from the grain order. */
+
+/* Past this many grain tables the directory is not checked: 4 Mi tables of
+ * 512 64 KiB grains is 128 TiB of disk and 16 MiB of table sectors. */
+#define VMDK_GD_CHECK_MAX (4u << 20)
+#define VMDK_NONE UINT64_MAX
+
+enum scheck_phase { PH_TABLES, PH_AFTER_GD, PH_AFTER_FOOTER };
+
+struct scheck {
+    const struct vmdk_header *hd;
+    bool on;                         /* spec layout: check the metadata */
+    bool any_grain;
+    uint64_t prev_lba;
+    uint64_t run_gt;                 /* table of the grains since the last GT; VMDK_NONE: no grains */
+    bool run_mixed;                  /* grains of several tables since the last GT */
+    uint64_t closed_gt;              /* last table whose GT was checked; VMDK_NONE: none */
+    uint64_t marker[VMDK_GTES_MAX];  /* stream sector of each grain marker of run_gt; 0: none */
+    uint64_t ngt, tables;            /* tables of the disk, GT markers seen */
+    uint32_t *gt_at;                 /* per table: sector of its GT, 0: none; NULL: directory not checked */
+    uint32_t *empty_at;              /* sectors of the GTs without grains, ascending */
+    size_t nempty, empty_cap;
+    uint64_t gd_at;                  /* sector of the directory */
+    enum scheck_phase phase;
+};
+
+static int sc_init(struct scheck *c, const struct vmdk_header *hd, struct sp_error *err)
+{
+    memset(c, 0, sizeof *c);
+    c->hd = hd;
+    c->on = hd->gd == VMDK_GD_AT_END;
+    c->run_gt = VMDK_NONE;
+    c->closed_gt = VMDK_NONE;
+    c->ngt = sp_div_round_up(sp_div_round_up(hd->capacity, hd->grain), hd->gtes);
+    if (c->on && c->ngt <= VMDK_GD_CHECK_MAX) {
+        c->gt_at = sp_zalloc((size_t)(c->ngt ? c->ngt : 1) * sizeof *c->gt_at, err);
+        if (!c->gt_at)
+            return SP_ENOMEM;
+    }
+    return SP_OK;
+}
+
+static void sc_free(struct scheck *c)
+{
+    free(c->gt_at);
+    free(c->empty_at);
+}
+
+/* The grains since the last GT must be covered by a GT before metadata
+ * other than a GT (or Xen Orchestra's marker without length) follows. */
+static int sc_run_closed(const struct scheck *c, struct sp_error *err)
+{
+    if (c->run_mixed)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grains of grain table %" PRIu64
+                            " and later tables not followed by their grain tables", c->run_gt);
+    if (c->run_gt != VMDK_NONE)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grains of grain table %" PRIu64
+                            " not followed by their grain table", c->run_gt);
+    return SP_OK;
+}
+
+/* A grain marker at byte at: grains ascend (VirtualBox requires it, and a
+ * second grain for one lba would be seen by one reader and not the other). */
+static int sc_grain(struct scheck *c, uint64_t at, uint64_t lba, struct sp_error *err)
+{
+    if (c->any_grain && lba <= c->prev_lba)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain at byte %" PRIu64 ": lba %" PRIu64 " after lba %" PRIu64
+                            ": grains out of order", at, lba, c->prev_lba);
+    c->any_grain = true;
+    c->prev_lba = lba;
+    if (!c->on)
+        return SP_OK;
+    if (c->phase != PH_TABLES)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain at byte %" PRIu64 " after the grain directory", at);
+    uint64_t g = lba / c->hd->grain, t = g / c->hd->gtes;
+    if (c->closed_gt != VMDK_NONE && t <= c->closed_gt)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain at lba %" PRIu64 " after grain table %" PRIu64
+                            " that covers it", lba, c->closed_gt);
+    if (c->run_gt == VMDK_NONE)
+        c->run_gt = t;
+    else if (c->run_gt != t)
+        c->run_mixed = true; /* Xen Orchestra: fine if its marker without length follows */
+    c->marker[g % c->hd->gtes] = at / VMDK_SECTOR;
+    return SP_OK;
+}
+
+/* A GT marker at byte at with a length: the table that follows covers the
+ * grains just seen (writers omit tables without grains; one that follows no
+ * grains must be empty). Entries can only point backwards. */
+static int sc_gt(struct scheck *c, struct stream *s, uint64_t at, uint64_t len, struct sp_error *err)
+{
+    uint8_t t[VMDK_GTES_MAX * 4];
+    size_t bytes = (size_t)c->hd->gtes * 4;
+    uint64_t sectors = sp_div_round_up(bytes, VMDK_SECTOR);
+    uint64_t msec = at / VMDK_SECTOR, tsec = msec + 1;
+    if (c->phase != PH_TABLES)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain table at byte %" PRIu64 " after the grain directory", at);
+    if (len != sectors)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain table marker at byte %" PRIu64 ": %" PRIu64
+                            " sectors, a table has %" PRIu64, at, len, sectors);
+    if (c->run_mixed)
+        return sc_run_closed(c, err);
+    if (++c->tables > c->ngt)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: more grain tables than the disk has (%" PRIu64 ")", c->ngt);
+    int rc = s_read(s, t, (size_t)sectors * VMDK_SECTOR, NULL, err);
+    if (rc != SP_OK)
+        return rc;
+    char name[64];
+    if (c->run_gt != VMDK_NONE)
+        snprintf(name, sizeof name, "grain table %" PRIu64, c->run_gt);
+    else
+        snprintf(name, sizeof name, "grain table at sector %" PRIu64 " (no grains before it)", tsec);
+    for (uint32_t i = 0; i < c->hd->gtes; i++) {
+        uint32_t e = le32(t + 4 * i);
+        uint64_t want = c->run_gt != VMDK_NONE ? c->marker[i] : 0;
+        if (e == want)
+            continue;
+        if (e >= msec)
+            return sp_error_set(err, SP_EFORMAT, "vmdk: %s entry %" PRIu32 " points past the end", name, i);
+        if (e == 0)
+            return sp_error_set(err, SP_EFORMAT, "vmdk: %s entry %" PRIu32 " is empty, grain marker is at %" PRIu64,
+                                name, i, want);
+        if (want == 0)
+            return sp_error_set(err, SP_EFORMAT, "vmdk: %s entry %" PRIu32 " points at sector %" PRIu32
+                                ", the stream has no such grain", name, i, e);
+        return sp_error_set(err, SP_EFORMAT, "vmdk: %s entry %" PRIu32 " points at sector %" PRIu32
+                            ", grain marker is at %" PRIu64, name, i, e, want);
+    }
+    if (tsec > UINT32_MAX)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain table at sector %" PRIu64
+                            " beyond what a grain directory can address", tsec);
+    if (c->run_gt != VMDK_NONE) {
+        if (c->gt_at)
+            c->gt_at[c->run_gt] = (uint32_t)tsec;
+        c->closed_gt = c->run_gt;
+        c->run_gt = VMDK_NONE;
+        memset(c->marker, 0, sizeof c->marker);
+    } else if (c->gt_at) {
+        if (c->nempty == c->empty_cap) { /* at most ngt: tables are counted above */
+            size_t cap = c->empty_cap ? 2 * c->empty_cap : 16;
+            uint32_t *p = realloc(c->empty_at, cap * sizeof *p);
+            if (!p)
+                return sp_error_set(err, SP_ENOMEM, "out of memory");
+            c->empty_at = p;
+            c->empty_cap = cap;
+        }
+        c->empty_at[c->nempty++] = (uint32_t)tsec;
+    }
+    return SP_OK;
+}
+
+static bool sc_is_empty_gt(const struct scheck *c, uint32_t sector)
+{
+    size_t lo = 0, hi = c->nempty;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->empty_at[mid] == sector)
+            return true;
+        if (c->empty_at[mid] < sector)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* A GD marker at byte at with a length: entry i is the GT seen for table i,
+ * or 0 or a GT without grains for a table that had none. */
+static int sc_gd(struct scheck *c, struct stream *s, uint64_t at, uint64_t len, uint8_t *sec,
+                 struct sp_error *err)
+{
+    if (c->phase != PH_TABLES)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: second grain directory at byte %" PRIu64, at);
+    int rc = sc_run_closed(c, err);
+    if (rc != SP_OK)
+        return rc;
+    uint64_t need = sp_div_round_up(c->ngt * 4, VMDK_SECTOR);
+    if (len < need)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: grain directory at byte %" PRIu64 ": %" PRIu64
+                            " sectors for %" PRIu64 " tables", at, len, c->ngt);
+    uint64_t msec = at / VMDK_SECTOR;
+    c->gd_at = msec + 1;
+    c->phase = PH_AFTER_GD;
+    if (!c->gt_at)
+        return s_skip_sectors(s, len, sec, err);
+    for (uint64_t j = 0; j < len; j++) {
+        rc = s_read(s, sec, VMDK_SECTOR, NULL, err);
+        if (rc != SP_OK)
+            return rc;
+        for (uint64_t k = 0; k < VMDK_SECTOR / 4; k++) {
+            uint64_t i = j * (VMDK_SECTOR / 4) + k;
+            if (i >= c->ngt)
+                break;
+            uint32_t e = le32(sec + 4 * k), want = c->gt_at[i];
+            if (e == want)
+                continue;
+            if (want && e == 0)
+                return sp_error_set(err, SP_EFORMAT, "vmdk: grain directory entry %" PRIu64
+                                    " is empty, grain table %" PRIu64 " is at sector %" PRIu32, i, i, want);
+            if (want)
+                return sp_error_set(err, SP_EFORMAT, "vmdk: grain directory entry %" PRIu64 " points at sector %"
+                                    PRIu32 ", grain table %" PRIu64 " is at sector %" PRIu32, i, e, i, want);
+            if (e >= msec)
+                return sp_error_set(err, SP_EFORMAT, "vmdk: grain directory entry %" PRIu64 " points past the end", i);
+            if (!sc_is_empty_gt(c, e)) /* table i had no grains: 0 or an empty table */
+                return sp_error_set(err, SP_EFORMAT, "vmdk: grain directory entry %" PRIu64 " points at sector %"
+                                    PRIu32 ", not at an empty grain table", i, e);
+        }
+    }
+    return SP_OK;
+}
+
+/* A footer marker at byte at: the footer repeats the header with the
+ * directory's sector; file readers take it instead of the header. */
+static int sc_footer(struct scheck *c, struct stream *s, uint64_t at, uint64_t len, uint8_t *sec,
+                     struct sp_error *err)
+{
+    if (c->phase == PH_TABLES)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: footer at byte %" PRIu64 " before the grain directory", at);
+    if (c->phase != PH_AFTER_GD)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: second footer at byte %" PRIu64, at);
+    if (len != 1)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: footer marker at byte %" PRIu64 ": %" PRIu64
+                            " sectors, expected 1", at, len);
+    int rc = s_read(s, sec, VMDK_SECTOR, NULL, err);
+    if (rc != SP_OK)
+        return rc;
+    struct vmdk_header f;
+    rc = parse_header(sec, &f, err);
+    if (rc != SP_OK)
+        return sp_error_prefix(err, "vmdk footer");
+    const struct vmdk_header *h = c->hd;
+    if (f.version != h->version || f.flags != h->flags || f.capacity != h->capacity || f.grain != h->grain ||
+        f.gtes != h->gtes || f.compress != h->compress)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: footer does not match the header");
+    if (f.gd != c->gd_at)
+        return sp_error_set(err, SP_EFORMAT, "vmdk: footer gdOffset %" PRIu64 ", grain directory is at sector %"
+                            PRIu64, f.gd, c->gd_at);
+    c->phase = PH_AFTER_FOOTER;
+    return SP_OK;
+}
+
+static int sc_eos(const struct scheck *c, struct sp_error *err)
+{
+    if (!c->on || c->phase == PH_AFTER_FOOTER)
+        return SP_OK;
+    int rc = sc_run_closed(c, err);
+    if (rc != SP_OK)
+        return rc;
+    return sp_error_set(err, SP_EFORMAT, "vmdk stream ends without %s",
+                        c->phase == PH_TABLES ? "grain directory and footer" : "footer");
+}
+
 int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
                         int (*sink)(void *ctx, uint64_t off, const void *data, size_t len), void *sink_ctx,
                         uint64_t *capacity, struct sp_error *err)
@@ -673,6 +935,7 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
     struct vmdk_header hd;
     uint8_t *cbuf = NULL, *gbuf = NULL;
     struct libdeflate_decompressor *dec = NULL;
+    struct scheck chk = {0};
     int rc = s_read(&s, sec, sizeof sec, NULL, err);
     if (rc != SP_OK)
         return sp_error_prefix(err, "vmdk header");
@@ -690,6 +953,9 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
     size_t cmax = VMDK_COMPRESSED_MAX(grain_bytes);
     bool need_eos = hd.gd == VMDK_GD_AT_END; /* the footer and EOS must follow */
     uint64_t disk_bytes = hd.capacity * VMDK_SECTOR;
+    rc = sc_init(&chk, &hd, err);
+    if (rc != SP_OK)
+        goto out;
     cbuf = sp_alloc(round_sector(VMDK_GRAIN_MARKER_LEN + cmax), err);
     gbuf = sp_alloc(grain_bytes, err);
     dec = libdeflate_alloc_decompressor();
@@ -718,6 +984,12 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
         }
         uint64_t val = le64(sec);
         uint32_t size = le32(sec + 8);
+        uint32_t type = le32(sec + 12);
+        if (chk.phase == PH_AFTER_FOOTER && !(size == 0 && val == 0 && type == VMDK_MARKER_EOS)) {
+            /* qemu finds the footer at the end: only EOS may follow it */
+            rc = sp_error_set(err, SP_EFORMAT, "vmdk: data after the footer at byte %" PRIu64, at);
+            goto out;
+        }
         if (size != 0) { /* a grain */
             if (size > cmax) {
                 rc = sp_error_set(err, SP_EFORMAT, "vmdk: grain at byte %" PRIu64 ": compressed size %" PRIu32
@@ -728,6 +1000,9 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
                 rc = sp_error_set(err, SP_EFORMAT, "vmdk: grain at byte %" PRIu64 ": bad lba %" PRIu64, at, val);
                 goto out;
             }
+            rc = sc_grain(&chk, at, val, err);
+            if (rc != SP_OK)
+                goto out;
             size_t total = (size_t)round_sector(VMDK_GRAIN_MARKER_LEN + size);
             memcpy(cbuf, sec, VMDK_SECTOR);
             if (total > VMDK_SECTOR) {
@@ -755,9 +1030,10 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
             }
             continue;
         }
-        uint32_t type = le32(sec + 12);
-        if (type == VMDK_MARKER_EOS)
+        if (type == VMDK_MARKER_EOS) {
+            rc = sc_eos(&chk, err);
             goto out;
+        }
         if (val == 0 && (type == VMDK_MARKER_GT || type == VMDK_MARKER_GD)) {
             /* Xen Orchestra writes all grains first, then metadata whose
              * markers carry no length: nothing after it is a grain. */
@@ -767,11 +1043,19 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
             rc = sp_error_set(err, SP_EFORMAT, "vmdk: marker at byte %" PRIu64 ": bad length", at);
             goto out;
         }
-        rc = s_skip_sectors(&s, val, sec, err);
+        if (chk.on && type == VMDK_MARKER_GT)
+            rc = sc_gt(&chk, &s, at, val, err);
+        else if (chk.on && type == VMDK_MARKER_GD)
+            rc = sc_gd(&chk, &s, at, val, sec, err);
+        else if (chk.on && type == VMDK_MARKER_FOOTER)
+            rc = sc_footer(&chk, &s, at, val, sec, err);
+        else /* front layouts' metadata, and unknown types such as 4 ("progress") */
+            rc = s_skip_sectors(&s, val, sec, err);
         if (rc != SP_OK)
             goto out;
     }
 out:
+    sc_free(&chk);
     libdeflate_free_decompressor(dec);
     free(cbuf);
     free(gbuf);

@@ -419,31 +419,396 @@ static void gt_past_eof(void)
     teardown();
 }
 
-/* An unknown marker type (4, "progress") between grains is skipped. */
-static void unknown_marker(void)
+/* ------------------------------------------------------------------ */
+/* An independent walk of a streamOptimized file (not the module's code):
+ * where the grain markers, tables, directory and footer are. */
+
+#define W_GRAINS 4096
+#define W_TABLES 64
+
+struct walk {
+    uint64_t overhead;
+    size_t ngrains;
+    uint64_t lba[W_GRAINS], at[W_GRAINS], len[W_GRAINS]; /* per grain: lba, marker sector, sectors */
+    size_t ngt;
+    uint64_t gt[W_TABLES];          /* sector of each GT marker */
+    uint64_t gd, gd_len;            /* GD marker sector (0: none), its length */
+    uint64_t footer, eos;           /* marker sectors; 0: none */
+    uint64_t sectors;               /* file length */
+};
+
+static uint64_t get_le(int fd, uint64_t off, int n)
 {
-    struct sp_error err;
-    const char *raw = the_raw();
-    const char *v = the_vmdk();
-    const char *d = tpath("marker4.vmdk");
-    int in = open(v, O_RDONLY), out = open(d, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    uint8_t b[8];
+    CHECK(n <= 8 && pread(fd, b, (size_t)n, (off_t)off) == n);
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static void put_le(const char *path, uint64_t off, uint64_t v, int n)
+{
+    uint8_t b[8];
+    for (int i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    patch(path, off, b, (size_t)n);
+}
+
+static struct walk *walk(const char *path)
+{
+    struct walk *w = calloc(1, sizeof *w);
+    CHECK(w);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0);
+    w->sectors = (uint64_t)st.st_size / 512;
+    w->overhead = get_le(fd, 64, 8);
+    for (uint64_t s = w->overhead; s < w->sectors;) {
+        uint64_t val = get_le(fd, s * 512, 8);
+        uint64_t size = get_le(fd, s * 512 + 8, 4), type = get_le(fd, s * 512 + 12, 4);
+        if (size) {
+            CHECK(w->ngrains < W_GRAINS);
+            w->lba[w->ngrains] = val;
+            w->at[w->ngrains] = s;
+            w->len[w->ngrains] = (12 + size + 511) / 512;
+            s += w->len[w->ngrains++];
+            continue;
+        }
+        if (type == 0) {
+            w->eos = s;
+            break;
+        }
+        if (type == 1) {
+            CHECK(w->ngt < W_TABLES);
+            w->gt[w->ngt++] = s;
+        } else if (type == 2) {
+            w->gd = s;
+            w->gd_len = val;
+        } else if (type == 3) {
+            w->footer = s;
+        }
+        s += 1 + val;
+    }
+    close(fd);
+    return w;
+}
+
+/* Copies from to to with n sectors of bytes inserted at sector at, then
+ * moves every table entry, directory entry and footer gdOffset at or past
+ * it: the same disk for file readers, the stream with an extra piece. */
+static void insert_sectors(const char *from, const char *to, uint64_t at, const void *bytes, uint64_t n)
+{
+    struct walk *w = walk(from);
+    int in = open(from, O_RDONLY), out = open(to, O_CREAT | O_TRUNC | O_WRONLY, 0644);
     CHECK(in >= 0 && out >= 0);
     uint8_t *b = malloc(1 << 20);
     CHECK(b);
-    CHECK(read(in, b, 21 * 512) == 21 * 512);
-    CHECK(write(out, b, 21 * 512) == 21 * 512);
-    memset(b, 0, 1024);
-    b[0] = 1;  /* numSectors */
-    b[12] = 4; /* type */
-    memset(b + 512, 0xA5, 512);
-    CHECK(write(out, b, 1024) == 1024);
-    ssize_t n;
-    while ((n = read(in, b, 1 << 20)) > 0)
-        CHECK(write(out, b, (size_t)n) == n);
+    uint64_t left = at * 512;
+    while (left) {
+        size_t k = (size_t)sp_min_u64(left, 1 << 20);
+        CHECK(read(in, b, k) == (ssize_t)k);
+        CHECK(write(out, b, k) == (ssize_t)k);
+        left -= k;
+    }
+    CHECK(write(out, bytes, n * 512) == (ssize_t)(n * 512));
+    ssize_t k;
+    while ((k = read(in, b, 1 << 20)) > 0)
+        CHECK(write(out, b, (size_t)k) == k);
     free(b);
     close(in);
     close(out);
+    int fd = open(to, O_RDONLY);
+    CHECK(fd >= 0);
+#define MOVED(s) ((s) >= at ? (s) + n : (s))
+    for (size_t t = 0; t < w->ngt; t++)
+        for (uint64_t i = 0; i < 512; i++) {
+            uint64_t off = (MOVED(w->gt[t]) + 1) * 512 + 4 * i, e = get_le(fd, off, 4);
+            if (e >= at)
+                put_le(to, off, e + n, 4);
+        }
+    for (uint64_t i = 0; i < w->gd_len * 128; i++) {
+        uint64_t off = (MOVED(w->gd) + 1) * 512 + 4 * i, e = get_le(fd, off, 4);
+        if (e >= at)
+            put_le(to, off, e + n, 4);
+    }
+    uint64_t foff = (MOVED(w->footer) + 1) * 512 + 56;
+    put_le(to, foff, MOVED(get_le(fd, foff, 8)), 8);
+#undef MOVED
+    close(fd);
+    free(w);
+}
+
+/* Our writer's layout, read back by the walk: the hole's table is omitted. */
+static struct walk *the_walk(void)
+{
+    struct walk *w = walk(the_vmdk());
+    CHECK(w->ngt == 3 && w->gd && w->footer && w->eos == w->sectors - 1);
+    CHECK(w->ngrains > 3 && w->lba[0] == 0 && w->lba[1] == 2 * 128 && w->lba[2] == 3 * 128);
+    return w;
+}
+
+/* A table entry pointing at or past its own marker. */
+static void stream_gt_past_end(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("gt-end.vmdk");
+    struct walk *w = the_walk();
+    uint64_t targets[] = {w->sectors + 10, w->gt[0], w->gt[0] + 1, w->gd + 1};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        copy_file(v, d);
+        put_le(d, (w->gt[0] + 1) * 512, targets[i], 4); /* grain 0 */
+        CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+        CHECK(strstr(err.msg, "grain table 0 entry 0 points past the end") != NULL);
+    }
+    /* The entry of a grain that is not in the stream (grain 1 is zeros). */
+    copy_file(v, d);
+    put_le(d, (w->gt[0] + 1) * 512 + 4, w->sectors + 10, 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "entry 1 points past the end") != NULL);
+    free(w);
+    teardown();
+}
+
+/* A table entry pointing at another grain's marker, at nothing, or empty. */
+static void stream_gt_mismatch(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("gt-mismatch.vmdk");
+    struct walk *w = the_walk();
+    uint64_t gt0 = (w->gt[0] + 1) * 512;
+    /* Grain 0's entry at grain 2's marker: qemu would read grain 2 twice. */
+    copy_file(v, d);
+    put_le(d, gt0, w->at[1], 4);
+    CHECK(open_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "grain table 0 entry 0 points at sector") != NULL);
+    CHECK(strstr(err.msg, "grain marker is at 21") != NULL);
+    /* Two entries swapped. */
+    copy_file(v, d);
+    put_le(d, gt0 + 4 * 2, w->at[2], 4);
+    put_le(d, gt0 + 4 * 3, w->at[1], 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "entry 2 points at sector") != NULL);
+    /* Grain 1 (zeros, not written) given grain 0's data. */
+    copy_file(v, d);
+    put_le(d, gt0 + 4, w->at[0], 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "entry 1 points at sector 21, the stream has no such grain") != NULL);
+    /* Grain 0 dropped from its table: file readers would see zeros. */
+    copy_file(v, d);
+    put_le(d, gt0, 0, 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "entry 0 is empty") != NULL);
+    /* A table marker with another length. */
+    copy_file(v, d);
+    put_le(d, w->gt[0] * 512, 5, 8);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    free(w);
+    teardown();
+}
+
+/* Directory entries that are not the tables seen, and a footer that is
+ * not the header. */
+static void stream_gd_mismatch(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("gd-mismatch.vmdk");
+    struct walk *w = the_walk();
+    uint64_t gd = (w->gd + 1) * 512;
+    int fd = open(v, O_RDONLY);
+    CHECK(fd >= 0);
+    CHECK_EQ_U64(get_le(fd, gd, 4), w->gt[0] + 1);
+    CHECK_EQ_U64(get_le(fd, gd + 4, 4), 0); /* the hole */
+    close(fd);
+    struct {
+        uint64_t entry, value;
+        const char *msg;
+    } cases[] = {
+        {0, w->gt[2] + 1, "grain directory entry 0 points at sector"},   /* another table */
+        {0, 0, "grain directory entry 0 is empty"},                      /* a table dropped */
+        {0, w->gt[0], "grain directory entry 0 points at sector"},       /* the marker, not the table */
+        {1, w->gt[0] + 1, "entry 1 points at sector"},                   /* the hole given table 0 */
+        {1, w->gd + 1, "grain directory entry 1 points past the end"},
+        {3, w->sectors + 100, "grain directory entry 3 points at sector"},  /* a table elsewhere */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        copy_file(v, d);
+        put_le(d, gd + 4 * cases[i].entry, cases[i].value, 4);
+        CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+        CHECK(strstr(err.msg, cases[i].msg) != NULL);
+    }
+    /* Footer gdOffset at the marker, capacity changed, flags changed. */
+    uint64_t foot = (w->footer + 1) * 512;
+    copy_file(v, d);
+    put_le(d, foot + 56, w->gd, 8);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "footer gdOffset") != NULL);
+    copy_file(v, d);
+    put_le(d, foot + 12, DISK_SIZE / 512 - 128, 8);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "footer does not match") != NULL);
+    copy_file(v, d);
+    put_le(d, foot + 8, 0x20001, 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    /* No directory: its marker turned into an unknown type. */
+    copy_file(v, d);
+    put_le(d, w->gd * 512 + 12, 4, 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "before the grain directory") != NULL);
+    /* A sector between the footer and EOS. */
+    copy_file(v, d);
+    put_le(d, w->eos * 512 + 12, 4, 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    free(w);
+    teardown();
+}
+
+static void stream_grains_out_of_order(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("order.vmdk");
+    struct walk *w = the_walk();
+    /* The third grain says it is the first's lba again, then lower than the
+     * second's, then the first says it is past the second. */
+    uint64_t cases[][2] = {{2, w->lba[0]}, {2, w->lba[1] - 128}, {0, w->lba[1]}, {0, w->lba[1] + 128}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        copy_file(v, d);
+        put_le(d, w->at[cases[i][0]] * 512, cases[i][1], 8);
+        CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+        CHECK(strstr(err.msg, "grains out of order") != NULL);
+    }
+    /* qemu-img's layout (tables at the front, no metadata markers) too. */
+    const char *q = tpath("qemu-order.vmdk");
+    CHECK(run("qemu-img convert -O vmdk -o subformat=streamOptimized '%s' '%s'", raw, q) == 0);
+    struct walk *qw = walk(q);
+    CHECK(qw->ngrains > 3 && qw->ngt == 0 && qw->gd == 0);
+    CHECK(stream_compare(raw, q, &err) == SP_OK);
+    put_le(q, qw->at[3] * 512, qw->lba[1], 8);
+    CHECK(stream_compare(raw, q, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "grains out of order") != NULL);
+    free(qw);
+    free(w);
+    teardown();
+}
+
+/* A table without grains (as writers that emit every table do) is fine if
+ * it is empty and the directory points at it or at nothing. */
+static void stream_empty_gt(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("empty-gt.vmdk");
+    struct walk *w = the_walk();
+    uint8_t gt[5 * 512] = {0};
+    gt[0] = 4;  /* numSectors */
+    gt[12] = 1; /* type GT */
+    /* Table 1 (the hole), between tables 0 and 2. */
+    uint64_t at = w->gt[0] + 5;
+    insert_sectors(v, d, at, gt, 5);
+    CHECK(run("qemu-img compare -q '%s' '%s'", raw, d) == 0);
     CHECK_OK(stream_compare(raw, d, &err));
+    put_le(d, (w->gd + 5 + 1) * 512 + 4, at + 1, 4); /* directory entry 1 at it */
+    CHECK(run("qemu-img compare -q '%s' '%s'", raw, d) == 0);
+    CHECK_OK(stream_compare(raw, d, &err));
+    /* Not empty: an entry pointing at grain 0. */
+    put_le(d, (at + 1) * 512 + 4 * 7, w->at[0], 4);
+    CHECK(stream_compare(raw, d, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "no grains before it") != NULL);
+    /* After the last table, before the directory. */
+    insert_sectors(v, d, w->gd, gt, 5);
+    CHECK_OK(stream_compare(raw, d, &err));
+    free(w);
+    teardown();
+}
+
+/* Xen Orchestra's layout: all grains, then a GT marker without length and
+ * every table, a GD marker without length and the directory, footer, EOS.
+ * Built here from our grains; qemu reads it through the footer. */
+static void xo_stream_read(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("xo.vmdk");
+    struct walk *w = the_walk();
+    int in = open(v, O_RDONLY), out = open(d, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    CHECK(in >= 0 && out >= 0);
+    uint8_t *b = malloc(256 * 1024);
+    CHECK(b);
+    CHECK(pread(in, b, w->overhead * 512, 0) == (ssize_t)(w->overhead * 512));
+    CHECK(write(out, b, w->overhead * 512) == (ssize_t)(w->overhead * 512));
+    uint64_t ngrains = (DISK_SIZE + SP_VMDK_GRAIN - 1) / SP_VMDK_GRAIN, ngt = (ngrains + 511) / 512;
+    uint32_t *gts = calloc(ngt * 512, 4);
+    CHECK(gts);
+    uint64_t pos = w->overhead;
+    for (size_t i = 0; i < w->ngrains; i++) {
+        size_t n = w->len[i] * 512;
+        CHECK(n <= 256 * 1024);
+        CHECK(pread(in, b, n, (off_t)(w->at[i] * 512)) == (ssize_t)n);
+        CHECK(write(out, b, n) == (ssize_t)n);
+        gts[w->lba[i] / 128] = (uint32_t)pos;
+        pos += w->len[i];
+    }
+    uint8_t sec[512];
+    memset(sec, 0, sizeof sec);
+    sec[12] = 1; /* GT marker, numSectors 0 */
+    CHECK(write(out, sec, 512) == 512);
+    uint64_t gt_at = ++pos;
+    for (uint64_t i = 0; i < ngt * 512; i++) {
+        uint8_t e[4] = {(uint8_t)gts[i], (uint8_t)(gts[i] >> 8), (uint8_t)(gts[i] >> 16), (uint8_t)(gts[i] >> 24)};
+        CHECK(write(out, e, 4) == 4);
+    }
+    pos += ngt * 4;
+    sec[12] = 2; /* GD marker, numSectors 0 */
+    CHECK(write(out, sec, 512) == 512);
+    uint64_t gd_at = ++pos;
+    memset(sec, 0, sizeof sec);
+    for (uint64_t i = 0; i < ngt; i++) {
+        uint64_t t = gt_at + 4 * i;
+        sec[4 * i] = (uint8_t)t;
+        sec[4 * i + 1] = (uint8_t)(t >> 8);
+        sec[4 * i + 2] = (uint8_t)(t >> 16);
+    }
+    CHECK(write(out, sec, 512) == 512);
+    memset(sec, 0, sizeof sec);
+    sec[0] = 1;
+    sec[12] = 3; /* footer marker */
+    CHECK(write(out, sec, 512) == 512);
+    CHECK(pread(in, sec, 512, 0) == 512);
+    for (int i = 0; i < 8; i++)
+        sec[56 + i] = (uint8_t)(gd_at >> (8 * i));
+    CHECK(write(out, sec, 512) == 512);
+    memset(sec, 0, sizeof sec);
+    CHECK(write(out, sec, 512) == 512); /* EOS */
+    close(in);
+    close(out);
+    free(gts);
+    free(b);
+    CHECK(run("qemu-img compare -q '%s' '%s'", raw, d) == 0);
+    CHECK_OK(open_compare(raw, d, &err));
+    CHECK_OK(stream_compare(raw, d, &err));
+    free(w);
+    teardown();
+}
+
+/* An unknown marker type (4, "progress") is skipped: before the grains,
+ * between grains, after a table, before the directory and the footer. */
+static void unknown_marker(void)
+{
+    struct sp_error err;
+    const char *raw = the_raw(), *v = the_vmdk(), *d = tpath("marker4.vmdk");
+    struct walk *w = the_walk();
+    uint8_t m[1024] = {0};
+    m[0] = 1;  /* numSectors */
+    m[12] = 4; /* type */
+    memset(m + 512, 0xA5, 512);
+    uint64_t where[] = {w->overhead, w->at[5], w->gt[0] + 5, w->gd, w->footer};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        insert_sectors(v, d, where[i], m, 2);
+        if (i == 1)
+            CHECK(run("qemu-img compare -q '%s' '%s'", raw, d) == 0);
+        CHECK_OK(stream_compare(raw, d, &err));
+    }
+    free(w);
     teardown();
 }
 
@@ -489,5 +854,8 @@ TEST_MAIN({"open_reads_back", open_reads_back}, {"stream_reads_back", stream_rea
           {"qemu_reads", qemu_reads}, {"vmdkinfo_reads", vmdkinfo_reads}, {"qemu_stream_read", qemu_stream_read},
           {"qemu_sparse_read", qemu_sparse_read}, {"deterministic", deterministic},
           {"damaged_grain", damaged_grain}, {"truncated", truncated}, {"gt_past_eof", gt_past_eof},
-          {"unknown_marker", unknown_marker},
+          {"unknown_marker", unknown_marker}, {"stream_gt_past_end", stream_gt_past_end},
+          {"stream_gt_mismatch", stream_gt_mismatch}, {"stream_gd_mismatch", stream_gd_mismatch},
+          {"stream_grains_out_of_order", stream_grains_out_of_order}, {"stream_empty_gt", stream_empty_gt},
+          {"xo_stream_read", xo_stream_read},
           {"bench", bench})
