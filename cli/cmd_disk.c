@@ -14,6 +14,7 @@
 #include "formats/raw.h"
 #include "formats/util.h"
 #include "formats/vhd.h"
+#include "formats/vmdk.h"
 
 /* --- info --------------------------------------------------------------- */
 
@@ -323,7 +324,7 @@ static int disk_write(struct cli *c, int argc, char **argv)
 
 /* --- flatten ------------------------------------------------------------ */
 
-enum out_format { OUT_RAW, OUT_VHD };
+enum out_format { OUT_RAW, OUT_VHD, OUT_VMDK };
 
 static int pick_format(const char *out, const char *given, enum out_format *f)
 {
@@ -337,9 +338,9 @@ static int pick_format(const char *out, const char *given, enum out_format *f)
     else if (strcmp(name, "vhd") == 0)
         *f = OUT_VHD;
     else if (strcmp(name, "vmdk") == 0)
-        return -1;
+        *f = OUT_VMDK;
     else
-        return cli_usage_error("disk flatten: unknown --format '%s' (raw or vhd)", name);
+        return cli_usage_error("disk flatten: unknown --format '%s' (raw, vhd or vmdk)", name);
     return EXIT_OK_;
 }
 
@@ -366,6 +367,36 @@ static int open_target(enum out_format f, struct sp_outfile *out, struct sp_disk
     return rc;
 }
 
+struct vmdk_file {
+    int fd;
+    uint64_t written;
+    struct sp_writeback wb;
+};
+
+static int vmdk_file_out(void *ctx, const void *buf, size_t len, struct sp_error *err)
+{
+    struct vmdk_file *v = ctx;
+    while (len > 0) {
+        ssize_t n = sp_write_out(v->fd, buf, len, &v->wb, &v->written);
+        if (n < 0)
+            return sp_error_errno(err, errno, "write");
+        buf = (const uint8_t *)buf + n;
+        len -= (size_t)n;
+    }
+    return SP_OK;
+}
+
+/* A streamOptimized VMDK, as an OVA carries it. */
+static int write_vmdk(struct sp_disk *src, struct sp_outfile *out, const struct sp_progress *prog,
+                      struct sp_error *err)
+{
+    struct vmdk_file v = {out->fd, 0, {0, 0, 0}};
+    sp_writeback_init(&v.wb, out->no_sync ? -1 : out->fd);
+    const char *base = strrchr(out->final_path, '/');
+    struct sp_vmdk_write_opts o = {.level = SP_VMDK_FAST_LEVEL, .name = base ? base + 1 : out->final_path};
+    return sp_vmdk_write_stream(src, &o, vmdk_file_out, &v, prog, NULL, err);
+}
+
 static int disk_flatten(struct cli *c, int argc, char **argv)
 {
     const char *out_s = NULL, *fmt_s = NULL, *force = NULL, *no_sync = NULL;
@@ -380,13 +411,9 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
         return rc;
     if (npos != 1 || !out_s)
         return cli_usage_error("disk flatten: needs IMAGE -o OUT");
-    enum out_format f;
+    enum out_format f = OUT_RAW;
     struct sp_error err;
     rc = pick_format(out_s, fmt_s, &f);
-    if (rc < 0) {
-        sp_error_set(&err, SP_EUNSUPPORTED, "%s: VMDK output is not supported yet", out_s);
-        return cli_fail(&err);
-    }
     if (rc != EXIT_OK_)
         return rc;
     struct sp_disk *src = NULL, *dst = NULL;
@@ -395,10 +422,12 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
     if (rc == SP_OK)
         rc = sp_outfile_open(&out, out_s, force != NULL, &err);
     out.no_sync = no_sync != NULL;
-    if (rc == SP_OK)
+    if (rc == SP_OK && f != OUT_VMDK)
         rc = open_target(f, &out, src, &dst, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "flatten") : NULL;
-    if (rc == SP_OK)
+    if (rc == SP_OK && f == OUT_VMDK)
+        rc = write_vmdk(src, &out, cli_progress_hook(bar), &err);
+    else if (rc == SP_OK)
         rc = sp_copy_disk(src, dst, cli_progress_hook(bar), &err);
     cli_progress_finish(bar);
     sp_disk_close(dst);
@@ -409,7 +438,8 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
     sp_disk_close(src);
     if (rc != SP_OK)
         return cli_fail(&err);
-    cli_say(c, "%s: flattened to %s (%s)\n", pos[0], out_s, f == OUT_VHD ? "vhd" : "raw");
+    cli_say(c, "%s: flattened to %s (%s)\n", pos[0], out_s,
+            f == OUT_VHD ? "vhd" : f == OUT_VMDK ? "vmdk, streamOptimized" : "raw");
     return EXIT_OK_;
 }
 

@@ -37,7 +37,7 @@ static const char USAGE[] =
     "  disk check IMAGE                structure check; exit 1 when damaged\n"
     "  disk create OUT.vhd --size N [--parent P.vhd] [--block-size N]\n"
     "  disk write IMAGE --offset N (--from FILE | --pattern BYTE --length N)\n"
-    "  disk flatten IMAGE -o OUT [--format raw|vhd] [--force] [--no-sync]\n"
+    "  disk flatten IMAGE -o OUT [--format raw|vhd|vmdk] [--force] [--no-sync]\n"
     "  disk compare A B                exit 0 same content, 1 different\n"
     "\n"
     "  vm create --config FILE.cfg     an xl.cfg; its disks are copied into the store\n"

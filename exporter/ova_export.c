@@ -16,7 +16,6 @@
 #include "formats/util.h"
 #include "formats/vmdk.h"
 
-#define OVA_LEVEL_DEFAULT 1   /* BENCHMARKS.md: 12x qemu-img's speed at +0.4 % size */
 #define SCSI_UNITS 15         /* units 0-15 but 7, the HBA's own (VMware) */
 #define IDE_UNITS 4
 
@@ -122,7 +121,7 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
     int rc = sp_digest_new(1u << j->o->mf_digest, &k.dg, err);
     struct sp_vmdk_write_opts vo = {
         .threads = 0,
-        .level = j->o->level ? j->o->level : OVA_LEVEL_DEFAULT,
+        .level = j->o->level ? j->o->level : SP_VMDK_FAST_LEVEL,
         .adapter = j->ide ? "ide" : "lsilogic",
         .name = d->member,
     };

@@ -177,6 +177,12 @@ def case_snapport_flatten_vhd():
     out = path(name + ".vhd")
     T.sp_ok(EXE, "disk", "flatten", leaf, "-o", out)
     peers_read(name, out, bytes(model))
+    # the same chain as a streamOptimized VMDK: qemu-img reads the model back
+    vmdk = path(name + ".vmdk")
+    T.sp_ok(EXE, "disk", "flatten", leaf, "-o", vmdk)
+    qraw = path(name + "-vmdk.raw")
+    qemu("qemu-img", "convert", "-f", "vmdk", "-O", "raw", vmdk, qraw)
+    T.same_bytes(open(qraw, "rb").read(), bytes(model), "%s: qemu-img reading snapport's VMDK" % name)
 
 
 # Case: qemu-io writes into a VHD snapport created (qemu allocates new
