@@ -96,6 +96,18 @@ run snapport verify "$OUT/web01.xva"
 sp import "$OUT/web01.xva" --name web01-copy
 disk_of() { "$SNAPPORT" --store "$STORE" --json vm show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])'; }
 run snapport disk compare "$(disk_of for-export)" "$(disk_of web01-copy)"
+echo
+
+# OVA: the same snapshot as OVF + manifest + streamOptimized VMDK, verified,
+# imported as another clone, its disk compared; qemu-img reads the VMDK too.
+sp export web01 --snapshot for-export -o "$OUT/web01.ova"
+run tar tvf "$OUT/web01.ova"
+run snapport info "$OUT/web01.ova"
+run snapport verify "$OUT/web01.ova"
+sp import "$OUT/web01.ova" --name web01-ova
+run snapport disk compare "$(disk_of for-export)" "$(disk_of web01-ova)"
+tar -xf "$OUT/web01.ova" -C "$OUT" web01-disk1.vmdk
+run qemu-img compare "$OUT/web01-disk1.vmdk" "$(disk_of web01-ova)"
 sp vm list
 sp store check
 echo
