@@ -404,7 +404,7 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         rc = member_final(&m, mask, sf->hex, err);
     sf->stored = m.n;
     sp_digest_free(m.dg);
-    if (rc == SP_OK && f->size && f->size != m.n && !f->compression[0])
+    if (rc == SP_OK && f->size && f->size != m.n)
         rc = ierr(st, SP_EFORMAT, err, "%s: %llu bytes, the OVF says %llu", name, (unsigned long long)m.n,
                   (unsigned long long)f->size);
     return rc;

@@ -26,33 +26,9 @@
 
 #define ALL_KINDS (1u << SP_DIGEST_SHA1 | 1u << SP_DIGEST_SHA256 | 1u << SP_DIGEST_SHA512)
 
-static char tmpdir[256];
-
-static void setup(void)
-{
-    if (tmpdir[0])
-        return;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/sp-manifest-XXXXXX", base ? base : "/tmp");
-    CHECK(mkdtemp(tmpdir) != NULL);
-}
-
-static void teardown(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    CHECK(system(cmd) == 0);
-    tmpdir[0] = '\0';
-}
-
-static const char *tpath(const char *name)
-{
-    static char buf[16][512];
-    static int i;
-    i = (i + 1) % 16;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
+static void setup(void) { test_tmp_setup("manifest"); }
+static void teardown(void) { test_tmp_teardown(); }
+static const char *tpath(const char *name) { return test_tmp_path(name); }
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
@@ -371,7 +347,7 @@ static void parse_openssl3(void)
     write_file(tpath("x.bin"), data, sizeof data - 1);
     CHECK(run("cd '%s' && cp x.bin y.bin && cp x.bin z.bin && openssl dgst -sha1 x.bin > mf &&"
               " openssl dgst -sha256 y.bin >> mf && openssl dgst -sha512 z.bin >> mf",
-              tmpdir) == 0);
+              test_tmpdir) == 0);
     size_t len;
     char *text = slurp(tpath("mf"), &len);
     struct sp_error err;
@@ -506,7 +482,7 @@ static void make_key(const char *key, const char *cert, const char *cn)
               tpath(key), tpath(cert), cn) == 0);
 }
 
-/* Signs mf_text with key K and certificate C of tmpdir. */
+/* Signs mf_text with key K and certificate C of test_tmpdir. */
 static char *sign_mf(enum sp_digest_kind k, const char *mf_name, size_t *len)
 {
     struct sp_error err;
@@ -610,7 +586,7 @@ static void verify_cli_signed(void)
     CHECK(run("openssl dgst -sha256 -sign '%s' -out '%s' '%s'", tpath("K"), tpath("sig.bin"), tpath("web01.mf")) == 0);
     CHECK(run("cd '%s' && { printf 'SHA256 (web01.mf) = %%s\\r\\n' \"$(od -An -v -tx1 sig.bin | tr -d ' \\n')\";"
               " cat C; } > web01.cert",
-              tmpdir) == 0);
+              test_tmpdir) == 0);
     size_t len;
     char *cert = slurp(tpath("web01.cert"), &len);
     struct sp_cert_info info;
@@ -768,9 +744,9 @@ static void verify_chain(void)
               " && openssl req -newkey rsa:2048 -nodes -keyout K -out leaf.csr -subj /CN=sp-leaf -config /dev/null"
               " && openssl x509 -req -in leaf.csr -CA mid.pem -CAkey midK -set_serial 3 -out leaf.pem -days 1"
               " && cat leaf.pem mid.pem > C; } >/dev/null 2>&1",
-              tmpdir) == 0);
+              test_tmpdir) == 0);
     CHECK(setenv("SSL_CERT_FILE", tpath("root.pem"), 1) == 0);
-    CHECK(setenv("SSL_CERT_DIR", tmpdir, 1) == 0);
+    CHECK(setenv("SSL_CERT_DIR", test_tmpdir, 1) == 0);
     size_t len;
     char *cert = sign_mf(SP_DIGEST_SHA256, "web01.mf", &len);
     struct sp_cert_info info;

@@ -17,33 +17,9 @@
  * (a hole), a partial last grain. */
 #define DISK_SIZE (100 * MIB + 1536)
 
-static char tmpdir[256];
-
-static void setup(void)
-{
-    if (tmpdir[0])
-        return;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/sp-vmdk-XXXXXX", base ? base : "/tmp");
-    CHECK(mkdtemp(tmpdir) != NULL);
-}
-
-static void teardown(void)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    CHECK(system(cmd) == 0);
-    tmpdir[0] = '\0';
-}
-
-static const char *tpath(const char *name)
-{
-    static char buf[32][512];
-    static int i;
-    i = (i + 1) % 32;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
+static void setup(void) { test_tmp_setup("vmdk"); }
+static void teardown(void) { test_tmp_teardown(); }
+static const char *tpath(const char *name) { return test_tmp_path(name); }
 
 static uint64_t xs(uint64_t *s)
 {

@@ -63,4 +63,36 @@ static inline int test_main(const struct test_case *cases, size_t n, int argc, c
         return test_main(cases, sizeof cases / sizeof cases[0], argc, argv);       \
     }
 
+
+/* A scratch folder for a test program, under $TMPDIR: test_tmp_setup(tag)
+ * makes it once, test_tmp_path(name) names a file in it (a ring of 32
+ * buffers, so several can be in use at once), test_tmp_teardown removes it. */
+static char test_tmpdir[256];
+
+static inline void test_tmp_setup(const char *tag)
+{
+    if (test_tmpdir[0])
+        return;
+    const char *base = getenv("TMPDIR");
+    snprintf(test_tmpdir, sizeof test_tmpdir, "%s/sp-%s-XXXXXX", base ? base : "/tmp", tag);
+    CHECK(mkdtemp(test_tmpdir) != NULL);
+}
+
+static inline void test_tmp_teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmpdir);
+    CHECK(system(cmd) == 0);
+    test_tmpdir[0] = '\0';
+}
+
+static inline const char *test_tmp_path(const char *name)
+{
+    static char buf[32][512];
+    static int i;
+    i = (i + 1) % 32;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", test_tmpdir, name);
+    return buf[i];
+}
+
 #endif
