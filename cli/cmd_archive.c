@@ -123,6 +123,14 @@ int cmd_export(struct cli *c, int argc, char **argv)
     rc = to_stdout ? SP_OK : sp_outfile_open(&out, out_s, force != NULL, &err);
     if (!to_stdout)
         fd = out.fd;
+    /* an OVA's compressed disks wait beside the output (the same space) */
+    char spool[4096];
+    snprintf(spool, sizeof spool, "%s", out_s);
+    char *slash = strrchr(spool, '/');
+    if (slash)
+        *(slash == spool ? slash + 1 : slash) = '\0';
+    if (!to_stdout)
+        o.spool_dir = slash ? spool : ".";
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
     o.prog = cli_progress_hook(bar);
     if (rc == SP_OK)

@@ -29,6 +29,7 @@ struct sp_export_opts {
     const char *sign_cert;
     enum sp_ovf_version ovf_version;
     int level;                       /* deflate level of the VMDK grains; 0: 1 (fastest) */
+    const char *spool_dir;           /* where compressed VMDKs wait for their turn; NULL: $TMPDIR */
     const struct sp_progress *prog;
 };
 
@@ -49,6 +50,53 @@ int sp_export_xva_write(const struct sp_export_src *src, const struct sp_export_
                         struct sp_error *err);
 int sp_export_ova_write(const struct sp_export_src *src, const struct sp_export_opts *o, int fd,
                         struct sp_error *err);
+
+/* The ova.xml objects of a VM record (store-shaped: snap's disks and VIFs),
+ * without the store: VDI uuids are snap's vbd_vdi and suspend_vdi, their
+ * ids "Ref:00", "Ref:01" ... in disk order (the memory image last), their
+ * virtual sizes 0 (the caller sets them). Release m with sp_xva_meta_free. */
+struct sp_xva_meta;
+int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err);
+
+/* An OVA whose disks are not the store's (convert): the VM record is
+ * src->snap (src->s may be NULL), and each disk that has a VDI (CD drives
+ * and empty drives are left out) comes from the feed, once per pass, by its
+ * vbd_vdi string. Pass 0 learns each VMDK's size and digest, pass 1 writes
+ * the archive; the two must give the same bytes. */
+struct sp_ova_feed {
+    /* The disk's virtual size. */
+    int (*capacity)(void *ctx, const char *vdi, uint64_t *size, struct sp_error *err);
+    /* The disk for one pass; read forward once (no progress hook is used). */
+    int (*open)(void *ctx, const char *vdi, int pass, struct sp_disk **disk, struct sp_error *err);
+    /* The pass over it ended with rc (the writer's status); returns the
+     * pass's status. *data_bytes: the bytes of data the disk gave. */
+    int (*close)(void *ctx, const char *vdi, int pass, int rc, uint64_t *data_bytes, struct sp_error *err);
+    void *ctx;
+};
+
+int sp_export_ova_write_feed(const struct sp_export_src *src, const struct sp_export_opts *o,
+                             const struct sp_ova_feed *feed, int fd, struct sp_error *err);
+
+/* ---- convert: archive to archive, no store ------------------------------- */
+
+struct sp_convert_opts {
+    enum sp_archive_format to;       /* the output's format; the input's is told from its bytes */
+    const struct sp_progress *prog;
+};
+
+struct sp_convert_result {
+    bool memory_dropped;             /* XVA -> OVA: a suspended VM's memory image is not carried */
+    int vdis_dropped;                /* XVA -> OVA: VDIs not carried (the memory image, a CD's) */
+};
+
+/* Converts the archive at path (opened as import does: a file, "-", an
+ * unpacked OVF folder or .ovf) into fd, XVA to OVA or OVA to XVA, every
+ * checksum of the input checked on the way; the disks stream from one to
+ * the other, no copy of them is made (memory stays bounded). To OVA the
+ * input is read twice, so it must be a file (not a pipe). On failure fd
+ * holds a partial archive: the caller drops it. res may be NULL. */
+int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct sp_convert_result *res,
+               struct sp_error *err);
 
 /* Opens a VDI of the store as a disk: a chain, or a memory image as raw. */
 int sp_export_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct sp_disk **out,

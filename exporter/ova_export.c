@@ -2,14 +2,19 @@
  * streamOptimized VMDK per disk.
  *
  * The .ovf carries each VMDK's size and the .mf its digest, and both come
- * before the disks in the tar, so every disk is compressed twice: once to
- * learn its size and digest, once into the archive (as Xen Orchestra does).
- * That costs CPU, not space: no temporary file, memory bounded, and a pipe
- * gets the same bytes as a file. The second pass is checked against the
- * first: a source that changed in between is an error, not a bad archive. */
+ * before the disks in the tar. So each disk is compressed once into a
+ * spool file (unlinked, beside the output: the compressed VMDK only, never
+ * an uncompressed disk), sized and digested on the way, and copied into the
+ * archive after the descriptor and manifest. Compressing twice instead (as
+ * Xen Orchestra does) needs no space but measured 2.25x qemu-img's speed
+ * against the 3x wanted (BENCHMARKS.md). A pipe gets the same bytes as a
+ * file. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exporter/export.h"
 #include "formats/ova.h"
@@ -18,24 +23,29 @@
 
 #define SCSI_UNITS 15         /* units 0-15 but 7, the HBA's own (VMware) */
 #define IDE_UNITS 4
+#define SPOOL_CHUNK (1u << 20)
 
 struct ova_disk {
-    struct sp_disk *disk;
+    struct sp_disk *disk;              /* the store's, open for both passes; NULL with a feed */
+    const char *vdi;
+    uint64_t capacity;
     char member[SP_OVA_NAME_MAX + 1];
     uint64_t data_bytes;
     uint64_t size;                     /* of the VMDK */
+    int spool;                         /* the compressed VMDK; -1 before */
     char hex[SP_DIGEST_HEX_MAX];
 };
 
 struct ova_job {
     const struct sp_export_src *src;
     const struct sp_export_opts *o;
+    const struct sp_ova_feed *feed;    /* NULL: the disks are the store's */
     char base[200];                    /* member names: <base>.ovf, <base>-disk1.vmdk ... */
     struct ova_disk *disks;
     int ndisks;
     const char **vdevs;                /* per disk */
     bool ide;                          /* every disk an hd[a-d]: IDE, else SCSI */
-    uint64_t grand;                    /* data bytes of all disks, both passes */
+    uint64_t grand;                    /* data bytes of all disks */
     uint64_t done;
 };
 
@@ -70,15 +80,23 @@ static int open_disks(struct ova_job *j, struct sp_error *err)
         if (d->cdrom || !snap->vbd_vdi[i][0])
             continue; /* a CD drive is a hardware item, not a file; outside disks are not the store's */
         struct ova_disk *od = &j->disks[j->ndisks];
-        int rc = sp_export_open_vdi(j->src->s, snap->vbd_vdi[i], false, &od->disk, err);
-        if (rc == SP_OK)
-            rc = sp_disk_data_bytes(od->disk, &od->data_bytes, err);
+        od->vdi = snap->vbd_vdi[i];
+        int rc;
+        if (j->feed) {
+            rc = j->feed->capacity(j->feed->ctx, od->vdi, &od->capacity, err); /* data bytes: after pass 0 */
+        } else {
+            rc = sp_export_open_vdi(j->src->s, od->vdi, false, &od->disk, err);
+            if (rc == SP_OK)
+                rc = sp_disk_data_bytes(od->disk, &od->data_bytes, err);
+            if (rc == SP_OK)
+                od->capacity = od->disk->size;
+        }
         if (rc != SP_OK)
             return rc;
         snprintf(od->member, sizeof od->member, "%s-disk%d.vmdk", j->base, j->ndisks + 1);
         j->vdevs[j->ndisks] = d->vdev;
         j->ide &= is_ide_vdev(d->vdev);
-        j->grand += 2 * od->data_bytes;
+        j->grand += od->data_bytes;
         j->ndisks++;
     }
     if (j->ide && j->ndisks + (snap->cfg.ndisks > j->ndisks ? 1 : 0) > IDE_UNITS)
@@ -90,18 +108,44 @@ static int open_disks(struct ova_job *j, struct sp_error *err)
 
 struct vmdk_sink {
     struct sp_digest *dg;
-    struct sp_ova_writer *w;           /* NULL: the first pass */
+    struct sp_ova_writer *w;           /* NULL: into the spool */
+    int spool;
     uint64_t n;
+    struct sp_writeback wb;            /* off: the spool is never synced */
 };
 
 static int vmdk_out(void *ctx, const void *buf, size_t len, struct sp_error *err)
 {
     struct vmdk_sink *k = ctx;
     int rc = sp_digest_update(k->dg, buf, len, err);
-    if (rc == SP_OK && k->w)
+    if (rc == SP_OK && k->w) {
         rc = sp_ova_write(k->w, buf, len, err);
-    k->n += len;
+        k->n += len;
+        return rc;
+    }
+    for (const uint8_t *p = buf; rc == SP_OK && len > 0;) {
+        ssize_t n = sp_write_out(k->spool, p, len, &k->wb, &k->n);
+        if (n < 0)
+            return sp_error_errno(err, errno, "spool file");
+        p += n;
+        len -= (size_t)n;
+    }
     return rc;
+}
+
+/* An unlinked file in dir (O_TMPFILE, else a named one removed at once). */
+static int open_spool(const char *dir, int *fd, struct sp_error *err)
+{
+    *fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (*fd >= 0)
+        return SP_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.snapport-spool-XXXXXX", dir);
+    *fd = mkstemp(path);
+    if (*fd < 0)
+        return sp_error_errno(err, errno, "spool file in %s", dir);
+    unlink(path);
+    return SP_OK;
 }
 
 static void pass_update(void *ctx, uint64_t done, uint64_t total)
@@ -113,12 +157,27 @@ static void pass_update(void *ctx, uint64_t done, uint64_t total)
         up->update(up->ctx, j->done + done, j->grand);
 }
 
-/* One pass over one disk: its VMDK into w (NULL: nowhere), digested. */
+/* One pass over one disk: its VMDK into w (NULL: nowhere), digested. A
+ * feed's disk reads forward once: no progress hook (which walks the disk
+ * first for its total); the feed reports progress itself. */
 static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer *w, uint64_t *size,
                      char hex[SP_DIGEST_HEX_MAX], struct sp_error *err)
 {
-    struct vmdk_sink k = {NULL, w, 0};
-    int rc = sp_digest_new(1u << j->o->mf_digest, &k.dg, err);
+    struct vmdk_sink k = {NULL, w, -1, 0, {-1, 0, 0}};
+    if (!w) {
+        const char *tmp = getenv("TMPDIR");
+        const char *dir = j->o->spool_dir ? j->o->spool_dir : tmp && *tmp ? tmp : "/tmp";
+        int src = open_spool(dir, &d->spool, err);
+        if (src != SP_OK)
+            return src;
+        k.spool = d->spool;
+    }
+    struct sp_disk *disk = d->disk;
+    int pass = w ? 1 : 0;
+    int rc = j->feed ? j->feed->open(j->feed->ctx, d->vdi, pass, &disk, err) : SP_OK;
+    if (rc != SP_OK)
+        return sp_error_prefix(err, "%s", d->member);
+    rc = sp_digest_new(1u << j->o->mf_digest, &k.dg, err);
     struct sp_vmdk_write_opts vo = {
         .threads = 0,
         .level = j->o->level ? j->o->level : SP_VMDK_FAST_LEVEL,
@@ -128,10 +187,16 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
     struct sp_progress prog = {pass_update, j};
     uint64_t total = 0;
     if (rc == SP_OK)
-        rc = sp_vmdk_write_stream(d->disk, &vo, vmdk_out, &k, &prog, &total, err);
+        rc = sp_vmdk_write_stream(disk, &vo, vmdk_out, &k, j->feed ? NULL : &prog, &total, err);
     if (rc == SP_OK)
         rc = sp_digest_final(k.dg, j->o->mf_digest, hex, err);
     sp_digest_free(k.dg);
+    if (j->feed) {
+        uint64_t data = 0;
+        rc = j->feed->close(j->feed->ctx, d->vdi, pass, rc, &data, err);
+        if (pass == 0)
+            d->data_bytes = data;
+    }
     j->done += d->data_bytes;
     *size = k.n;
     return rc != SP_OK ? sp_error_prefix(err, "%s", d->member) : SP_OK;
@@ -166,7 +231,7 @@ static int build_system(struct ova_job *j, struct sp_ovf_system *sys, struct sp_
         struct sp_ovf_disk *d = &sys->disks[sys->ndisks++];
         snprintf(d->disk_id, sizeof d->disk_id, "vmdisk%d", i + 1);
         snprintf(d->file_id, sizeof d->file_id, "%s", f->id);
-        d->capacity = j->disks[i].disk->size;
+        d->capacity = j->disks[i].capacity;
         d->populated_size = j->disks[i].data_bytes;
         d->controller = j->ide ? SP_OVF_IDE : SP_OVF_SCSI;
         if (j->ide) {
@@ -241,22 +306,28 @@ static int build_manifest(struct ova_job *j, const char *ovf_name, const char *o
 
 /* ---- the archive --------------------------------------------------------- */
 
+/* The spooled VMDKs into their members. */
 static int write_disks(struct ova_job *j, struct sp_ova_writer *w, struct sp_error *err)
 {
-    for (int i = 0; i < j->ndisks; i++) {
+    uint8_t *buf = sp_alloc(SPOOL_CHUNK, err);
+    if (!buf)
+        return SP_ENOMEM;
+    int rc = SP_OK;
+    for (int i = 0; rc == SP_OK && i < j->ndisks; i++) {
         struct ova_disk *d = &j->disks[i];
-        char hex[SP_DIGEST_HEX_MAX];
-        uint64_t size = 0;
-        int rc = sp_ova_begin(w, d->member, d->size, err);
+        rc = sp_ova_begin(w, d->member, d->size, err);
+        for (uint64_t off = 0; rc == SP_OK && off < d->size;) {
+            size_t n = (size_t)sp_min_u64(SPOOL_CHUNK, d->size - off);
+            rc = sp_pread_full(d->spool, buf, n, off, "spool file", err);
+            if (rc == SP_OK)
+                rc = sp_ova_write(w, buf, n, err);
+            off += n;
+        }
         if (rc == SP_OK)
-            rc = vmdk_pass(j, d, w, &size, hex, err);
-        if (rc != SP_OK)
-            return rc;
-        if (size != d->size || strcmp(hex, d->hex) != 0)
-            return sp_error_set(err, SP_EIO, "%s: the disk changed while it was exported (second pass differs)",
-                                d->member);
+            posix_fadvise(d->spool, 0, 0, POSIX_FADV_DONTNEED);
     }
-    return SP_OK;
+    free(buf);
+    return rc;
 }
 
 static int write_package(struct ova_job *j, int fd, struct sp_error *err)
@@ -300,18 +371,30 @@ static int write_package(struct ova_job *j, int fd, struct sp_error *err)
 int sp_export_ova_write(const struct sp_export_src *src, const struct sp_export_opts *o, int fd,
                         struct sp_error *err)
 {
+    return sp_export_ova_write_feed(src, o, NULL, fd, err);
+}
+
+int sp_export_ova_write_feed(const struct sp_export_src *src, const struct sp_export_opts *o,
+                             const struct sp_ova_feed *feed, int fd, struct sp_error *err)
+{
     struct ova_job j;
     memset(&j, 0, sizeof j);
     j.src = src;
     j.o = o;
+    j.feed = feed;
     member_base(src->vm_name, j.base, sizeof j.base);
     int rc = open_disks(&j, err);
+    for (int i = 0; i < j.ndisks; i++)
+        j.disks[i].spool = -1;
     for (int i = 0; rc == SP_OK && i < j.ndisks; i++)
         rc = vmdk_pass(&j, &j.disks[i], NULL, &j.disks[i].size, j.disks[i].hex, err);
     if (rc == SP_OK)
         rc = write_package(&j, fd, err);
-    for (int i = 0; i < j.ndisks; i++)
+    for (int i = 0; i < j.ndisks; i++) {
         sp_disk_close(j.disks[i].disk);
+        if (j.disks[i].spool >= 0)
+            close(j.disks[i].spool);
+    }
     free(j.disks);
     free(j.vdevs);
     return rc;

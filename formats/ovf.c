@@ -550,8 +550,10 @@ static bool required(xmlNode *n)
 
 static int unknown_section(struct pctx *p, xmlNode *n, const char *kind)
 {
+    /* A descriptor that requires what we cannot honour does not describe a
+     * VM we can make: for verify it is as unusable as a damaged one. */
     if (required(n))
-        return perr(p, SP_EUNSUPPORTED, "required section %s is not understood", kind);
+        return perr(p, SP_EFORMAT, "required section %s is not understood", kind);
     return SP_OK;
 }
 
