@@ -393,7 +393,7 @@ static int write_vmdk(struct sp_disk *src, struct sp_outfile *out, const struct 
     struct vmdk_file v = {out->fd, 0, {0, 0, 0}};
     sp_writeback_init(&v.wb, out->no_sync ? -1 : out->fd);
     const char *base = strrchr(out->final_path, '/');
-    struct sp_vmdk_write_opts o = {.level = SP_VMDK_FAST_LEVEL, .name = base ? base + 1 : out->final_path};
+    struct sp_vmdk_write_opts o = {.level = SP_VMDK_EXPORT_LEVEL, .name = base ? base + 1 : out->final_path};
     return sp_vmdk_write_stream(src, &o, vmdk_file_out, &v, prog, NULL, err);
 }
 

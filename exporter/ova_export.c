@@ -180,7 +180,7 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
     rc = sp_digest_new(1u << j->o->mf_digest, &k.dg, err);
     struct sp_vmdk_write_opts vo = {
         .threads = 0,
-        .level = j->o->level ? j->o->level : SP_VMDK_FAST_LEVEL,
+        .level = j->o->level ? j->o->level : SP_VMDK_EXPORT_LEVEL,
         .adapter = j->ide ? "ide" : "lsilogic",
         .name = d->member,
     };

@@ -926,6 +926,218 @@ static int sc_eos(const struct scheck *c, struct sp_error *err)
                         c->phase == PH_TABLES ? "grain directory and footer" : "footer");
 }
 
+/* Grains inflate on worker threads, a batch at a time, while this thread
+ * reads the next batch and hands the one before to the sink in stream
+ * order (two batches in flight: memory stays bounded). */
+#define DEC_BATCH 32
+#define DEC_THREADS_MAX 8
+
+struct dec_slot {
+    uint8_t *c;                        /* marker + compressed grain */
+    uint32_t csize;
+    uint64_t lba;
+    uint8_t *g;                        /* the grain, inflated */
+    size_t n;
+    enum libdeflate_result r;
+};
+
+struct dec_batch {
+    struct dec_slot s[DEC_BATCH];
+    int n;
+};
+
+struct dec_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    struct dec_batch *cur;             /* being inflated; NULL: none */
+    int next, done;
+    bool stop;
+    int nthreads;
+    pthread_t tids[DEC_THREADS_MAX];
+    struct libdeflate_decompressor *dec[DEC_THREADS_MAX];
+    size_t grain_bytes;
+    struct dec_batch b[2];
+};
+
+struct dec_worker {
+    struct dec_pool *p;
+    int index;
+};
+
+static void *dec_main(void *arg)
+{
+    struct dec_pool *p = ((struct dec_worker *)arg)->p;
+    int me = ((struct dec_worker *)arg)->index;
+    free(arg);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && (!p->cur || p->next >= p->cur->n))
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        if (p->stop)
+            break;
+        struct dec_slot *sl = &p->cur->s[p->next++];
+        struct dec_batch *b = p->cur;
+        pthread_mutex_unlock(&p->mu);
+        sl->n = 0;
+        sl->r = libdeflate_zlib_decompress(p->dec[me], sl->c + VMDK_GRAIN_MARKER_LEN, sl->csize, sl->g,
+                                           p->grain_bytes, &sl->n);
+        pthread_mutex_lock(&p->mu);
+        if (++p->done == b->n)
+            pthread_cond_signal(&p->cv_done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void dec_pool_free(struct dec_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->tids[i], NULL);
+    for (int i = 0; i < DEC_THREADS_MAX; i++)
+        if (p->dec[i])
+            libdeflate_free_decompressor(p->dec[i]);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < DEC_BATCH; i++) {
+            free(p->b[k].s[i].c);
+            free(p->b[k].s[i].g);
+        }
+    pthread_cond_destroy(&p->cv_done);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+static int dec_pool_new(size_t grain_bytes, size_t cbytes, struct dec_pool **out, struct sp_error *err)
+{
+    struct dec_pool *p = sp_zalloc(sizeof *p, err);
+    if (!p)
+        return SP_ENOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    p->grain_bytes = grain_bytes;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cores < 1 ? 1 : cores > DEC_THREADS_MAX ? DEC_THREADS_MAX : (int)cores;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < DEC_BATCH; i++) {
+            p->b[k].s[i].c = malloc(cbytes);
+            p->b[k].s[i].g = malloc(grain_bytes);
+            if (!p->b[k].s[i].c || !p->b[k].s[i].g) {
+                dec_pool_free(p);
+                return sp_error_set(err, SP_ENOMEM, "out of memory (vmdk decoder)");
+            }
+        }
+    for (int i = 0; i < want; i++) {
+        struct dec_worker *wk = malloc(sizeof *wk);
+        p->dec[i] = libdeflate_alloc_decompressor();
+        if (!wk || !p->dec[i]) {
+            free(wk);
+            dec_pool_free(p);
+            return sp_error_set(err, SP_ENOMEM, "vmdk: cannot allocate a decompressor");
+        }
+        wk->p = p;
+        wk->index = i;
+        if (pthread_create(&p->tids[i], NULL, dec_main, wk) != 0) {
+            free(wk);
+            dec_pool_free(p);
+            return sp_error_set(err, SP_ENOMEM, "vmdk: cannot start a decoder thread");
+        }
+        p->nthreads = i + 1;
+    }
+    *out = p;
+    return SP_OK;
+}
+
+static void dec_submit(struct dec_pool *p, struct dec_batch *b)
+{
+    pthread_mutex_lock(&p->mu);
+    p->cur = b;
+    p->next = p->done = 0;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void dec_wait(struct dec_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->cur && p->done < p->cur->n)
+        pthread_cond_wait(&p->cv_done, &p->mu);
+    p->cur = NULL;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The inflated grains of b to the sink, in order; the first bad grain is
+ * the error. */
+static int dec_sink(struct dec_batch *b, uint64_t disk_bytes,
+                    int (*sink)(void *ctx, uint64_t off, const void *data, size_t len), void *sink_ctx,
+                    struct sp_error *err)
+{
+    for (int i = 0; i < b->n; i++) {
+        struct dec_slot *sl = &b->s[i];
+        if (sl->r != LIBDEFLATE_SUCCESS)
+            return sp_error_set(err, SP_EFORMAT, "vmdk: grain at lba %" PRIu64 ": %s", sl->lba,
+                                sl->r == LIBDEFLATE_INSUFFICIENT_SPACE ? "inflates past the grain size"
+                                                                       : "corrupt compressed data");
+        uint64_t off = sl->lba * VMDK_SECTOR;
+        size_t len = (size_t)sp_min_u64(sl->n, disk_bytes - off);
+        if (len) {
+            int rc = sink(sink_ctx, off, sl->g, len);
+            if (rc != SP_OK)
+                return sp_error_set(err, rc < 0 ? rc : SP_EIO, "vmdk: grain at lba %" PRIu64 ": sink failed",
+                                    sl->lba);
+        }
+    }
+    b->n = 0;
+    return SP_OK;
+}
+
+/* The reader's side of the two batches: fill[fi] gathers grains while the
+ * other may be inflating. */
+struct dec_run {
+    struct dec_pool *p;
+    int fi;                            /* the batch being filled */
+    bool busy;                         /* the other one is with the workers */
+    uint64_t disk_bytes;
+    int (*sink)(void *ctx, uint64_t off, const void *data, size_t len);
+    void *sink_ctx;
+};
+
+/* Waits for the batch with the workers and sinks it. */
+static int dec_retire(struct dec_run *d, struct sp_error *err)
+{
+    if (!d->busy)
+        return SP_OK;
+    dec_wait(d->p);
+    d->busy = false;
+    return dec_sink(&d->p->b[1 - d->fi], d->disk_bytes, d->sink, d->sink_ctx, err);
+}
+
+/* Hands the filled batch to the workers (retiring the one before). */
+static int dec_rotate(struct dec_run *d, struct sp_error *err)
+{
+    int rc = dec_retire(d, err);
+    if (rc != SP_OK || d->p->b[d->fi].n == 0)
+        return rc;
+    dec_submit(d->p, &d->p->b[d->fi]);
+    d->busy = true;
+    d->fi = 1 - d->fi;
+    return SP_OK;
+}
+
+/* Everything read so far inflated and sunk: before metadata, at the end,
+ * and before an error found later in the stream is reported. */
+static int dec_drain(struct dec_run *d, struct sp_error *err)
+{
+    int rc = dec_rotate(d, err);
+    return rc != SP_OK ? rc : dec_retire(d, err);
+}
+
 int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
                         int (*sink)(void *ctx, uint64_t off, const void *data, size_t len), void *sink_ctx,
                         uint64_t *capacity, struct sp_error *err)
@@ -933,8 +1145,8 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
     struct stream s = {in, in_ctx, 0};
     uint8_t sec[VMDK_SECTOR];
     struct vmdk_header hd;
-    uint8_t *cbuf = NULL, *gbuf = NULL;
-    struct libdeflate_decompressor *dec = NULL;
+    struct dec_run run = {NULL, 0, false, 0, sink, sink_ctx};
+    bool sink_failed = false;
     struct scheck chk = {0};
     int rc = s_read(&s, sec, sizeof sec, NULL, err);
     if (rc != SP_OK)
@@ -956,17 +1168,10 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
     rc = sc_init(&chk, &hd, err);
     if (rc != SP_OK)
         goto out;
-    cbuf = sp_alloc(round_sector(VMDK_GRAIN_MARKER_LEN + cmax), err);
-    gbuf = sp_alloc(grain_bytes, err);
-    dec = libdeflate_alloc_decompressor();
-    if (!cbuf || !gbuf) {
-        rc = SP_ENOMEM;
+    run.disk_bytes = disk_bytes;
+    rc = dec_pool_new(grain_bytes, (size_t)round_sector(VMDK_GRAIN_MARKER_LEN + cmax), &run.p, err);
+    if (rc != SP_OK)
         goto out;
-    }
-    if (!dec) {
-        rc = sp_error_set(err, SP_ENOMEM, "vmdk: cannot allocate a decompressor");
-        goto out;
-    }
     /* Descriptor, and in qemu's and vmdk-convert's layouts the GD and GTs. */
     rc = s_skip_sectors(&s, hd.overhead - 1, sec, err);
     if (rc != SP_OK)
@@ -1004,29 +1209,19 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
             if (rc != SP_OK)
                 goto out;
             size_t total = (size_t)round_sector(VMDK_GRAIN_MARKER_LEN + size);
-            memcpy(cbuf, sec, VMDK_SECTOR);
+            struct dec_batch *b = &run.p->b[run.fi];
+            struct dec_slot *sl = &b->s[b->n];
+            memcpy(sl->c, sec, VMDK_SECTOR);
             if (total > VMDK_SECTOR) {
-                rc = s_read(&s, cbuf + VMDK_SECTOR, total - VMDK_SECTOR, NULL, err);
+                rc = s_read(&s, sl->c + VMDK_SECTOR, total - VMDK_SECTOR, NULL, err);
                 if (rc != SP_OK)
                     goto out;
             }
-            size_t n = 0;
-            enum libdeflate_result r =
-                libdeflate_zlib_decompress(dec, cbuf + VMDK_GRAIN_MARKER_LEN, size, gbuf, grain_bytes, &n);
-            if (r != LIBDEFLATE_SUCCESS) {
-                rc = sp_error_set(err, SP_EFORMAT, "vmdk: grain at lba %" PRIu64 ": %s", val,
-                                  r == LIBDEFLATE_INSUFFICIENT_SPACE ? "inflates past the grain size"
-                                                                     : "corrupt compressed data");
+            sl->csize = size;
+            sl->lba = val;
+            if (++b->n == DEC_BATCH && (rc = dec_rotate(&run, err)) != SP_OK) {
+                sink_failed = true;
                 goto out;
-            }
-            uint64_t off = val * VMDK_SECTOR;
-            size_t len = (size_t)sp_min_u64(n, disk_bytes - off);
-            if (len) {
-                rc = sink(sink_ctx, off, gbuf, len);
-                if (rc != SP_OK) {
-                    rc = sp_error_set(err, rc < 0 ? rc : SP_EIO, "vmdk: grain at lba %" PRIu64 ": sink failed", val);
-                    goto out;
-                }
             }
             continue;
         }
@@ -1055,10 +1250,18 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
             goto out;
     }
 out:
+    /* The grains still in hand come before whatever ended the loop: their
+     * error, if any, is the one to report. */
+    if (run.p && !sink_failed) {
+        struct sp_error derr;
+        int drc = dec_drain(&run, &derr);
+        if (drc != SP_OK) {
+            *err = derr;
+            rc = drc;
+        }
+    }
+    dec_pool_free(run.p);
     sc_free(&chk);
-    libdeflate_free_decompressor(dec);
-    free(cbuf);
-    free(gbuf);
     return rc;
 }
 
