@@ -28,7 +28,7 @@ struct sp_export_opts {
     const char *sign_key;            /* PEM private key and certificate: a .cert; NULL: none */
     const char *sign_cert;
     enum sp_ovf_version ovf_version;
-    int level;                       /* deflate level of the VMDK grains; 0: 1 (fastest) */
+    int level;                       /* deflate level of the VMDK grains; 0: SP_VMDK_EXPORT_LEVEL */
     const char *spool_dir;           /* where compressed VMDKs wait for their turn; NULL: $TMPDIR */
     const struct sp_progress *prog;
 };
