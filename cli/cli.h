@@ -87,6 +87,7 @@ int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_import(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_info(struct cli *c, int argc, char **argv);
+int cmd_convert(struct cli *c, int argc, char **argv);
 
 struct sp_store;
 /* Opens the store of --store for reading or writing; prints the error. */

@@ -27,6 +27,7 @@ static const struct command COMMANDS[] = {
     {"import", cmd_import, "an XVA, OVA or unpacked OVF as a new VM"},
     {"verify", cmd_verify, "every checksum and the structure of an XVA or OVA"},
     {"info", cmd_info, "what an XVA or OVA holds"},
+    {"convert", cmd_convert, "an XVA as an OVA, or an OVA as an XVA"},
     {"help", cmd_help, "this text"},
 };
 
@@ -61,6 +62,8 @@ static const char USAGE[] =
     "                                  a new VM with new UUIDs\n"
     "  verify ARCHIVE|-                every checksum and the structure; exit 1 on damage\n"
     "  info ARCHIVE|-                  the VM, its disks, sizes, checksum kind\n"
+    "  convert IN OUT.xva|OUT.ova|- [--format xva|ova] [--force]\n"
+    "                                  XVA to OVA or OVA to XVA, no store (to OVA: IN a file)\n"
     "\n"
     "  --store DIR   the store (default: $SNAPPORT_STORE, else ./snapport-store)\n"
     "  --json        machine-readable output on stdout\n"

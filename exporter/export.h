@@ -60,17 +60,16 @@ int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_
 
 /* An OVA whose disks are not the store's (convert): the VM record is
  * src->snap (src->s may be NULL), and each disk that has a VDI (CD drives
- * and empty drives are left out) comes from the feed, once per pass, by its
- * vbd_vdi string. Pass 0 learns each VMDK's size and digest, pass 1 writes
- * the archive; the two must give the same bytes. */
+ * and empty drives are left out) comes from the feed by its vbd_vdi
+ * string, once, in the VM's disk order (into its spool, as an export's). */
 struct sp_ova_feed {
     /* The disk's virtual size. */
     int (*capacity)(void *ctx, const char *vdi, uint64_t *size, struct sp_error *err);
-    /* The disk for one pass; read forward once (no progress hook is used). */
-    int (*open)(void *ctx, const char *vdi, int pass, struct sp_disk **disk, struct sp_error *err);
-    /* The pass over it ended with rc (the writer's status); returns the
-     * pass's status. *data_bytes: the bytes of data the disk gave. */
-    int (*close)(void *ctx, const char *vdi, int pass, int rc, uint64_t *data_bytes, struct sp_error *err);
+    /* The disk, read forward once (no progress hook is used). */
+    int (*open)(void *ctx, const char *vdi, struct sp_disk **disk, struct sp_error *err);
+    /* The reading ended with rc (the writer's status); returns the disk's
+     * status. *data_bytes: the bytes of data the disk gave. */
+    int (*close)(void *ctx, const char *vdi, int rc, uint64_t *data_bytes, struct sp_error *err);
     void *ctx;
 };
 
@@ -81,6 +80,7 @@ int sp_export_ova_write_feed(const struct sp_export_src *src, const struct sp_ex
 
 struct sp_convert_opts {
     enum sp_archive_format to;       /* the output's format; the input's is told from its bytes */
+    const char *spool_dir;           /* to OVA: where compressed VMDKs wait (sp_export_opts); NULL: $TMPDIR */
     const struct sp_progress *prog;
 };
 
@@ -92,9 +92,11 @@ struct sp_convert_result {
 /* Converts the archive at path (opened as import does: a file, "-", an
  * unpacked OVF folder or .ovf) into fd, XVA to OVA or OVA to XVA, every
  * checksum of the input checked on the way; the disks stream from one to
- * the other, no copy of them is made (memory stays bounded). To OVA the
- * input is read twice, so it must be a file (not a pipe). On failure fd
- * holds a partial archive: the caller drops it. res may be NULL. */
+ * the other with memory bounded (to OVA, the compressed VMDKs wait in
+ * spool files as an export's do). An XVA whose VM disk order is not its
+ * stream order is read again from the top: it must be a file then. On
+ * failure fd holds a partial archive: the caller drops it. res may be
+ * NULL. */
 int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct sp_convert_result *res,
                struct sp_error *err);
 

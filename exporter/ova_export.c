@@ -26,7 +26,7 @@
 #define SPOOL_CHUNK (1u << 20)
 
 struct ova_disk {
-    struct sp_disk *disk;              /* the store's, open for both passes; NULL with a feed */
+    struct sp_disk *disk;              /* the store's; NULL with a feed */
     const char *vdi;
     uint64_t capacity;
     char member[SP_OVA_NAME_MAX + 1];
@@ -83,7 +83,7 @@ static int open_disks(struct ova_job *j, struct sp_error *err)
         od->vdi = snap->vbd_vdi[i];
         int rc;
         if (j->feed) {
-            rc = j->feed->capacity(j->feed->ctx, od->vdi, &od->capacity, err); /* data bytes: after pass 0 */
+            rc = j->feed->capacity(j->feed->ctx, od->vdi, &od->capacity, err); /* data bytes: when read */
         } else {
             rc = sp_export_open_vdi(j->src->s, od->vdi, false, &od->disk, err);
             if (rc == SP_OK)
@@ -157,7 +157,7 @@ static void pass_update(void *ctx, uint64_t done, uint64_t total)
         up->update(up->ctx, j->done + done, j->grand);
 }
 
-/* One pass over one disk: its VMDK into w (NULL: nowhere), digested. A
+/* One pass over one disk: its VMDK into w (NULL: the spool), digested. A
  * feed's disk reads forward once: no progress hook (which walks the disk
  * first for its total); the feed reports progress itself. */
 static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer *w, uint64_t *size,
@@ -173,8 +173,7 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
         k.spool = d->spool;
     }
     struct sp_disk *disk = d->disk;
-    int pass = w ? 1 : 0;
-    int rc = j->feed ? j->feed->open(j->feed->ctx, d->vdi, pass, &disk, err) : SP_OK;
+    int rc = j->feed ? j->feed->open(j->feed->ctx, d->vdi, &disk, err) : SP_OK;
     if (rc != SP_OK)
         return sp_error_prefix(err, "%s", d->member);
     rc = sp_digest_new(1u << j->o->mf_digest, &k.dg, err);
@@ -191,12 +190,8 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
     if (rc == SP_OK)
         rc = sp_digest_final(k.dg, j->o->mf_digest, hex, err);
     sp_digest_free(k.dg);
-    if (j->feed) {
-        uint64_t data = 0;
-        rc = j->feed->close(j->feed->ctx, d->vdi, pass, rc, &data, err);
-        if (pass == 0)
-            d->data_bytes = data;
-    }
+    if (j->feed)
+        rc = j->feed->close(j->feed->ctx, d->vdi, rc, &d->data_bytes, err);
     j->done += d->data_bytes;
     *size = k.n;
     return rc != SP_OK ? sp_error_prefix(err, "%s", d->member) : SP_OK;

@@ -136,9 +136,7 @@ static int add_vdi(struct sp_xva_meta *m, const char *store_vdi, uint64_t size, 
     return m->nvdis - 1;
 }
 
-/* The objects of one VM record, VDI sizes taken from the store's files. */
-static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m,
-                      char (*files)[4096], struct sp_error *err)
+int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err)
 {
     const struct sp_vm_config *c = &snap->cfg;
     int n = c->ndisks + 1;
@@ -168,7 +166,6 @@ static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *
         snprintf(name, sizeof name, "%s %s", vm_name, d->vdev);
         int k = add_vdi(m, snap->vbd_vdi[i], 0, name, "user");
         snprintf(b->vdi_id, sizeof b->vdi_id, "%s", m->vdis[k].id);
-        rc = sp_store_vdi_path(s, snap->vbd_vdi[i], files[k], 4096, err);
     }
     if (rc == SP_OK && snap->suspend_vdi[0]) {
         char name[300];
@@ -176,7 +173,6 @@ static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *
         int k = add_vdi(m, snap->suspend_vdi, 0, name, "suspend");
         m->vm.suspended = true;
         snprintf(m->vm.suspend_vdi_id, sizeof m->vm.suspend_vdi_id, "%s", m->vdis[k].id);
-        rc = sp_store_vdi_path(s, snap->suspend_vdi, files[k], 4096, err);
     }
     for (int i = 0; rc == SP_OK && i < c->nvifs; i++) {
         struct sp_xva_vif *f = &m->vifs[m->nvifs++];
@@ -186,6 +182,17 @@ static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *
         f->mtu = 1500;
         snprintf(f->network_id, sizeof f->network_id, "%s", network_for(m, c->vifs[i].bridge));
     }
+    return rc;
+}
+
+/* The objects of one VM record, and the store's file of each VDI (VDI
+ * sizes are taken from the files when they are opened). */
+static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m,
+                      char (*files)[4096], struct sp_error *err)
+{
+    int rc = sp_export_xva_meta(snap, vm_name, m, err);
+    for (int k = 0; rc == SP_OK && k < m->nvdis; k++)
+        rc = sp_store_vdi_path(s, m->vdis[k].uuid, files[k], 4096, err);
     return rc;
 }
 

@@ -275,8 +275,10 @@ int sp_xva_write_disk(struct sp_xva_writer *w, const char *id, struct sp_disk *d
                             (unsigned long long)size, XVA_COUNTER_MAX + 1);
     snprintf(w->last_id, sizeof w->last_id, "%s", id);
 
+    /* The total is for progress only: without a progress hook the disk is
+     * not walked twice (a disk that reads forward only cannot be). */
     uint64_t total = 0, done = 0;
-    int rc = sp_disk_data_bytes(disk, &total, err);
+    int rc = prog && prog->update ? sp_disk_data_bytes(disk, &total, err) : SP_OK;
     if (rc != SP_OK)
         return sp_error_prefix(err, "%s", id);
     report(prog, 0, total);

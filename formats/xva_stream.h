@@ -40,7 +40,9 @@ int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest
 /* The ova.xml member; must come first. */
 int sp_xva_write_xml(struct sp_xva_writer *w, const char *xml, size_t len, struct sp_error *err);
 /* One VDI's blocks, from disk's extents: ZERO extents are never read. Call
- * in the order of the ids (strcmp). */
+ * in the order of the ids (strcmp). With a progress hook the extents are
+ * walked once first for the total; without one the disk is read in a
+ * single forward pass (a disk fed by pushes, formats/pushdisk.h). */
 int sp_xva_write_disk(struct sp_xva_writer *w, const char *id, struct sp_disk *disk, const struct sp_progress *prog,
                       struct sp_error *err);
 /* The end of the archive; flushes. */

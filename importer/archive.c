@@ -72,6 +72,21 @@ static void close_input(struct sp_instream *in, const char *path, enum kind kind
     sp_instream_free(in);
 }
 
+int sp_archive_input_open(const char *path, const char *format, struct sp_instream *in, bool *ova, bool *dir,
+                          const char **label, struct sp_error *err)
+{
+    enum kind kind = KIND_XVA;
+    int rc = open_input(path, format, in, &kind, label, err);
+    *ova = kind != KIND_XVA;
+    *dir = kind == KIND_OVF_DIR;
+    return rc;
+}
+
+void sp_archive_input_close(struct sp_instream *in, const char *path, bool dir)
+{
+    close_input(in, path, dir ? KIND_OVF_DIR : KIND_XVA);
+}
+
 int sp_import_archive(struct sp_store *s, const char *path, const char *format, const struct sp_import_opts *o,
                       char uuid[SP_UUID_STR], struct sp_error *err)
 {

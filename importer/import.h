@@ -62,7 +62,48 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
 int sp_verify_ova(struct sp_instream *in, const char *path, const char *label, struct sp_archive_info *info,
                   const struct sp_progress *prog, struct sp_error *err);
 
+/* The store's VM for an OVF system: its disks in OVF order, each on the
+ * VDI nv[i].uuid (one per sys->disks[i]), the CD drive, the NICs; name NULL:
+ * the system's. Release vm with sp_vm_free. */
+struct sp_ovf_system;
+int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv, struct sp_vm *vm,
+                   struct sp_error *err);
+
+/* An OVA (or unpacked OVF) read for its disks without a store (convert):
+ * open reads up to the .ovf; read takes the rest, giving each disk's bytes
+ * to the disk begin() names (sp_disk_write at ascending offsets; zeros may
+ * be left out), then checks References, manifest and certificate as import
+ * does. Non-streaming disk formats are spooled in $TMPDIR, as verify does. */
+struct sp_ova_disk_hooks {
+    /* The file of sys->disks[disk] starts. */
+    int (*begin)(void *ctx, int disk, struct sp_disk **target, struct sp_error *err);
+    /* It ended with rc; returns the status to go on with. */
+    int (*end)(void *ctx, int disk, int rc, struct sp_error *err);
+    void *ctx;
+};
+
+struct sp_ova_source;
+int sp_ova_source_open(struct sp_instream *in, const char *path, const char *label, const struct sp_progress *prog,
+                       struct sp_ova_source **out, struct sp_error *err);
+const struct sp_ovf_system *sp_ova_source_system(const struct sp_ova_source *src);
+int sp_ova_source_read(struct sp_ova_source *src, const struct sp_ova_disk_hooks *h, struct sp_error *err);
+void sp_ova_source_free(struct sp_ova_source *src); /* accepts NULL */
+
 /* ---- either ---------------------------------------------------------------- */
+
+/* The store's VM for an ova.xml: the VBDs in userdevice order, nv[k].uuid
+ * for meta->vdis[k]; name NULL: the archive's. Release vm with sp_vm_free. */
+struct sp_xva_meta;
+int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const struct sp_new_vdi *nv,
+                        struct sp_vm *vm, struct sp_error *err);
+
+/* Opens an archive as import does: path a file, "-" (stdin), a folder or an
+ * .ovf; format "xva", "ova" or NULL (told from the first tar header). *ova
+ * for an OVA or unpacked OVF, *dir for the latter (in is then unused);
+ * *label names the input in messages. in must be zeroed with fd -1. */
+int sp_archive_input_open(const char *path, const char *format, struct sp_instream *in, bool *ova, bool *dir,
+                          const char **label, struct sp_error *err);
+void sp_archive_input_close(struct sp_instream *in, const char *path, bool dir);
 
 /* path: a file, "-" (stdin), a folder or an .ovf; format "xva", "ova" or
  * NULL (told from the first tar header: an .ovf first is an OVA). */

@@ -59,6 +59,7 @@ struct ova_in {
     const struct sp_progress *prog;
     uint64_t done, total;
     struct sp_archive_info *info;      /* may be NULL */
+    const struct sp_ova_disk_hooks *hooks; /* convert: where each disk goes, instead of targets */
 };
 
 static int ierr(struct ova_in *st, int code, struct sp_error *err, const char *fmt, ...)
@@ -376,7 +377,13 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
     int di = disk_of_file(st, f->id);
     if (rc == SP_OK && di >= 0) {
         const struct sp_ovf_disk *d = &st->sys.disks[di];
-        struct disk_sink k = {st, st->targets ? st->targets[di] : NULL, d->capacity, name, err, SP_OK};
+        struct sp_disk *dst = st->targets ? st->targets[di] : NULL;
+        bool hooked = false;
+        if (st->hooks) {
+            rc = st->hooks->begin(st->hooks->ctx, di, &dst, err);
+            hooked = rc == SP_OK;
+        }
+        struct disk_sink k = {st, dst, d->capacity, name, err, SP_OK};
         struct gunzip_in g;
         memset(&g, 0, sizeof g);
         bool gz = strcasecmp(f->compression, "gzip") == 0;
@@ -395,6 +402,8 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         }
         if (rc != SP_OK && !k.failed)
             sp_error_prefix(err, "%s: %s", st->label, name);
+        if (hooked)
+            rc = st->hooks->end(st->hooks->ctx, di, rc, err);
     } else if (rc == SP_OK && f->compression[0] && strcasecmp(f->compression, "gzip") != 0) {
         rc = ierr(st, SP_EUNSUPPORTED, err, "%s: compression \"%s\" (only gzip)", name, f->compression);
     }
@@ -688,8 +697,8 @@ static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int tota
         snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
 }
 
-static int vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv,
-                       struct sp_vm *vm, struct sp_error *err)
+int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv, struct sp_vm *vm,
+                   struct sp_error *err)
 {
     memset(vm, 0, sizeof *vm);
     struct sp_vm_config *c = &vm->cfg;
@@ -802,7 +811,7 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     if (rc == SP_OK)
         rc = crc;
     if (rc == SP_OK)
-        rc = vm_from_ovf(&st.sys, o->name, nv, &vm, err);
+        rc = sp_vm_from_ovf(&st.sys, o->name, nv, &vm, err);
     if (rc == SP_OK)
         rc = sp_store_import_commit(s, &stg, nv, st.sys.ndisks, &vm, err);
     if (rc == SP_OK)
@@ -812,4 +821,51 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     free(nv);
     ova_in_free(&st);
     return rc;
+}
+
+/* ---- a source of disks (convert) ---------------------------------------------- */
+
+struct sp_ova_source {
+    struct ova_in st;
+};
+
+int sp_ova_source_open(struct sp_instream *in, const char *path, const char *label, const struct sp_progress *prog,
+                       struct sp_ova_source **out, struct sp_error *err)
+{
+    *out = NULL;
+    struct sp_ova_source *src = sp_zalloc(sizeof *src, err);
+    if (!src)
+        return SP_ENOMEM;
+    struct ova_in *st = &src->st;
+    int rc = open_package(st, in, path, label, err);
+    st->prog = prog;
+    const char *tmp = getenv("TMPDIR");
+    st->spool_dir = tmp && *tmp ? tmp : "/tmp";
+    st->pause_after_ovf = true;
+    if (rc == SP_OK)
+        rc = read_package(st, err); /* stops after the .ovf */
+    if (rc != SP_OK) {
+        sp_ova_source_free(src);
+        return rc;
+    }
+    *out = src;
+    return SP_OK;
+}
+
+const struct sp_ovf_system *sp_ova_source_system(const struct sp_ova_source *src) { return &src->st.sys; }
+
+int sp_ova_source_read(struct sp_ova_source *src, const struct sp_ova_disk_hooks *h, struct sp_error *err)
+{
+    src->st.hooks = h;
+    int rc = read_package(&src->st, err);
+    src->st.hooks = NULL;
+    return rc;
+}
+
+void sp_ova_source_free(struct sp_ova_source *src)
+{
+    if (!src)
+        return;
+    ova_in_free(&src->st);
+    free(src);
 }

@@ -42,7 +42,7 @@ static int vbd_order(const void *a, const void *b)
 
 /* The store's VM for the archive's: the VBDs in userdevice order, the new
  * VDIs in place of the archive's ids. */
-static int vm_from_meta(const struct sp_xva_meta *m, const char *name, const struct sp_new_vdi *nv,
+int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const struct sp_new_vdi *nv,
                         struct sp_vm *vm, struct sp_error *err)
 {
     memset(vm, 0, sizeof *vm);
@@ -180,7 +180,7 @@ int sp_import_xva(struct sp_store *s, struct sp_instream *in, const char *label,
     if (rc == SP_OK)
         rc = fill_vdis(r, &meta, nv, o->prog, err);
     if (rc == SP_OK)
-        rc = vm_from_meta(&meta, o->name, nv, &vm, err);
+        rc = sp_vm_from_xva_meta(&meta, o->name, nv, &vm, err);
     if (rc == SP_OK)
         rc = sp_store_import_commit(s, &st, nv, meta.nvdis, &vm, err);
     if (rc == SP_OK)

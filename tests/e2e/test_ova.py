@@ -65,16 +65,8 @@ SAFE_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # ---------------------------------------------------------------- helpers
 
-def expect_ok(r, what):
-    return T.check(r.rc == 0, "%s: %s" % (what, r.describe()))
-
-
-def write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
-
-
+expect_ok = T.expect_ok
+write = T.write_file
 def pipe(cmd1, cmd2, timeout=60):
     """cmd1 | cmd2 -> (rc1, rc2, out2, err1, err2); never hangs."""
     e = dict(os.environ)

@@ -123,8 +123,7 @@ def pipeline(cmd1, cmd2, env=None, timeout=60, reader_first=0.0, writer_first=0.
     return rc1, rc2, out2.decode("utf-8", "replace"), errs[0], errs[1]
 
 
-def expect_ok(r, what):
-    return T.check(r.rc == 0, "%s: %s" % (what, r.describe()))
+expect_ok = T.expect_ok
 
 
 def nonzero_blocks(data):

@@ -103,6 +103,17 @@ def info_json(exe, path, fatal_errors=True):
         return {}
 
 
+def expect_ok(r, what):
+    """check() that a finished command exited 0."""
+    return check(r.rc == 0, "%s: %s" % (what, r.describe()))
+
+
+def write_file(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()

@@ -1,0 +1,84 @@
+/* snapport convert IN OUT: an XVA as an OVA or the other way round, no
+ * store involved. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "exporter/export.h"
+#include "formats/outfile.h"
+
+/* OUT's format: --format, else its extension. */
+static int out_format(const char *path, const char *given, enum sp_archive_format *f)
+{
+    const char *name = given;
+    if (!name) {
+        const char *dot = strrchr(path, '.');
+        if (strcmp(path, "-") == 0 || !dot || strchr(dot, '/'))
+            return cli_usage_error("convert: %s: say --format xva|ova (no extension to tell)", path);
+        name = dot + 1;
+    }
+    if (strcmp(name, "xva") != 0 && strcmp(name, "ova") != 0)
+        return cli_usage_error("convert: %s: unknown archive format '%s' (xva or ova)", path, name);
+    *f = strcmp(name, "ova") == 0 ? SP_ARCHIVE_OVA : SP_ARCHIVE_XVA;
+    return EXIT_OK_;
+}
+
+int cmd_convert(struct cli *c, int argc, char **argv)
+{
+    const char *fmt = NULL, *force = NULL;
+    const struct cli_opt opts[] = {{"--format", true, &fmt}, {"--force", false, &force}, {NULL, false, NULL}};
+    const char *pos[2];
+    int npos;
+    int rc = cli_parse("convert", argc, argv, opts, pos, 2, &npos);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (npos != 2)
+        return cli_usage_error("convert: needs IN and OUT (an .xva and an .ova, either way; - for stdin/stdout)");
+    struct sp_convert_opts o = {0};
+    if ((rc = out_format(pos[1], fmt, &o.to)) != EXIT_OK_)
+        return rc;
+    struct sp_error err;
+    bool to_stdout = strcmp(pos[1], "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        sp_error_set(&err, SP_EINVAL, "convert: refusing to write an archive to a terminal (redirect stdout)");
+        return cli_fail(&err);
+    }
+    struct sp_outfile out = {.fd = -1};
+    int fd = STDOUT_FILENO;
+    rc = to_stdout ? SP_OK : sp_outfile_open(&out, pos[1], force != NULL, &err);
+    if (!to_stdout)
+        fd = out.fd;
+    /* to OVA, the compressed disks wait beside the output, as export's do */
+    char spool[4096];
+    snprintf(spool, sizeof spool, "%s", pos[1]);
+    char *slash = strrchr(spool, '/');
+    if (slash)
+        *(slash == spool ? slash + 1 : slash) = '\0';
+    if (!to_stdout)
+        o.spool_dir = slash ? spool : ".";
+    struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "convert") : NULL;
+    o.prog = cli_progress_hook(bar);
+    struct sp_convert_result res;
+    memset(&res, 0, sizeof res);
+    if (rc == SP_OK)
+        rc = sp_convert(pos[0], &o, fd, &res, &err);
+    cli_progress_finish(bar);
+    if (!to_stdout && rc == SP_OK)
+        rc = sp_outfile_commit(&out, &err);
+    else if (!to_stdout)
+        sp_outfile_abort(&out);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    const char *in_label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
+    /* what was left out goes to stderr: stdout may be the archive */
+    if (res.memory_dropped && !c->quiet)
+        fprintf(stderr, "snapport: %s: the VM is suspended; an OVA does not carry its memory image (it imports "
+                        "halted)\n", in_label);
+    if (res.vdis_dropped > (res.memory_dropped ? 1 : 0) && !c->quiet)
+        fprintf(stderr, "snapport: %s: %d VDI(s) not attached as a disk (a CD's) left out of the OVA\n", in_label,
+                res.vdis_dropped - (res.memory_dropped ? 1 : 0));
+    if (!to_stdout)
+        cli_say(c, "%s: converted to %s\n", in_label, pos[1]);
+    return EXIT_OK_;
+}
