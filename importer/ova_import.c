@@ -539,14 +539,10 @@ static int settle(struct ova_in *st, struct sp_error *err)
 {
     if (!st->have_sys)
         return ierr(st, SP_EFORMAT, err, "empty archive, no .ovf");
-    for (int i = 0; i < st->sys.ndisks; i++) {
-        const struct sp_ovf_disk *d = &st->sys.disks[i];
-        const struct sp_ovf_file *f = d->file_id[0] ? sp_ovf_find_file(&st->sys, d->file_id) : NULL;
-        int fi = f ? (int)(f - st->sys.files) : -1;
-        if (fi >= 0 && !st->files[fi].seen)
-            return ierr(st, SP_EFORMAT, err, "%s: named in References (disk %s) but missing",
-                        st->sys.files[fi].href, d->disk_id);
-    }
+    /* every file of References is part of the package (an ISO too) */
+    for (int i = 0; i < st->sys.nfiles; i++)
+        if (!st->files[i].seen)
+            return ierr(st, SP_EFORMAT, err, "%s: named in References but missing", st->sys.files[i].href);
     if (st->have_mf) {
         int rc = check_digest(st, st->ovf_name, st->ovf_hex, err);
         for (int i = 0; rc == SP_OK && i < st->sys.nfiles; i++)
@@ -697,13 +693,19 @@ static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int tota
         snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
 }
 
+/* The name given, else the system's Name, else its id. */
+static const char *ova_vm_name(const struct sp_ovf_system *sys, const char *given)
+{
+    return given ? given : sys->name[0] ? sys->name : sys->id[0] ? sys->id : "imported";
+}
+
 int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv, struct sp_vm *vm,
                    struct sp_error *err)
 {
     memset(vm, 0, sizeof *vm);
     struct sp_vm_config *c = &vm->cfg;
     bool ours = sys->xen_type[0] != '\0';
-    snprintf(c->name, sizeof c->name, "%s", name ? name : sys->name[0] ? sys->name : sys->id);
+    snprintf(c->name, sizeof c->name, "%s", ova_vm_name(sys, name));
     c->type = strcmp(sys->xen_type, "pv") == 0 ? SP_VM_PV : strcmp(sys->xen_type, "pvh") == 0 ? SP_VM_PVH : SP_VM_HVM;
     c->memory_mb = sys->memory_mb ? (long)sys->memory_mb : 1024; /* VirtualBox's default when absent */
     c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
@@ -789,7 +791,7 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     st.pause_after_ovf = true;
     if (rc == SP_OK)
         rc = read_package(&st, err); /* stops after the .ovf */
-    const char *vm_name = o->name ? o->name : st.sys.name[0] ? st.sys.name : st.sys.id;
+    const char *vm_name = ova_vm_name(&st.sys, o->name);
     if (rc == SP_OK)
         rc = sp_store_share(s, err);
     if (rc == SP_OK && (rc = sp_store_name_free(s, vm_name, err)) == SP_EEXIST)
