@@ -22,6 +22,7 @@
 #include "formats/instream.h"
 #include "formats/manifest.h"
 #include "formats/ovf.h"
+#include "formats/readahead.h"
 #include "formats/util.h"
 #include "formats/vhd.h"
 #include "formats/vmdk.h"
@@ -93,7 +94,7 @@ static int member_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_
 }
 
 /* The rest of a member, digested and dropped. */
-static int member_drain(struct member_in *m, struct sp_error *err)
+static int member_drain(sp_read_fn in, void *ctx, struct sp_error *err)
 {
     uint8_t *buf = sp_alloc(CHUNK, err);
     if (!buf)
@@ -101,7 +102,7 @@ static int member_drain(struct member_in *m, struct sp_error *err)
     size_t got = 1;
     int rc = SP_OK;
     while (rc == SP_OK && got)
-        rc = member_read(m, buf, CHUNK, &got, err);
+        rc = in(ctx, buf, CHUNK, &got, err);
     free(buf);
     return rc;
 }
@@ -375,6 +376,11 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
     struct member_in m = {st, NULL, 0};
     int rc = sp_digest_new(mask, &m.dg, err);
     int di = disk_of_file(st, f->id);
+    /* The member is read and digested on a thread of its own while the
+     * disk decodes and writes: the digest costs as much as the inflate. */
+    struct sp_readahead *ra = NULL;
+    if (rc == SP_OK)
+        rc = sp_readahead_start(member_read, &m, &ra, err);
     if (rc == SP_OK && di >= 0) {
         const struct sp_ovf_disk *d = &st->sys.disks[di];
         struct sp_disk *dst = st->targets ? st->targets[di] : NULL;
@@ -388,14 +394,14 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         memset(&g, 0, sizeof g);
         bool gz = strcasecmp(f->compression, "gzip") == 0;
         if (gz) {
-            g.up = member_read;
-            g.up_ctx = &m;
+            g.up = sp_readahead_read;
+            g.up_ctx = ra;
             g.in = sp_alloc(CHUNK, err);
             if (!g.in || inflateInit2(&g.z, 16 + MAX_WBITS) != Z_OK)
                 rc = g.in ? sp_error_set(err, SP_ENOMEM, "out of memory (zlib)") : SP_ENOMEM;
         }
         if (rc == SP_OK)
-            rc = gz ? decode_disk(st, d, gunzip_read, &g, &k, sf, err) : decode_disk(st, d, member_read, &m, &k, sf, err);
+            rc = gz ? decode_disk(st, d, gunzip_read, &g, &k, sf, err) : decode_disk(st, d, sp_readahead_read, ra, &k, sf, err);
         if (gz) {
             inflateEnd(&g.z);
             free(g.in);
@@ -408,7 +414,8 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         rc = ierr(st, SP_EUNSUPPORTED, err, "%s: compression \"%s\" (only gzip)", name, f->compression);
     }
     if (rc == SP_OK)
-        rc = member_drain(&m, err);
+        rc = member_drain(sp_readahead_read, ra, err);
+    sp_readahead_free(ra); /* the reading thread is done with m from here */
     if (rc == SP_OK)
         rc = member_final(&m, mask, sf->hex, err);
     sf->stored = m.n;
