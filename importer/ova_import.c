@@ -222,7 +222,23 @@ struct disk_sink {
     const char *member;
     struct sp_error *err;
     int failed;
+    /* Adjacent grains are gathered into one write of up to CHUNK bytes:
+     * 64 KiB writes cost as many system calls as they are grains. */
+    uint8_t *run;
+    uint64_t run_off;
+    size_t run_len;
 };
+
+static int sink_flush(struct disk_sink *k)
+{
+    if (!k->run_len)
+        return SP_OK;
+    int rc = sp_disk_write(k->dst, k->run_off, k->run, k->run_len, k->err);
+    k->run_len = 0;
+    if (rc != SP_OK)
+        k->failed = rc;
+    return rc;
+}
 
 static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
 {
@@ -238,10 +254,22 @@ static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
         st->prog->update(st->prog->ctx, st->done, st->total);
     if (!k->dst || sp_is_zero(data, len))
         return SP_OK;
-    int rc = sp_disk_write(k->dst, off, data, len, k->err);
-    if (rc != SP_OK)
-        k->failed = rc;
-    return rc;
+    if (!k->run || len > CHUNK) {
+        int rc = sp_disk_write(k->dst, off, data, len, k->err);
+        if (rc != SP_OK)
+            k->failed = rc;
+        return rc;
+    }
+    if (k->run_len && (off != k->run_off + k->run_len || k->run_len + len > CHUNK)) {
+        int rc = sink_flush(k);
+        if (rc != SP_OK)
+            return rc;
+    }
+    if (!k->run_len)
+        k->run_off = off;
+    memcpy(k->run + k->run_len, data, len);
+    k->run_len += len;
+    return SP_OK;
 }
 
 static int raw_stream(sp_vmdk_in in, void *ctx, struct disk_sink *k, struct sp_error *err)
@@ -389,7 +417,8 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
             rc = st->hooks->begin(st->hooks->ctx, di, &dst, err);
             hooked = rc == SP_OK;
         }
-        struct disk_sink k = {st, dst, d->capacity, name, err, SP_OK};
+        struct disk_sink k = {st, dst, d->capacity, name, err, SP_OK, NULL, 0, 0};
+        k.run = dst ? malloc(CHUNK) : NULL; /* without it, grain by grain */
         struct gunzip_in g;
         memset(&g, 0, sizeof g);
         bool gz = strcasecmp(f->compression, "gzip") == 0;
@@ -402,6 +431,9 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         }
         if (rc == SP_OK)
             rc = gz ? decode_disk(st, d, gunzip_read, &g, &k, sf, err) : decode_disk(st, d, sp_readahead_read, ra, &k, sf, err);
+        if (rc == SP_OK && dst)
+            rc = sink_flush(&k);
+        free(k.run);
         if (gz) {
             inflateEnd(&g.z);
             free(g.in);
