@@ -542,6 +542,38 @@ def case_info(ova):
             "info: disk virtual sizes %s, expected %s" % ([x.get("virtual_size") for x in disks], [A_SIZE, B_SIZE]))
 
 
+# ---------------------------------------------------------------- 7. past 8 GiB
+
+def case_big_disk():
+    """A 10 GiB disk (sparse: cost follows its data) goes out and back."""
+    st = S.Store(EXE, os.path.join(TMP, "st_big"), os.path.join(TMP, "flat_big"))
+    d = os.path.join(TMP, "big")
+    os.makedirs(d)
+    raw = os.path.join(d, "big.raw")
+    size = 10 * 1024 * M
+    with open(raw, "wb") as f:
+        f.truncate(size)
+        f.seek(9 * 1024 * M + 5 * M)
+        f.write(RNG.randbytes(M))
+        f.seek(size - 4096)
+        f.write(RNG.randbytes(4096))
+    cfg = os.path.join(d, "big.cfg")
+    with open(cfg, "w") as f:
+        f.write('name = "bigvm"\ntype = "hvm"\nmemory = 256\ndisk = [ "format=raw, vdev=xvda, target=big.raw" ]\n')
+    st.ok("vm", "create", "--config", cfg, what="vm create (10 GiB disk)")
+    ova = os.path.join(d, "big.ova")
+    if not expect_ok(st.sp("export", "bigvm", "-o", ova, timeout=120), "10 GiB disk: export"):
+        return
+    r = T.sp(EXE, "--json", "info", ova)
+    if expect_ok(r, "10 GiB disk: info"):
+        T.check(json.loads(r.out)["disks"][0]["virtual_size"] == size, "10 GiB disk: capacity in the OVF")
+    if not expect_ok(st.sp("import", ova, "--name", "bigvm2", timeout=120), "10 GiB disk: import"):
+        return
+    disk = st.show("bigvm2")["disks"][0]["file"]
+    r = T.sp(EXE, "disk", "compare", disk, raw, timeout=120)
+    T.check(r.rc == 0 and "identical" in r.out, "10 GiB disk: imported disk equals the source: " + r.describe())
+
+
 def main():
     global EXE, TMP
     EXE, TMP = T.setup()
@@ -561,6 +593,7 @@ def main():
     case_qemu(S.Store(EXE, os.path.join(TMP, "st_peer"), os.path.join(TMP, "flat_peer")))
     case_determinism(st)
     case_signing(st)
+    case_big_disk()
     expect_ok(st.check(), "store check at the end")
     T.finish("test_ova")
 

@@ -20,3 +20,4 @@ sp_unit_test(manifest digest_vectors digest_incremental digest_misuse digest_nam
              rejects_garbage rejects_unsupported rejects_limits sign_verify_round_trip sign_cli_verifies
              verify_cli_signed verify_tampered verify_self_signed sign_key_mismatch verify_wrong_name sign_bad_files
              sign_combined_pem verify_rejects_garbage verify_chain)
+sp_unit_test(ova big_member_base256 small_members_exact writer_refuses_paths reader_refuses_paths)
