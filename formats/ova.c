@@ -3,14 +3,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "formats/instream.h"
+#include "formats/tar_out.h"
 #include "formats/util.h"
 
 bool sp_ova_name_ok(const char *name)
@@ -29,35 +27,12 @@ bool sp_ova_name_ok(const char *name)
 /* ---- writing ------------------------------------------------------------ */
 
 struct sp_ova_writer {
-    struct archive *a;
-    struct archive_entry *e;
-    int fd;
+    struct sp_tar_out *t;
     int64_t mtime;
-    bool discard;          /* freeing without close: the end goes nowhere */
     bool failed, closed;
     char member[SP_OVA_NAME_MAX + 1];
     uint64_t left;         /* bytes the current member still needs */
-    uint64_t written;
-    struct sp_writeback wb;
 };
-
-static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
-{
-    struct sp_ova_writer *w = ctx;
-    if (w->discard)
-        return (la_ssize_t)len;
-    ssize_t n = sp_write_out(w->fd, buf, len, &w->wb, &w->written);
-    if (n < 0)
-        archive_set_error(a, errno, "write: %s", strerror(errno));
-    return n;
-}
-
-static int werr(struct sp_ova_writer *w, const char *what, struct sp_error *err)
-{
-    const char *m = archive_error_string(w->a);
-    w->failed = true;
-    return sp_error_set(err, SP_EIO, "%s: %s", what, m ? m : "write error");
-}
 
 int sp_ova_writer_open(int fd, int64_t mtime, struct sp_ova_writer **out, struct sp_error *err)
 {
@@ -67,23 +42,10 @@ int sp_ova_writer_open(int fd, int64_t mtime, struct sp_ova_writer **out, struct
     struct sp_ova_writer *w = sp_zalloc(sizeof *w, err);
     if (!w)
         return SP_ENOMEM;
-    w->fd = fd;
     w->mtime = mtime;
-    struct stat st;
-    sp_writeback_init(&w->wb, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fd : -1);
-    w->a = archive_write_new();
-    w->e = archive_entry_new();
-    if (!w->a || !w->e) {
-        sp_ova_writer_free(w);
-        return sp_error_set(err, SP_ENOMEM, "out of memory (libarchive)");
-    }
-    /* gnutar: base-256 sizes past 8 GiB, no PAX; no blocking to 10 KiB
-     * records: the archive ends with its two zero blocks. */
-    if (archive_write_set_format_gnutar(w->a) != ARCHIVE_OK || archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
-        archive_write_open2(w->a, w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
-        int rc = werr(w, "ova writer", err);
-        w->discard = true;
-        sp_ova_writer_free(w);
+    int rc = sp_tar_out_open(fd, SP_TAR_GNU, SP_TAR_PLAIN, "ova writer", &w->t, err);
+    if (rc != SP_OK) {
+        free(w);
         return rc;
     }
     *out = w;
@@ -97,19 +59,14 @@ int sp_ova_begin(struct sp_ova_writer *w, const char *name, uint64_t size, struc
     if (w->left)
         return sp_error_set(err, SP_EINVAL, "%s: %s is %llu bytes short", name, w->member,
                             (unsigned long long)w->left);
-    if (!sp_ova_name_ok(name) || size > (uint64_t)INT64_MAX)
-        return sp_error_set(err, SP_EINVAL, "%s: not a member name or size for an OVA", name);
-    archive_entry_clear(w->e);
-    archive_entry_set_pathname(w->e, name);
-    archive_entry_set_filetype(w->e, AE_IFREG);
-    archive_entry_set_perm(w->e, 0644);
-    archive_entry_set_uid(w->e, 0);
-    archive_entry_set_gid(w->e, 0);
-    archive_entry_set_mtime(w->e, (time_t)w->mtime, 0);
-    archive_entry_set_size(w->e, (la_int64_t)size);
+    if (!sp_ova_name_ok(name))
+        return sp_error_set(err, SP_EINVAL, "%s: not a member name for an OVA", name);
     snprintf(w->member, sizeof w->member, "%s", name);
-    if (archive_write_header(w->a, w->e) != ARCHIVE_OK)
-        return werr(w, name, err);
+    int rc = sp_tar_out_begin(w->t, name, size, w->mtime, 0644, err);
+    if (rc != SP_OK) {
+        w->failed = true;
+        return rc;
+    }
     w->left = size;
     return SP_OK;
 }
@@ -122,15 +79,12 @@ int sp_ova_write(struct sp_ova_writer *w, const void *buf, size_t len, struct sp
         w->failed = true;
         return sp_error_set(err, SP_EINVAL, "%s: more bytes than its header says", w->member);
     }
-    const uint8_t *p = buf;
-    while (len > 0) {
-        la_ssize_t n = archive_write_data(w->a, p, len);
-        if (n <= 0)
-            return werr(w, w->member, err);
-        p += n;
-        len -= (size_t)n;
-        w->left -= (uint64_t)n;
+    int rc = sp_tar_out_data(w->t, buf, len, err);
+    if (rc != SP_OK) {
+        w->failed = true;
+        return rc;
     }
+    w->left -= len;
     return SP_OK;
 }
 
@@ -148,21 +102,17 @@ int sp_ova_writer_close(struct sp_ova_writer *w, struct sp_error *err)
     if (w->left)
         return sp_error_set(err, SP_EINVAL, "%s: %llu bytes short", w->member, (unsigned long long)w->left);
     w->closed = true;
-    if (archive_write_close(w->a) != ARCHIVE_OK)
-        return werr(w, "ova end", err);
-    return SP_OK;
+    int rc = sp_tar_out_close(w->t, err);
+    if (rc != SP_OK)
+        w->failed = true;
+    return rc;
 }
 
 void sp_ova_writer_free(struct sp_ova_writer *w)
 {
     if (!w)
         return;
-    if (!w->closed)
-        w->discard = true;
-    if (w->a)
-        archive_write_free(w->a);
-    if (w->e)
-        archive_entry_free(w->e);
+    sp_tar_out_free(w->t);
     free(w);
 }
 

@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "formats/instream.h"
+#include "formats/tar_out.h"
 #include "formats/util.h"
 
 /* ova.xml is metadata (a few KiB to a few hundred KiB for a VM with many
@@ -104,63 +105,23 @@ static bool valid_id(const char *id)
 /* ---- writing ------------------------------------------------------------ */
 
 struct sp_xva_writer {
-    struct archive *a;
-    int fd;
-    bool discard;          /* freeing without close: the end goes nowhere */
-    struct archive_entry *e;
+    struct sp_tar_out *t;
     enum sp_xva_digest digest;
     int64_t mtime;
     EVP_MD *sha1;
     uint8_t *buf;          /* one block */
     bool wrote_xml, closed, failed;
     char last_id[XVA_NAME_MAX + 1];
-    uint64_t written;      /* bytes out so far: the file offset when fd is a file */
-    struct sp_writeback wb;
 };
-
-/* Our own output callback rather than archive_write_open_fd, so that a
- * writer freed without close can drop what libarchive still writes (the
- * end blocks). archive_write_fail would do that too, but in libarchive
- * 3.6.2 it skips the close of the output layer and leaks its state. */
-static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
-{
-    struct sp_xva_writer *w = ctx;
-    if (w->discard)
-        return (la_ssize_t)len;
-    ssize_t n = sp_write_out(w->fd, buf, len, &w->wb, &w->written);
-    if (n < 0)
-        archive_set_error(a, errno, "write: %s", strerror(errno));
-    return n;
-}
-
-static int werr(struct sp_xva_writer *w, struct sp_error *err, const char *member)
-{
-    const char *m = archive_error_string(w->a);
-    w->failed = true;
-    return sp_error_set(err, SP_EIO, "%s: %s", member, m ? m : "write error");
-}
 
 static int write_member(struct sp_xva_writer *w, const char *name, const void *data, size_t len, struct sp_error *err)
 {
-    archive_entry_clear(w->e);
-    archive_entry_set_pathname(w->e, name);
-    archive_entry_set_filetype(w->e, AE_IFREG);
-    archive_entry_set_perm(w->e, 0400);
-    archive_entry_set_uid(w->e, 0);
-    archive_entry_set_gid(w->e, 0);
-    archive_entry_set_mtime(w->e, (time_t)w->mtime, 0);
-    archive_entry_set_size(w->e, (la_int64_t)len);
-    if (archive_write_header(w->a, w->e) != ARCHIVE_OK)
-        return werr(w, err, name);
-    const uint8_t *p = data;
-    while (len > 0) {
-        la_ssize_t n = archive_write_data(w->a, p, len);
-        if (n <= 0)
-            return werr(w, err, name);
-        p += n;
-        len -= (size_t)n;
-    }
-    return SP_OK;
+    int rc = sp_tar_out_begin(w->t, name, len, w->mtime, 0400, err);
+    if (rc == SP_OK)
+        rc = sp_tar_out_data(w->t, data, len, err);
+    if (rc != SP_OK)
+        w->failed = true;
+    return rc;
 }
 
 int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest digest, int64_t mtime,
@@ -172,50 +133,23 @@ int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest
     struct sp_xva_writer *w = sp_zalloc(sizeof *w, err);
     if (!w)
         return SP_ENOMEM;
-    w->fd = fd;
-    struct stat st;
-    sp_writeback_init(&w->wb, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fd : -1);
     w->digest = digest;
     w->mtime = mtime;
     int rc = SP_ENOMEM;
     w->buf = sp_alloc(SP_XVA_BLOCK, err);
-    w->a = archive_write_new();
-    w->e = archive_entry_new();
-    if (!w->buf || !w->a || !w->e) {
-        if (w->buf)
-            sp_error_set(err, SP_ENOMEM, "out of memory (libarchive)");
+    if (!w->buf)
         goto fail;
-    }
     if (digest == SP_XVA_SHA1 && !(w->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL))) {
         rc = sp_error_set(err, SP_EUNSUPPORTED, "SHA-1 is not available from OpenSSL");
         goto fail;
     }
-    rc = SP_EIO;
-    /* v7tar: plain V7 headers as XAPI writes them; ustar only if this
-     * libarchive has no v7tar (XAPI ignores the magic). */
-    if (archive_write_set_format_v7tar(w->a) != ARCHIVE_OK && archive_write_set_format_ustar(w->a) != ARCHIVE_OK)
-        goto larc;
-    if (compress == SP_XVA_GZIP) {
-        /* ARCHIVE_WARN: libarchive fell back to an external gzip program. */
-        if (archive_write_add_filter_gzip(w->a) < ARCHIVE_WARN)
-            goto larc;
-        /* No time in the gzip header: same snapshot, same bytes. */
-        if (archive_write_set_filter_option(w->a, "gzip", "timestamp", NULL) < ARCHIVE_WARN)
-            goto larc;
-    } else if (compress == SP_XVA_ZSTD) {
-        if (archive_write_add_filter_zstd(w->a) < ARCHIVE_WARN)
-            goto larc;
-    }
-    /* No blocking: the stream ends with the two zero blocks, like XAPI's. */
-    if (archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK || archive_write_open2(w->a, w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK)
-        goto larc;
+    /* V7 headers as XAPI writes them */
+    enum sp_tar_filter f = compress == SP_XVA_GZIP ? SP_TAR_GZIP : compress == SP_XVA_ZSTD ? SP_TAR_ZSTD : SP_TAR_PLAIN;
+    rc = sp_tar_out_open(fd, SP_TAR_V7, f, "xva writer", &w->t, err);
+    if (rc != SP_OK)
+        goto fail;
     *out = w;
     return SP_OK;
-larc:
-    {
-        const char *m = archive_error_string(w->a);
-        sp_error_set(err, SP_EIO, "xva writer: %s", m ? m : "libarchive setup failed");
-    }
 fail:
     w->failed = true;
     sp_xva_writer_free(w);
@@ -339,27 +273,17 @@ int sp_xva_writer_close(struct sp_xva_writer *w, struct sp_error *err)
     if (!w->wrote_xml)
         return sp_error_set(err, SP_EINVAL, "xva writer: no ova.xml written");
     w->closed = true;
-    if (archive_write_close(w->a) != ARCHIVE_OK) {
+    int rc = sp_tar_out_close(w->t, err);
+    if (rc != SP_OK)
         w->failed = true;
-        const char *m = archive_error_string(w->a);
-        return sp_error_set(err, SP_EIO, "end of archive: %s", m ? m : "write error");
-    }
-    return SP_OK;
+    return rc;
 }
 
 void sp_xva_writer_free(struct sp_xva_writer *w)
 {
     if (!w)
         return;
-    if (w->a) {
-        /* Without a successful close, the end blocks must not reach the
-         * output: a cut stream must look cut. (After a write error
-         * libarchive is in its fatal state and skips the close itself.) */
-        if (!w->closed || w->failed)
-            w->discard = true;
-        archive_write_free(w->a);
-    }
-    archive_entry_free(w->e);
+    sp_tar_out_free(w->t); /* without a close, the end blocks never reach the output */
     EVP_MD_free(w->sha1);
     free(w->buf);
     free(w);
