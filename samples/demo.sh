@@ -108,6 +108,9 @@ sp import "$OUT/web01.ova" --name web01-ova
 run snapport disk compare "$(disk_of for-export)" "$(disk_of web01-ova)"
 tar -xf "$OUT/web01.ova" -C "$OUT" web01-disk1.vmdk
 run qemu-img compare "$OUT/web01-disk1.vmdk" "$(disk_of web01-ova)"
+# and the XVA converted to OVA without a store, its disks streaming across
+run snapport convert "$OUT/web01.xva" "$OUT/web01-from-xva.ova"
+run snapport verify "$OUT/web01-from-xva.ova"
 sp vm list
 sp store check
 echo
