@@ -308,6 +308,10 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struc
     int fd = mkstemp(path);
     if (fd < 0)
         return sp_error_errno(err, errno, "%s: spool file in %s", k->member, st->spool_dir);
+    /* unlinked at once (nothing left behind whatever happens), opened again
+     * by the readers through its descriptor */
+    unlink(path);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     uint8_t *buf = sp_alloc(CHUNK, err);
     int rc = buf ? SP_OK : SP_ENOMEM;
     for (size_t got = 1; rc == SP_OK && got;) {
@@ -319,7 +323,6 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struc
         }
     }
     free(buf);
-    close(fd);
     struct sp_disk *src = NULL;
     if (rc == SP_OK && vmdk) {
         rc = sp_vmdk_open(path, &src, err);
@@ -340,10 +343,10 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struc
     else if (rc == SP_OK) {
         bool same = false;
         uint64_t first = 0;
-        rc = sp_compare_disks(src, src, &same, &first, NULL, err); /* reads every grain/block once */
+        rc = sp_compare_disks(src, src, &same, &first, NULL, err); /* reads every block (twice: both sides) */
     }
     sp_disk_close(src);
-    unlink(path);
+    close(fd);
     return rc;
 }
 
