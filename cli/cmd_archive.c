@@ -246,6 +246,17 @@ static void print_info(struct cli *c, const char *label, const struct sp_archive
                in->disks[i].name);
 }
 
+/* What verify could not vouch for, then ok. */
+static void say_verified(struct cli *c, const char *label, const struct sp_archive_info *in)
+{
+    bool ova = strcmp(in->format, "ova") == 0;
+    if (ova && in->is_signed && !in->trusted)
+        cli_say(c, "%s: signed by %s, not trusted here (%s)\n", label, in->signer, in->trust_problem);
+    if (ova && !in->manifest[0])
+        cli_say(c, "%s: no manifest: the files were decoded but have no digests to match\n", label);
+    cli_say(c, "%s: ok\n", label);
+}
+
 /* verify: exit 1 when the archive is damaged; info: its contents. */
 static int read_archive(struct cli *c, int argc, char **argv, bool verify)
 {
@@ -271,20 +282,15 @@ static int read_archive(struct cli *c, int argc, char **argv, bool verify)
     cli_progress_finish(bar);
     if (!verify || c->json)
         print_info(c, label, info, rc == SP_OK);
-    bool info_signed_untrusted = info->is_signed && !info->trusted;
-    char signer[512], problem[256];
-    snprintf(signer, sizeof signer, "%s", info->signer);
-    snprintf(problem, sizeof problem, "%s", info->trust_problem);
-    free(info);
     if (rc != SP_OK) {
+        free(info);
         cli_fail(&err);
         /* damage found: the check's exit status; a file that cannot be read: failure */
         return verify && (rc == SP_EFORMAT || rc == SP_ELIMIT) ? EXIT_DIFF : EXIT_FAIL;
     }
-    if (verify && info_signed_untrusted)
-        cli_say(c, "%s: signed by %s, not trusted here (%s)\n", label, signer, problem);
     if (verify)
-        cli_say(c, "%s: ok\n", label);
+        say_verified(c, label, info);
+    free(info);
     return EXIT_OK_;
 }
 
