@@ -63,6 +63,8 @@ void cli_problems_end(const struct cli *c, bool ok);
 
 /* The result of a command that made something: {"uuid": ...} with --json,
  * else the line fmt (which prints the uuid itself). */
+/* The folder of a file path ("." for a bare name), into buf. */
+const char *cli_dir_of(const char *path, char *buf, size_t len);
 void cli_report_uuid(struct cli *c, const char *uuid, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* A minimal JSON writer for --json output on stdout. */

@@ -125,12 +125,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
         fd = out.fd;
     /* an OVA's compressed disks wait beside the output (the same space) */
     char spool[4096];
-    snprintf(spool, sizeof spool, "%s", out_s);
-    char *slash = strrchr(spool, '/');
-    if (slash)
-        *(slash == spool ? slash + 1 : slash) = '\0';
     if (!to_stdout)
-        o.spool_dir = slash ? spool : ".";
+        o.spool_dir = cli_dir_of(out_s, spool, sizeof spool);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
     o.prog = cli_progress_hook(bar);
     if (rc == SP_OK)

@@ -51,12 +51,8 @@ int cmd_convert(struct cli *c, int argc, char **argv)
         fd = out.fd;
     /* to OVA, the compressed disks wait beside the output, as export's do */
     char spool[4096];
-    snprintf(spool, sizeof spool, "%s", pos[1]);
-    char *slash = strrchr(spool, '/');
-    if (slash)
-        *(slash == spool ? slash + 1 : slash) = '\0';
     if (!to_stdout)
-        o.spool_dir = slash ? spool : ".";
+        o.spool_dir = cli_dir_of(pos[1], spool, sizeof spool);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "convert") : NULL;
     o.prog = cli_progress_hook(bar);
     struct sp_convert_result res;

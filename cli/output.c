@@ -228,3 +228,14 @@ void json_finish(void)
     putchar('\n');
     fflush(stdout);
 }
+
+const char *cli_dir_of(const char *path, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        snprintf(buf, len, ".");
+    else
+        *(slash == buf ? slash + 1 : slash) = '\0';
+    return buf;
+}
