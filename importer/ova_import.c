@@ -138,6 +138,7 @@ struct gunzip_in {
     z_stream z;
     uint8_t *in;
     bool up_eof, done;
+    int members;                       /* gzip members ended so far */
 };
 
 static int gunzip_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_error *err)
@@ -159,15 +160,19 @@ static int gunzip_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_
         int zr = inflate(&g->z, Z_NO_FLUSH);
         if (zr == Z_STREAM_END) {
             /* concatenated gzip members go on; the end of input ends */
+            g->members++;
             if (g->z.avail_in == 0 && g->up_eof)
                 g->done = true;
-            else if (inflateReset(&g->z) != Z_OK)
+            else if (inflateReset(&g->z) != Z_OK) /* total_in back to 0 */
                 return sp_error_set(err, SP_EFORMAT, "gzip: cannot restart");
             continue;
         }
         if (zr == Z_BUF_ERROR && g->up_eof && g->z.avail_in == 0) {
-            if (g->z.total_in == 0 && g->z.avail_out == len)
-                g->done = true; /* an empty member after a complete one */
+            /* the input ended: between members (nothing of a next one
+             * read; often the last member ends where a read ended), or
+             * inside one */
+            if (g->members > 0 && g->z.total_in == 0)
+                g->done = true;
             else
                 return sp_error_set(err, SP_EFORMAT, "gzip data truncated");
         } else if (zr != Z_OK && zr != Z_BUF_ERROR) {

@@ -452,6 +452,19 @@ def case_qemu(st):
     ovf = peer_ovf("raw", "d.img", len(src), P_SIZE, RAW_URI)
     p = write(os.path.join(d, "raw.ova"), tar_of([("q.ovf", ovf), ("d.img", src)]))
     check_peer_import(st, p, "q-raw", src, "raw disk file")
+    # gzip'd raw whose size is no multiple of the reads (the last member
+    # ends inside a read), and the same as two concatenated gzip members
+    for name, gz in (("raw-gz", gzip.compress(src, mtime=0)),
+                     ("raw-gz2", gzip.compress(src[:5 * M + 7], mtime=0) + gzip.compress(src[5 * M + 7:], mtime=0))):
+        ovf = peer_ovf(name, "d.img.gz", len(gz), P_SIZE, RAW_URI, compression="gzip")
+        p = write(os.path.join(d, name + ".ova"), tar_of([("q.ovf", ovf), ("d.img.gz", gz)]))
+        check_peer_import(st, p, "q-" + name, src, "gzip'd raw disk file (%s)" % name)
+    # a gzip member cut short is damage, not a short disk
+    gz = gzip.compress(src, mtime=0)[:-20]
+    ovf = peer_ovf("raw-gzcut", "d.img.gz", len(gz), P_SIZE, RAW_URI, compression="gzip")
+    p = write(os.path.join(d, "raw-gzcut.ova"), tar_of([("q.ovf", ovf), ("d.img.gz", gz)]))
+    r = T.sp(EXE, "verify", p)
+    T.check(r.rc == 1 and "gzip" in r.err, "a cut gzip member: verify exit 1 naming gzip: " + r.describe())
     expect_ok(st.check(), "store check after the peer imports")
 
 
