@@ -46,7 +46,8 @@ void sp_pushdisk_free(struct sp_pushdisk *p);
  * queues nothing) once the consumer has given up. */
 int sp_pushdisk_push(struct sp_pushdisk *p, uint64_t off, const void *data, size_t len, struct sp_error *err);
 /* The producer is done: ok, the rest of the disk is zeros; !ok, the input
- * failed and the consumer's next call fails too. */
+ * failed: the consumer gets what was queued already, then its next call
+ * fails instead of waiting. */
 void sp_pushdisk_finish(struct sp_pushdisk *p, bool ok);
 /* The producer's side as a disk whose write is sp_pushdisk_push (for code
  * that writes into a struct sp_disk: ascending offsets only). Owned by p;
