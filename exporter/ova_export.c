@@ -210,6 +210,11 @@ static int build_system(struct ova_job *j, struct sp_ovf_system *sys, struct sp_
     if (snap->snapshot_of[0] && !snap->is_system)
         snprintf(sys->description, sizeof sys->description, "snapshot '%s' of %s, exported by snapport", c->name,
                  j->src->vm_name);
+    /* The guest is unknown; what every importer takes (ova.md): a PV guest
+     * is Linux (CIM 101), an HVM one "other 64-bit" (CIM 102). */
+    bool pv = c->type != SP_VM_HVM;
+    sys->os_id = pv ? 101 : 102;
+    snprintf(sys->os_type, sizeof sys->os_type, "%s", pv ? "otherLinux64Guest" : "otherGuest64");
     sys->memory_mb = (uint64_t)c->memory_mb;
     sys->vcpus = (uint64_t)(c->vcpus > 0 ? c->vcpus : 1);
     sys->files = sp_zalloc(sizeof *sys->files * (size_t)(j->ndisks + 1), err);
