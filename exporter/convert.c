@@ -54,15 +54,6 @@ static int pair_status(struct sp_pushdisk *pd, int prc, const struct sp_error *p
     return rc;
 }
 
-static int new_uuid(char out[SP_UUID_STR], struct sp_error *err)
-{
-    uint8_t u[SP_UUID_LEN];
-    int rc = sp_uuid_generate(u, err);
-    if (rc == SP_OK)
-        sp_uuid_format(u, out);
-    return rc;
-}
-
 /* The time the output's members carry: the input file's, else now. */
 static int64_t input_mtime(int fd)
 {
@@ -159,11 +150,11 @@ static int xva_meta(struct to_xva *x, struct sp_error *err)
     memset(&vm, 0, sizeof vm);
     int rc = nv && rank && ids && x->vdi_of ? SP_OK : SP_ENOMEM;
     for (int i = 0; rc == SP_OK && i < n; i++)
-        rc = new_uuid(nv[i].uuid, err);
+        rc = sp_uuid_generate_str(nv[i].uuid, err);
     if (rc == SP_OK)
         rc = sp_vm_from_ovf(sys, NULL, nv, &vm, err);
     if (rc == SP_OK)
-        rc = new_uuid(vm.uuid, err);
+        rc = sp_uuid_generate_str(vm.uuid, err);
     vm.created = (int64_t)time(NULL);
     if (rc == SP_OK)
         rc = sp_export_xva_meta(&vm, vm.cfg.name, &x->meta, err);

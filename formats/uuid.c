@@ -66,3 +66,12 @@ bool sp_uuid_is_null(const uint8_t u[SP_UUID_LEN])
             return false;
     return true;
 }
+
+int sp_uuid_generate_str(char out[SP_UUID_STR], struct sp_error *err)
+{
+    uint8_t u[SP_UUID_LEN];
+    int rc = sp_uuid_generate(u, err);
+    if (rc == SP_OK)
+        sp_uuid_format(u, out);
+    return rc;
+}

@@ -54,7 +54,7 @@ static int create_empty(struct sp_staging *st, struct sp_new_vdi *v, struct sp_e
 static int make_staging(struct sp_store *s, struct sp_staging *st, struct sp_error *err)
 {
     char id[SP_UUID_STR], rel[128], lock[4096 + 16];
-    int rc = new_uuid(id, err);
+    int rc = sp_uuid_generate_str(id, err);
     if (rc != SP_OK)
         return rc;
     snprintf(rel, sizeof rel, "staging/%s", id);
@@ -75,7 +75,7 @@ int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, struc
     st->lock_fd = -1;
     int rc = make_staging(s, st, err);
     for (int i = 0; rc == SP_OK && i < n; i++) {
-        rc = new_uuid(v[i].uuid, err);
+        rc = sp_uuid_generate_str(v[i].uuid, err);
         if (rc == SP_OK)
             rc = create_empty(st, &v[i], err);
     }
@@ -137,7 +137,7 @@ int sp_store_import_commit(struct sp_store *s, struct sp_staging *st, struct sp_
     if (rc == SP_OK)
         rc = sp_store_exclusive(s, "import", err);
     if (rc == SP_OK && !vm->uuid[0])
-        rc = new_uuid(vm->uuid, err);
+        rc = sp_uuid_generate_str(vm->uuid, err);
     vm->cfg.has_uuid = rc == SP_OK && sp_uuid_parse(vm->uuid, vm->cfg.uuid) == SP_OK;
     if (rc == SP_OK)
         rc = check_name_free(s, vm->cfg.name, err);

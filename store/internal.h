@@ -93,8 +93,6 @@ int store_import_memory(struct sp_store *s, struct sp_disk *src, const char *uui
  * so sharing it costs no copy on any file system. */
 int store_share_memory(struct sp_store *s, const char *from_vdi, const char *uuid, struct sp_error *err);
 
-/* New uuid as text. */
-int new_uuid(char out[SP_UUID_STR], struct sp_error *err);
 /* A fresh MAC in Xen's OUI 00:16:3e, locally random. */
 int new_mac(char out[18], struct sp_error *err);
 

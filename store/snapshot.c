@@ -33,7 +33,7 @@ static int plan_new_vdis(const struct sp_vm *rec, char (*from_vdis)[SP_UUID_STR]
         if (!from_vdis[i][0])
             continue;
         char rel[128];
-        int rc = new_uuid(out[i], err);
+        int rc = sp_uuid_generate_str(out[i], err);
         vdi_rel_path(out[i], rel, sizeof rel);
         if (rc == SP_OK)
             rc = filelist_add(new_files, rel, err);
@@ -87,7 +87,7 @@ static int plan_memory(const char *from, char mem[SP_UUID_STR], char **new_files
     if (!from[0])
         return SP_OK;
     char rel[128];
-    int rc = new_uuid(mem, err);
+    int rc = sp_uuid_generate_str(mem, err);
     mem_rel_path(mem, rel, sizeof rel);
     return rc == SP_OK ? filelist_add(new_files, rel, err) : rc;
 }
@@ -269,7 +269,7 @@ int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_na
     if (rc == SP_OK)
         rc = copy_record(&vm, &snap, err);
     if (rc == SP_OK) {
-        rc = new_uuid(snap.uuid, err);
+        rc = sp_uuid_generate_str(snap.uuid, err);
         if (snap_name)
             snprintf(snap.cfg.name, sizeof snap.cfg.name, "%s", snap_name);
         else
@@ -495,7 +495,7 @@ static int find_source(struct sp_store *s, const char *name, char uuid[SP_UUID_S
 
 static int new_identity(struct sp_vm *rec, const char *name, struct sp_error *err)
 {
-    int rc = new_uuid(rec->uuid, err);
+    int rc = sp_uuid_generate_str(rec->uuid, err);
     snprintf(rec->cfg.name, sizeof rec->cfg.name, "%s", name);
     rec->cfg.has_uuid = sp_uuid_parse(rec->uuid, rec->cfg.uuid) == SP_OK;
     for (int i = 0; rc == SP_OK && i < rec->cfg.nvifs; i++)

@@ -453,15 +453,6 @@ int sp_store_chain_depth(struct sp_store *s, const char *vdi, int *depth, struct
     return rc;
 }
 
-int new_uuid(char out[SP_UUID_STR], struct sp_error *err)
-{
-    uint8_t u[SP_UUID_LEN];
-    int rc = sp_uuid_generate(u, err);
-    if (rc == SP_OK)
-        sp_uuid_format(u, out);
-    return rc;
-}
-
 int new_mac(char out[18], struct sp_error *err)
 {
     uint8_t r[3];

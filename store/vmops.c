@@ -53,7 +53,7 @@ static int plan_vdis(struct sp_vm *vm, struct sp_disk **src, char **new_files, s
         if (!src[i])
             continue;
         char rel[128];
-        int rc = new_uuid(vm->vbd_vdi[i], err);
+        int rc = sp_uuid_generate_str(vm->vbd_vdi[i], err);
         vdi_rel_path(vm->vbd_vdi[i], rel, sizeof rel);
         if (rc == SP_OK)
             rc = filelist_add(new_files, rel, err);
@@ -111,7 +111,7 @@ int sp_vm_create(struct sp_store *s, const char *cfg_path, const struct sp_progr
         if (rc == SP_OK && taken)
             rc = sp_error_set(err, SP_EEXIST, "%s: a VM with uuid %s exists already", cfg_path, vm.uuid);
     } else if (rc == SP_OK) {
-        rc = new_uuid(vm.uuid, err);
+        rc = sp_uuid_generate_str(vm.uuid, err);
     }
     if (rc == SP_OK)
         rc = open_sources(cfg_path, &vm.cfg, src, err);
@@ -261,7 +261,7 @@ int sp_vm_suspend_with_image(struct sp_store *s, const char *name, const char *i
     if (rc == SP_OK && img->size == 0)
         rc = sp_error_set(err, SP_EFORMAT, "%s: empty memory image", image_path);
     if (rc == SP_OK)
-        rc = new_uuid(mem, err);
+        rc = sp_uuid_generate_str(mem, err);
     mem_rel_path(mem, rel, sizeof rel);
     if (rc == SP_OK)
         rc = filelist_add(&new_files, rel, err);
