@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "formats/instream.h"
 #include "formats/tar_out.h"
@@ -22,6 +23,12 @@ bool sp_ova_name_ok(const char *name)
             return false;
     }
     return true;
+}
+
+bool sp_ova_has_ext(const char *name, const char *ext)
+{
+    size_t n = strlen(name), k = strlen(ext);
+    return n > k && strcasecmp(name + n - k, ext) == 0;
 }
 
 /* ---- writing ------------------------------------------------------------ */

@@ -17,6 +17,10 @@
  * '/' or '\\', not "." or "..", no control bytes. */
 bool sp_ova_name_ok(const char *name);
 
+/* True when name ends in ext (".ovf", ".mf" ...; any case) after at least
+ * one more character. */
+bool sp_ova_has_ext(const char *name, const char *ext);
+
 /* ---- writing ------------------------------------------------------------ */
 
 struct sp_ova_writer;

@@ -5,11 +5,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "formats/instream.h"
+#include "formats/ova.h"
 #include "importer/import.h"
 
 enum kind { KIND_XVA, KIND_OVA, KIND_OVF_DIR };
@@ -17,10 +17,9 @@ enum kind { KIND_XVA, KIND_OVA, KIND_OVF_DIR };
 static bool is_ovf_path(const char *path)
 {
     struct stat st;
-    size_t n = strlen(path);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return true;
-    return n > 4 && strcasecmp(path + n - 4, ".ovf") == 0;
+    return sp_ova_has_ext(path, ".ovf");
 }
 
 /* A tar header (ustar or GNU magic, or a V7 header: a NUL-terminated name
@@ -32,8 +31,7 @@ static bool head_is_ova(const struct sp_instream *in)
     char name[101];
     memcpy(name, in->head, 100);
     name[100] = '\0';
-    size_t n = strlen(name);
-    return n > 4 && strcasecmp(name + n - 4, ".ovf") == 0;
+    return sp_ova_has_ext(name, ".ovf");
 }
 
 static int open_input(const char *path, const char *format, struct sp_instream *in, enum kind *kind,

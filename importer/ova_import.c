@@ -496,15 +496,9 @@ static int read_small(struct ova_in *st, const char *name, uint64_t size, uint64
     return SP_OK;
 }
 
-static bool has_suffix(const char *s, const char *suf)
-{
-    size_t n = strlen(s), k = strlen(suf);
-    return n > k && strcasecmp(s + n - k, suf) == 0;
-}
-
 static int read_ovf(struct ova_in *st, const char *name, uint64_t size, struct sp_error *err)
 {
-    if (!has_suffix(name, ".ovf"))
+    if (!sp_ova_has_ext(name, ".ovf"))
         return ierr(st, SP_EFORMAT, err, "first member is %s, not an .ovf descriptor", name);
     char *text = NULL;
     size_t len = 0;
@@ -554,14 +548,14 @@ static int read_member(struct ova_in *st, const char *name, uint64_t size, struc
 {
     if (!st->have_sys)
         return read_ovf(st, name, size, err);
-    if (has_suffix(name, ".mf"))
+    if (sp_ova_has_ext(name, ".mf"))
         return read_mf(st, name, size, err);
-    if (has_suffix(name, ".cert")) {
+    if (sp_ova_has_ext(name, ".cert")) {
         if (st->cert_text)
             return ierr(st, SP_EFORMAT, err, "%s: a second certificate", name);
         return read_small(st, name, size, SMALL_MAX, 0, &st->cert_text, &st->cert_len, NULL, err);
     }
-    if (has_suffix(name, ".ovf"))
+    if (sp_ova_has_ext(name, ".ovf"))
         return ierr(st, SP_EFORMAT, err, "%s: a second .ovf (one virtual system per package)", name);
     int fi = find_file(st, name);
     if (fi < 0)

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,12 +41,6 @@ int ova_package_tar(struct sp_instream *in, const char *label, struct ova_packag
     return SP_OK;
 }
 
-static bool has_suffix(const char *s, const char *suf)
-{
-    size_t n = strlen(s), k = strlen(suf);
-    return n > k && strcasecmp(s + n - k, suf) == 0;
-}
-
 /* The one .ovf of the folder. */
 static int find_ovf(struct ova_package *p, struct sp_error *err)
 {
@@ -61,7 +54,7 @@ static int find_ovf(struct ova_package *p, struct sp_error *err)
     int found = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (has_suffix(e->d_name, ".ovf") && sp_ova_name_ok(e->d_name) && found++ == 0)
+        if (sp_ova_has_ext(e->d_name, ".ovf") && sp_ova_name_ok(e->d_name) && found++ == 0)
             snprintf(p->ovf, sizeof p->ovf, "%s", e->d_name);
     closedir(d);
     if (found != 1)
