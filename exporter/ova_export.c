@@ -182,6 +182,7 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
         .level = j->o->level ? j->o->level : SP_VMDK_EXPORT_LEVEL,
         .adapter = j->ide ? "ide" : "lsilogic",
         .name = d->member,
+        .data_bytes = j->feed ? NULL : &d->data_bytes, /* counted when the disk was opened */
     };
     struct sp_progress prog = {pass_update, j};
     uint64_t total = 0;

@@ -398,7 +398,8 @@ static int read_grain(struct sp_disk *src, uint64_t g, uint8_t *buf, uint64_t *d
 }
 
 static int write_stream(struct writer *w, struct sp_disk *src, uint64_t capacity, const char *adapter,
-                        const char *name, const struct sp_progress *prog, struct sp_error *err)
+                        const char *name, const uint64_t *known_data, const struct sp_progress *prog,
+                        struct sp_error *err)
 {
     uint8_t sec[VMDK_SECTOR];
     uint8_t *desc = sp_alloc(VMDK_DESC_SECTORS * VMDK_SECTOR, err);
@@ -416,8 +417,9 @@ static int write_stream(struct writer *w, struct sp_disk *src, uint64_t capacity
 
     uint64_t total_data = 0, done = 0, reported = 0;
     if (prog && prog->update) {
-        rc = sp_disk_data_bytes(src, &total_data, err);
-        if (rc != SP_OK)
+        if (known_data)
+            total_data = *known_data;
+        else if ((rc = sp_disk_data_bytes(src, &total_data, err)) != SP_OK)
             return rc;
         prog->update(prog->ctx, 0, total_data);
     }
@@ -584,7 +586,7 @@ int sp_vmdk_write_stream(struct sp_disk *src, const struct sp_vmdk_write_opts *o
         started++;
     }
 
-    rc = write_stream(w, src, capacity, adapter, name, prog, err);
+    rc = write_stream(w, src, capacity, adapter, name, o ? o->data_bytes : NULL, prog, err);
 
 out:
     if (sync_init) {

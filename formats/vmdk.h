@@ -27,6 +27,8 @@ struct sp_vmdk_write_opts {
     int level;               /* deflate level; 0: the default (6) */
     const char *adapter;     /* ddb.adapterType; NULL: "lsilogic" */
     const char *name;        /* file name on the descriptor's extent line; NULL: "disk.vmdk" */
+    const uint64_t *data_bytes; /* src's DATA bytes when the caller knows them (the
+                                 * progress total); NULL: counted here if needed */
 };
 
 /* Writes src as a streamOptimized VMDK (version 3 sparse header, embedded
