@@ -114,6 +114,21 @@ def write_file(path, data):
     return path
 
 
+def billion_laughs_prolog(root):
+    """An XML declaration and DOCTYPE whose &lol9; expands to 10^9 "lol"s:
+    a parser that expands entities runs out of memory."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<!DOCTYPE %s [" % root, ' <!ENTITY lol "lol">']
+    for i in range(1, 10):
+        lines.append(' <!ENTITY lol%d "%s">' % (i, ("&lol%s;" % (i - 1 if i > 1 else "")) * 10))
+    return "\n".join(lines) + "\n]>\n"
+
+
+def xxe_prolog(root, path):
+    """A DOCTYPE whose &xxe; is the file at path: a parser that fetches
+    external entities reads outside the archive."""
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE %s [ <!ENTITY xxe SYSTEM "file://%s"> ]>\n' % (root, path)
+
+
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
