@@ -833,18 +833,13 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     if (rc == SP_OK)
         rc = read_package(&st, err); /* stops after the .ovf */
     const char *vm_name = ova_vm_name(&st.sys, o->name);
-    if (rc == SP_OK)
-        rc = sp_store_share(s, err);
-    if (rc == SP_OK && (rc = sp_store_name_free(s, vm_name, err)) == SP_EEXIST)
-        sp_error_prefix(err, "%s: import with --name NEW", label);
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(st.sys.ndisks + 1), err)))
         rc = SP_ENOMEM;
     for (int i = 0; rc == SP_OK && i < st.sys.ndisks; i++)
         nv[i].size = st.sys.disks[i].capacity;
-    if (rc == SP_OK)
-        rc = sp_store_import_begin(s, nv, st.sys.ndisks, &stg, err);
+    if (rc == SP_OK && (rc = sp_store_import_begin(s, vm_name, nv, st.sys.ndisks, &stg, err)) == SP_EEXIST)
+        sp_error_prefix(err, "%s: import with --name NEW", label);
     if (rc == SP_OK) {
-        sp_store_unlock(s);
         st.spool_dir = stg.dir;
         rc = open_targets(&st, nv, err);
     }

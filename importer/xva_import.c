@@ -163,20 +163,15 @@ int sp_import_xva(struct sp_store *s, struct sp_instream *in, const char *label,
      * import through a pipe can take it whichever side started first. */
     sp_store_unlock(s);
     int rc = open_reader(in, label, &r, &meta, err);
-    if (rc == SP_OK)
-        rc = sp_store_share(s, err);
-    if (rc == SP_OK && (rc = sp_store_name_free(s, o->name ? o->name : meta.vm.name, err)) == SP_EEXIST)
-        sp_error_prefix(err, "%s: import with --name NEW", label);
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(meta.nvdis + 1), err)))
         rc = SP_ENOMEM;
     for (int i = 0; rc == SP_OK && i < meta.nvdis; i++) {
         nv[i].size = meta.vdis[i].virtual_size;
         nv[i].memory = strcmp(meta.vdis[i].type, "suspend") == 0;
     }
-    if (rc == SP_OK)
-        rc = sp_store_import_begin(s, nv, meta.nvdis, &st, err);
-    if (rc == SP_OK)
-        sp_store_unlock(s);
+    if (rc == SP_OK &&
+        (rc = sp_store_import_begin(s, o->name ? o->name : meta.vm.name, nv, meta.nvdis, &st, err)) == SP_EEXIST)
+        sp_error_prefix(err, "%s: import with --name NEW", label);
     if (rc == SP_OK)
         rc = fill_vdis(r, &meta, nv, o->prog, err);
     if (rc == SP_OK)

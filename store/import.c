@@ -68,12 +68,16 @@ static int make_staging(struct sp_store *s, struct sp_staging *st, struct sp_err
     return SP_OK;
 }
 
-int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, struct sp_staging *st,
-                          struct sp_error *err)
+int sp_store_import_begin(struct sp_store *s, const char *name, struct sp_new_vdi *v, int n,
+                          struct sp_staging *st, struct sp_error *err)
 {
     memset(st, 0, sizeof *st);
     st->lock_fd = -1;
-    int rc = make_staging(s, st, err);
+    int rc = sp_store_share(s, err);
+    if (rc == SP_OK)
+        rc = check_name_free(s, name, err); /* before a long import, not only at its end */
+    if (rc == SP_OK)
+        rc = make_staging(s, st, err);
     for (int i = 0; rc == SP_OK && i < n; i++) {
         rc = sp_uuid_generate_str(v[i].uuid, err);
         if (rc == SP_OK)
@@ -81,6 +85,7 @@ int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, struc
     }
     if (rc != SP_OK)
         sp_store_import_abort(s, st);
+    sp_store_unlock(s);
     return rc;
 }
 
@@ -167,7 +172,3 @@ void sp_store_import_abort(struct sp_store *s, struct sp_staging *st)
     st->lock_fd = -1;
 }
 
-int sp_store_name_free(struct sp_store *s, const char *name, struct sp_error *err)
-{
-    return check_name_free(s, name, err);
-}

@@ -143,10 +143,12 @@ struct sp_staging {
     int lock_fd;
 };
 
-/* Creates the files of n new VDIs (empty dynamic VHDs, empty raw memory
- * images) in a new staging folder. Needs the lock, shared or exclusive. */
-int sp_store_import_begin(struct sp_store *s, struct sp_new_vdi *v, int n, struct sp_staging *st,
-                          struct sp_error *err);
+/* Starts an import whose data is still to come (the lock is not held on
+ * entry, nor on return): under the lock shared, refuses a VM name the store
+ * has already (SP_EEXIST) and creates the files of n new VDIs (empty
+ * dynamic VHDs, empty raw memory images) in a new staging folder. */
+int sp_store_import_begin(struct sp_store *s, const char *name, struct sp_new_vdi *v, int n,
+                          struct sp_staging *st, struct sp_error *err);
 /* Takes the lock exclusively, moves the files into the store and registers
  * vm (its vbd_vdi and suspend_vdi name the new VDIs; a new uuid is given
  * when empty) with the VDIs in one transaction. */
@@ -154,8 +156,6 @@ int sp_store_import_commit(struct sp_store *s, struct sp_staging *st, struct sp_
                            struct sp_vm *vm, struct sp_error *err);
 /* Removes the staging folder. Safe after commit. */
 void sp_store_import_abort(struct sp_store *s, struct sp_staging *st);
-/* Refuses a VM name the store has already (checked before a long import). */
-int sp_store_name_free(struct sp_store *s, const char *name, struct sp_error *err);
 
 /* Coalesces one node into its only child now, if it is such a node (no
  * owner, one child): what export does for its temporary snapshot, so that
