@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "formats/copy.h"
-#include "formats/error.h"
+#include "disk/copy.h"
+#include "base/error.h"
 
 /* Exit statuses (CLI.md). */
 enum {

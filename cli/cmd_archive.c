@@ -8,8 +8,8 @@
 
 #include "cli/cli.h"
 #include "exporter/export.h"
-#include "formats/outfile.h"
-#include "formats/util.h"
+#include "base/outfile.h"
+#include "base/util.h"
 #include "importer/import.h"
 
 static int archive_format(const char *path, const char *given, enum sp_archive_format *f, struct sp_error *err)

@@ -6,7 +6,7 @@
 
 #include "cli/cli.h"
 #include "exporter/export.h"
-#include "formats/outfile.h"
+#include "base/outfile.h"
 
 /* OUT's format: --format, else its extension. */
 static int out_format(const char *path, const char *given, enum sp_archive_format *f)

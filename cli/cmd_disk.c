@@ -7,111 +7,70 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "formats/chain.h"
-#include "formats/copy.h"
-#include "formats/image.h"
-#include "formats/outfile.h"
-#include "formats/raw.h"
-#include "formats/util.h"
-#include "formats/vhd.h"
-#include "formats/vmdk.h"
+#include "disk/chain.h"
+#include "disk/copy.h"
+#include "disk/registry.h"
+#include "base/outfile.h"
+#include "base/util.h"
+#include "disk/vhd.h"
 
-/* --- info --------------------------------------------------------------- */
+/* --- info ---------------------------------------------------------------- */
 
-static void print_layer_text(int i, struct sp_vhd *v)
+/* Files listed by info: more than any chain we open. */
+#define INFO_LAYERS_MAX (SP_DISK_MAX_DEPTH + 1)
+
+static void print_layer_text(int i, const struct sp_disk_layer *l)
 {
-    char uuid[SP_UUID_STR], sz[32];
-    sp_uuid_format(v->footer.uuid, uuid);
-    printf("  %-2d %-17s %s  allocated %-10s %s\n", i, sp_vhd_type_name(v->footer.disk_type), uuid,
-           sp_format_size(sp_vhd_allocated_bytes(v), sz, sizeof sz), v->path);
+    char sz[32];
+    printf("  %-2d %-17s %-36s  allocated %-10s %s\n", i, l->variant, l->uuid[0] ? l->uuid : "-",
+           sp_format_size(l->allocated, sz, sizeof sz), l->path);
 }
 
-static void print_layer_json(struct sp_vhd *v)
+static void print_layer_json(const struct sp_disk_layer *l)
 {
-    char uuid[SP_UUID_STR], puuid[SP_UUID_STR];
-    sp_uuid_format(v->footer.uuid, uuid);
-    sp_uuid_format(v->header.parent_uuid, puuid);
     json_begin_object();
-    json_key_string("path", v->path);
-    json_key_string("format", sp_vhd_type_name(v->footer.disk_type));
-    json_key_string("uuid", uuid);
-    json_key_string("parent_uuid", v->footer.disk_type == SP_VHD_DIFF ? puuid : NULL);
-    json_key_uint("virtual_size", v->footer.current_size);
-    json_key_uint("allocated", sp_vhd_allocated_bytes(v));
-    json_key_string("creator", v->footer.creator_app);
-    json_key_bool("hidden", v->footer.hidden != 0);
+    json_key_string("path", l->path);
+    json_key_string("format", l->variant);
+    json_key_string("uuid", l->uuid[0] ? l->uuid : NULL);
+    json_key_string("parent_uuid", l->parent_uuid[0] ? l->parent_uuid : NULL);
+    json_key_uint("virtual_size", l->virtual_size);
+    json_key_uint("allocated", l->allocated);
+    json_key_string("creator", l->creator[0] ? l->creator : NULL);
+    json_key_bool("hidden", l->hidden);
     json_end_object();
 }
 
-static int info_chain(struct cli *c, struct sp_chain *ch)
+static int print_info(struct cli *c, struct sp_disk *d, const struct sp_disk_layer *l, int n, uint64_t alloc)
 {
-    struct sp_disk *d = sp_chain_disk(ch);
-    struct sp_vhd *leaf = sp_chain_layer(ch, 0);
-    const char *fmt = sp_vhd_type_name(leaf->footer.disk_type);
-    uint64_t alloc = sp_chain_allocated_bytes(ch);
-    uint32_t bs = leaf->footer.disk_type == SP_VHD_FIXED ? 0 : leaf->block_size;
     if (c->json) {
         json_begin_object();
         json_key_string("path", d->path);
-        json_key_string("format", fmt);
+        json_key_string("driver", d->driver->name);
+        json_key_string("format", l[0].variant);
         json_key_uint("virtual_size", d->size);
         json_key_uint("allocated", alloc);
-        json_key_uint("block_size", bs);
-        json_key_uint("depth", (uint64_t)sp_chain_depth(ch));
+        json_key_uint("block_size", l[0].block_size);
+        json_key_uint("depth", (uint64_t)n);
         json_begin_array("chain");
-        for (int i = 0; i < sp_chain_depth(ch); i++)
-            print_layer_json(sp_chain_layer(ch, i));
+        for (int i = 0; i < n; i++)
+            print_layer_json(&l[i]);
         json_end_array();
         json_end_object();
         json_finish();
         return EXIT_OK_;
     }
     char a[32], b[32], e[32];
-    printf("image:        %s\nformat:       %s\nvirtual size: %s (%llu bytes)\n", d->path, fmt,
-           sp_format_size(d->size, a, sizeof a), (unsigned long long)d->size);
+    printf("image:        %s\nformat:       %s (%s)\nvirtual size: %s (%llu bytes)\n", d->path, d->driver->name,
+           l[0].variant, sp_format_size(d->size, a, sizeof a), (unsigned long long)d->size);
     printf("allocated:    %s (%llu bytes)\n", sp_format_size(alloc, b, sizeof b), (unsigned long long)alloc);
-    if (bs)
-        printf("block size:   %s\n", sp_format_size(bs, e, sizeof e));
-    printf("depth:        %d\nchain (leaf first):\n", sp_chain_depth(ch));
-    for (int i = 0; i < sp_chain_depth(ch); i++)
-        print_layer_text(i, sp_chain_layer(ch, i));
-    return EXIT_OK_;
-}
-
-static int info_raw(struct cli *c, struct sp_disk *d)
-{
-    struct sp_error err;
-    uint64_t alloc;
-    if (sp_disk_data_bytes(d, &alloc, &err) != SP_OK)
-        return cli_fail(&err);
-    if (c->json) {
-        json_begin_object();
-        json_key_string("path", d->path);
-        json_key_string("format", "raw");
-        json_key_uint("virtual_size", d->size);
-        json_key_uint("allocated", alloc);
-        json_key_uint("block_size", 0);
-        json_key_uint("depth", 1);
-        json_begin_array("chain");
-        json_begin_object();
-        json_key_string("path", d->path);
-        json_key_string("format", "raw");
-        json_key_null("uuid");
-        json_key_null("parent_uuid");
-        json_key_uint("virtual_size", d->size);
-        json_key_uint("allocated", alloc);
-        json_key_null("creator");
-        json_end_object();
-        json_end_array();
-        json_end_object();
-        json_finish();
-        return EXIT_OK_;
+    if (l[0].block_size)
+        printf("block size:   %s\n", sp_format_size(l[0].block_size, e, sizeof e));
+    printf("depth:        %d\n", n);
+    if (n > 1 || l[0].uuid[0]) {
+        printf("chain (leaf first):\n");
+        for (int i = 0; i < n; i++)
+            print_layer_text(i, &l[i]);
     }
-    char a[32], b[32];
-    printf("image:        %s\nformat:       raw\nvirtual size: %s (%llu bytes)\n", d->path,
-           sp_format_size(d->size, a, sizeof a), (unsigned long long)d->size);
-    printf("allocated:    %s (%llu bytes)\ndepth:        1\n", sp_format_size(alloc, b, sizeof b),
-           (unsigned long long)alloc);
     return EXIT_OK_;
 }
 
@@ -126,10 +85,16 @@ static int disk_info(struct cli *c, int argc, char **argv)
         return cli_usage_error("disk info: needs IMAGE");
     struct sp_error err;
     struct sp_disk *d;
-    if (sp_image_open(pos[0], false, &d, &err) != SP_OK)
+    if (sp_disk_open(pos[0], false, &d, &err) != SP_OK)
         return cli_fail(&err);
-    struct sp_chain *ch = sp_chain_from_disk(d);
-    rc = ch ? info_chain(c, ch) : info_raw(c, d);
+    struct sp_disk_layer *l = calloc(INFO_LAYERS_MAX, sizeof *l);
+    int n = 0;
+    uint64_t alloc = 0;
+    rc = l ? sp_disk_layers(d, l, INFO_LAYERS_MAX, &n, &err) : sp_error_set(&err, SP_ENOMEM, "out of memory");
+    if (rc == SP_OK)
+        rc = sp_disk_data_bytes(d, &alloc, &err);
+    rc = rc == SP_OK ? print_info(c, d, l, n, alloc) : cli_fail(&err);
+    free(l);
     sp_disk_close(d);
     return rc;
 }
@@ -149,7 +114,7 @@ static int disk_check(struct cli *c, int argc, char **argv)
     struct cli_problems out = {c, ""};
     int count = 0;
     cli_problems_begin(c, pos[0]);
-    rc = sp_image_check(pos[0], cli_problem, &out, &count, &err);
+    rc = sp_disk_check(pos[0], cli_problem, &out, &count, &err);
     cli_problems_end(c, rc == SP_OK && count == 0);
     if (rc != SP_OK)
         return cli_fail(&err);
@@ -304,7 +269,7 @@ static int disk_write(struct cli *c, int argc, char **argv)
             len = (uint64_t)end;
     }
     struct sp_disk *d;
-    rc = sp_image_open(pos[0], true, &d, &err);
+    rc = sp_disk_open(pos[0], true, &d, &err);
     if (rc == SP_OK && (off > d->size || len > d->size - off))
         rc = sp_error_set(&err, SP_EINVAL, "%s: %llu bytes at offset %llu do not fit in the virtual size %llu",
                           pos[0], (unsigned long long)len, (unsigned long long)off, (unsigned long long)d->size);
@@ -324,77 +289,20 @@ static int disk_write(struct cli *c, int argc, char **argv)
 
 /* --- flatten ------------------------------------------------------------ */
 
-enum out_format { OUT_RAW, OUT_VHD, OUT_VMDK };
-
-static int pick_format(const char *out, const char *given, enum out_format *f)
+/* The output's format: --format, else the output's extension, else raw. */
+static int pick_format(const char *out, const char *given, const struct sp_disk_driver **f)
 {
-    const char *name = given;
-    if (!name) {
-        const char *dot = strrchr(out, '.');
-        name = dot && strcmp(dot, ".vhd") == 0 ? "vhd" : dot && strcmp(dot, ".vmdk") == 0 ? "vmdk" : "raw";
+    *f = given ? sp_disk_driver_find(given) : sp_disk_driver_for_name(out);
+    if (!*f && !given)
+        *f = sp_disk_driver_find("raw");
+    if (!*f)
+        return cli_usage_error("disk flatten: unknown --format '%s' (raw, vhd or vmdk)", given);
+    if (!(*f)->create_copy) {
+        fprintf(stderr, "snapport: %s: snapport reads %s images but does not write them (raw, vhd or vmdk)\n", out,
+                (*f)->name);
+        return EXIT_FAIL;
     }
-    if (strcmp(name, "raw") == 0)
-        *f = OUT_RAW;
-    else if (strcmp(name, "vhd") == 0)
-        *f = OUT_VHD;
-    else if (strcmp(name, "vmdk") == 0)
-        *f = OUT_VMDK;
-    else
-        return cli_usage_error("disk flatten: unknown --format '%s' (raw, vhd or vmdk)", name);
     return EXIT_OK_;
-}
-
-/* Opens the destination disk over the temporary output file. */
-static int open_target(enum out_format f, struct sp_outfile *out, struct sp_disk *src, struct sp_disk **dst,
-                       struct sp_error *err)
-{
-    if (f == OUT_RAW)
-        return sp_raw_create_fd(out->fd, out->final_path, src->size, !out->no_sync, dst, err);
-    struct sp_chain *sc = sp_chain_from_disk(src);
-    struct sp_vhd_create_opts o = {.size = src->size, .type = SP_VHD_DYNAMIC};
-    if (sc && sp_chain_layer(sc, 0)->footer.disk_type != SP_VHD_FIXED)
-        o.block_size = sp_chain_layer(sc, 0)->block_size;
-    if (src->size % SP_VHD_SECTOR)
-        o.size = (src->size + SP_VHD_SECTOR - 1) / SP_VHD_SECTOR * SP_VHD_SECTOR;
-    int rc = sp_vhd_create_fd(out->fd, out->final_path, &o, err);
-    struct sp_chain *ch = NULL;
-    if (rc == SP_OK)
-        rc = sp_chain_open(out->tmp_path, true, &ch, err);
-    if (rc == SP_OK && out->no_sync)
-        sp_writeback_init(&sp_chain_layer(ch, 0)->wb, -1);
-    if (rc == SP_OK)
-        *dst = sp_chain_disk(ch);
-    return rc;
-}
-
-struct vmdk_file {
-    int fd;
-    uint64_t written;
-    struct sp_writeback wb;
-};
-
-static int vmdk_file_out(void *ctx, const void *buf, size_t len, struct sp_error *err)
-{
-    struct vmdk_file *v = ctx;
-    while (len > 0) {
-        ssize_t n = sp_write_out(v->fd, buf, len, &v->wb, &v->written);
-        if (n < 0)
-            return sp_error_errno(err, errno, "write");
-        buf = (const uint8_t *)buf + n;
-        len -= (size_t)n;
-    }
-    return SP_OK;
-}
-
-/* A streamOptimized VMDK, as an OVA carries it. */
-static int write_vmdk(struct sp_disk *src, struct sp_outfile *out, const struct sp_progress *prog,
-                      struct sp_error *err)
-{
-    struct vmdk_file v = {out->fd, 0, {0, 0, 0}};
-    sp_writeback_init(&v.wb, out->no_sync ? -1 : out->fd);
-    const char *base = strrchr(out->final_path, '/');
-    struct sp_vmdk_write_opts o = {.level = SP_VMDK_EXPORT_LEVEL, .name = base ? base + 1 : out->final_path};
-    return sp_vmdk_write_stream(src, &o, vmdk_file_out, &v, prog, NULL, err);
 }
 
 static int disk_flatten(struct cli *c, int argc, char **argv)
@@ -411,26 +319,23 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
         return rc;
     if (npos != 1 || !out_s)
         return cli_usage_error("disk flatten: needs IMAGE -o OUT");
-    enum out_format f = OUT_RAW;
-    struct sp_error err;
+    const struct sp_disk_driver *f;
     rc = pick_format(out_s, fmt_s, &f);
     if (rc != EXIT_OK_)
         return rc;
-    struct sp_disk *src = NULL, *dst = NULL;
+    struct sp_error err;
+    struct sp_disk *src = NULL;
     struct sp_outfile out = {.fd = -1};
-    rc = sp_image_open(pos[0], false, &src, &err);
+    rc = sp_disk_open(pos[0], false, &src, &err);
     if (rc == SP_OK)
         rc = sp_outfile_open(&out, out_s, force != NULL, &err);
     out.no_sync = no_sync != NULL;
-    if (rc == SP_OK && f != OUT_VMDK)
-        rc = open_target(f, &out, src, &dst, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "flatten") : NULL;
-    if (rc == SP_OK && f == OUT_VMDK)
-        rc = write_vmdk(src, &out, cli_progress_hook(bar), &err);
-    else if (rc == SP_OK)
-        rc = sp_copy_disk(src, dst, cli_progress_hook(bar), &err);
+    if (rc == SP_OK) {
+        struct sp_disk_create_opts co = {.path = out.final_path, .tmp_path = out.tmp_path, .durable = !out.no_sync};
+        rc = f->create_copy(out.fd, src, &co, cli_progress_hook(bar), &err);
+    }
     cli_progress_finish(bar);
-    sp_disk_close(dst);
     if (rc == SP_OK)
         rc = sp_outfile_commit(&out, &err);
     else
@@ -439,7 +344,7 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
     if (rc != SP_OK)
         return cli_fail(&err);
     cli_say(c, "%s: flattened to %s (%s)\n", pos[0], out_s,
-            f == OUT_VHD ? "vhd" : f == OUT_VMDK ? "vmdk, streamOptimized" : "raw");
+            strcmp(f->name, "vmdk") == 0 ? "vmdk, streamOptimized" : f->name);
     return EXIT_OK_;
 }
 
@@ -458,9 +363,9 @@ static int disk_compare(struct cli *c, int argc, char **argv)
     struct sp_disk *a = NULL, *b = NULL;
     bool same = false;
     uint64_t at = 0;
-    rc = sp_image_open(pos[0], false, &a, &err);
+    rc = sp_disk_open(pos[0], false, &a, &err);
     if (rc == SP_OK)
-        rc = sp_image_open(pos[1], false, &b, &err);
+        rc = sp_disk_open(pos[1], false, &b, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "compare") : NULL;
     if (rc == SP_OK)
         rc = sp_compare_disks(a, b, &same, &at, cli_progress_hook(bar), &err);

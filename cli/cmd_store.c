@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "formats/util.h"
+#include "base/util.h"
 #include "store/store.h"
 
 int cmd_clone(struct cli *c, int argc, char **argv)

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "formats/outfile.h"
-#include "formats/util.h"
+#include "base/outfile.h"
+#include "base/util.h"
 #include "store/store.h"
 #include "store/xen.h"
 

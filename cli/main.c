@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "formats/outfile.h"
+#include "base/outfile.h"
 
 struct command {
     const char *name;

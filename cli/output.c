@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "formats/util.h"
+#include "base/util.h"
 
 int cli_usage_error(const char *fmt, ...)
 {

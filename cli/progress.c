@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "formats/util.h"
+#include "base/util.h"
 
 /* Redraw at most this often: a terminal is slower than a disk. */
 #define REDRAW_NS 200000000ll

@@ -1,7 +1,7 @@
 /* Archive to archive, XVA <-> OVA, without a store and without a raw copy
  * of a disk anywhere: each disk streams from the input's reader (which pushes
  * blocks or grains) into the output's writer (which pulls extents) through
- * a bounded queue (formats/pushdisk.h), the two sides in two threads.
+ * a bounded queue (disk/pushdisk.h), the two sides in two threads.
  *
  * OVA -> XVA: one pass. The .ovf gives the VM (sp_vm_from_ovf) and so
  * ova.xml (sp_export_xva_meta, VDI sizes the OVF capacities); then, as each
@@ -27,11 +27,11 @@
 #include <unistd.h>
 
 #include "exporter/export.h"
-#include "formats/instream.h"
-#include "formats/pushdisk.h"
-#include "formats/util.h"
-#include "formats/uuid.h"
-#include "formats/xva_xml.h"
+#include "base/instream.h"
+#include "disk/pushdisk.h"
+#include "base/util.h"
+#include "base/uuid.h"
+#include "archive/xva_xml.h"
 #include "importer/import.h"
 
 /* The status of one disk streamed between two threads: the side that gave

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "exporter/export.h"
-#include "formats/chain.h"
-#include "formats/raw.h"
+#include "disk/chain.h"
+#include "disk/raw.h"
 
 int sp_export_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct sp_disk **out,
                        struct sp_error *err)

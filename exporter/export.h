@@ -5,10 +5,10 @@
 #ifndef SP_EXPORT_H
 #define SP_EXPORT_H
 
-#include "formats/copy.h"
-#include "formats/manifest.h"
-#include "formats/ovf.h"
-#include "formats/xva_stream.h"
+#include "disk/copy.h"
+#include "archive/manifest.h"
+#include "archive/ovf.h"
+#include "archive/xva_stream.h"
 #include "store/store.h"
 
 enum sp_archive_format {

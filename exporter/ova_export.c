@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include "exporter/export.h"
-#include "formats/ova.h"
-#include "formats/util.h"
-#include "formats/vmdk.h"
+#include "archive/ova.h"
+#include "base/util.h"
+#include "disk/vmdk.h"
 
 #define SCSI_UNITS 15         /* units 0-15 but 7, the HBA's own (VMware) */
 #define IDE_UNITS 4

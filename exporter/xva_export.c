@@ -5,10 +5,10 @@
 #include <time.h>
 
 #include "exporter/export.h"
-#include "formats/chain.h"
-#include "formats/raw.h"
-#include "formats/util.h"
-#include "formats/xva_xml.h"
+#include "disk/chain.h"
+#include "disk/raw.h"
+#include "base/util.h"
+#include "archive/xva_xml.h"
 
 static int map_add(struct sp_xva_map *m, const char *k, const char *v, struct sp_error *err)
 {

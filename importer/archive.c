@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/instream.h"
-#include "formats/ova.h"
+#include "base/instream.h"
+#include "archive/ova.h"
 #include "importer/import.h"
 
 enum kind { KIND_XVA, KIND_OVA, KIND_OVF_DIR };

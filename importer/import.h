@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "formats/copy.h"
-#include "formats/xva_stream.h"
+#include "disk/copy.h"
+#include "archive/xva_stream.h"
 #include "store/store.h"
 
 struct sp_import_opts {

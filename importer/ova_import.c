@@ -17,17 +17,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "formats/chain.h"
-#include "formats/image.h"
-#include "formats/instream.h"
-#include "formats/manifest.h"
-#include "formats/ovf.h"
-#include "formats/readahead.h"
-#include "formats/util.h"
-#include "formats/vhd.h"
-#include "formats/vmdk.h"
+#include "disk/chain.h"
+#include "disk/registry.h"
+#include "base/instream.h"
+#include "archive/manifest.h"
+#include "archive/ovf.h"
+#include "base/readahead.h"
+#include "base/util.h"
+#include "disk/vhd.h"
+#include "disk/vmdk.h"
 #include "importer/import.h"
-#include "importer/ova_package.h"
+#include "archive/ova_package.h"
 
 #define SMALL_MAX (1u << 20)          /* .mf and .cert */
 #define CHUNK (1u << 20)
@@ -188,7 +188,7 @@ static int gunzip_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_
 struct peek_in {
     sp_vmdk_in up;
     void *up_ctx;
-    uint8_t head[512];
+    uint8_t head[SP_PROBE_HEAD];
     size_t hlen, hpos;
 };
 
@@ -277,36 +277,12 @@ static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
     return SP_OK;
 }
 
-static int raw_stream(sp_vmdk_in in, void *ctx, struct disk_sink *k, struct sp_error *err)
-{
-    uint8_t *buf = sp_alloc(CHUNK, err);
-    if (!buf)
-        return SP_ENOMEM;
-    uint64_t off = 0;
-    int rc = SP_OK;
-    for (;;) {
-        size_t got = 0, fill = 0;
-        while (rc == SP_OK && fill < CHUNK) {
-            rc = in(ctx, buf + fill, CHUNK - fill, &got, err);
-            if (got == 0)
-                break;
-            fill += got;
-        }
-        if (rc != SP_OK || fill == 0)
-            break;
-        rc = sink_write(k, off, buf, fill);
-        off += fill;
-        if (rc != SP_OK)
-            break;
-    }
-    free(buf);
-    return rc;
-}
-
 /* A format that needs random access: spooled into a file of its own,
- * opened from there (never following a reference outside it: a
- * differencing VHD is refused), copied into the sink. */
-static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struct disk_sink *k, struct sp_error *err)
+ * opened from there by its driver (never following a reference outside
+ * it: an image that stands on another file is refused), copied into the
+ * sink. */
+static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, const struct sp_disk_driver *drv,
+                   struct disk_sink *k, struct sp_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/spool-XXXXXX", st->spool_dir);
@@ -329,17 +305,9 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struc
     }
     free(buf);
     struct sp_disk *src = NULL;
-    if (rc == SP_OK && vmdk) {
-        rc = sp_vmdk_open(path, &src, err);
-    } else if (rc == SP_OK) {
-        struct sp_vhd *v = NULL;
-        rc = sp_vhd_open_header(path, &v, err);
-        if (rc == SP_OK && v->footer.disk_type == SP_VHD_DIFF)
-            rc = sp_error_set(err, SP_EUNSUPPORTED, "a differencing VHD without its parent");
-        sp_vhd_close(v);
-        if (rc == SP_OK)
-            rc = sp_image_open(path, false, &src, err);
-    }
+    struct sp_disk_open_opts oo = {.standalone = true};
+    if (rc == SP_OK)
+        rc = drv->open(path, &oo, &src, err);
     if (rc == SP_OK && src->size > k->capacity)
         rc = sp_error_set(err, SP_EFORMAT, "holds %llu bytes, more than the disk's capacity (%llu)",
                           (unsigned long long)src->size, (unsigned long long)k->capacity);
@@ -355,7 +323,9 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, bool vmdk, struc
     return rc;
 }
 
-/* Decodes a disk file's bytes (in, after any gzip) into k. */
+/* Decodes a disk file's bytes (in, after any gzip) into k: the registry
+ * names the format from its first bytes; formats that read front to back
+ * stream, the others are spooled. */
 static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_in in, void *ctx,
                        struct disk_sink *k, struct seen_file *sf, struct sp_error *err)
 {
@@ -363,33 +333,26 @@ static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_i
     int rc = peek_fill(&p, err);
     if (rc != SP_OK)
         return rc;
-    bool vmdk = sp_vmdk_probe(p.head, p.hlen);
-    /* flags (le32 at 8): bit 16 compressed grains, bit 17 markers */
-    uint32_t flags = p.hlen >= 12 ? (uint32_t)p.head[8] | (uint32_t)p.head[9] << 8 | (uint32_t)p.head[10] << 16 |
-                                        (uint32_t)p.head[11] << 24
-                                  : 0;
-    bool stream = vmdk && (flags & 0x30000u) == 0x30000u;
-    bool vhd = p.hlen >= 8 && memcmp(p.head, "conectix", 8) == 0;
-    if (!vmdk && !vhd && strstr(d->format, VHD_URI_KEY))
-        vhd = true; /* a fixed VHD: its footer is at the end */
-    if (stream) {
-        snprintf(sf->format, sizeof sf->format, "vmdk-stream");
-        uint64_t cap = 0;
-        rc = sp_vmdk_read_stream(peek_read, &p, sink_write, k, &cap, err);
+    struct sp_probe pr = {.head = p.head, .head_len = p.hlen};
+    const struct sp_disk_driver *drv = sp_disk_probe(&pr);
+    if (drv->probe(&pr) <= SP_PROBE_FALLBACK && strstr(d->format, VHD_URI_KEY))
+        drv = sp_disk_driver_find("vhd"); /* a fixed VHD: its footer is at the end */
+    if (!drv->open)
+        return sp_error_set(err, SP_EUNSUPPORTED, "unsupported format: %s", drv->refuse);
+    if (drv->streamable && drv->streamable(&pr)) {
+        bool raw = drv->probe(&pr) <= SP_PROBE_FALLBACK;
+        snprintf(sf->format, sizeof sf->format, raw ? "%s" : "%s-stream", drv->name);
+        uint64_t size = 0;
+        rc = drv->read_stream(peek_read, &p, sink_write, k, &size, err);
         if (rc != SP_OK && k->failed)
             return k->failed;
-        if (rc == SP_OK && cap * 512 > k->capacity)
-            rc = sp_error_set(err, SP_EFORMAT, "VMDK capacity %llu bytes is more than the OVF says (%llu)",
-                              (unsigned long long)cap * 512, (unsigned long long)k->capacity);
+        if (rc == SP_OK && !raw && size > k->capacity)
+            rc = sp_error_set(err, SP_EFORMAT, "%s capacity %llu bytes is more than the OVF says (%llu)",
+                              drv->name, (unsigned long long)size, (unsigned long long)k->capacity);
         return rc;
     }
-    if (vmdk || vhd) {
-        snprintf(sf->format, sizeof sf->format, "%s", vmdk ? "vmdk-sparse" : "vhd");
-        return spooled(st, peek_read, &p, vmdk, k, err);
-    }
-    snprintf(sf->format, sizeof sf->format, "raw");
-    rc = raw_stream(peek_read, &p, k, err);
-    return rc != SP_OK && k->failed ? k->failed : rc;
+    snprintf(sf->format, sizeof sf->format, "%s", drv->name);
+    return spooled(st, peek_read, &p, drv, k, err);
 }
 
 static int disk_of_file(const struct ova_in *st, const char *file_id)

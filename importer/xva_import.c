@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/chain.h"
-#include "formats/instream.h"
-#include "formats/raw.h"
-#include "formats/util.h"
-#include "formats/xva_xml.h"
+#include "disk/chain.h"
+#include "base/instream.h"
+#include "disk/raw.h"
+#include "base/util.h"
+#include "archive/xva_xml.h"
 #include "importer/import.h"
 
 static const char *map_get(const struct sp_xva_map *m, const char *k)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/util.h"
+#include "base/util.h"
 #include "store/internal.h"
 
 int db_error(struct sp_store *s, struct sp_error *err, const char *what)

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/chain.h"
-#include "formats/vhd.h"
+#include "disk/chain.h"
+#include "disk/vhd.h"
 #include "store/internal.h"
 
 struct checker {

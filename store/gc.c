@@ -13,8 +13,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "formats/util.h"
-#include "formats/vhd.h"
+#include "base/util.h"
+#include "disk/vhd.h"
 #include "store/internal.h"
 #include "store/xen.h"
 

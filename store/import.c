@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "formats/outfile.h"
-#include "formats/util.h"
-#include "formats/vhd.h"
+#include "base/outfile.h"
+#include "base/util.h"
+#include "disk/vhd.h"
 #include "store/internal.h"
 
 static void new_vdi_rel(const struct sp_new_vdi *v, char *rel, size_t len)
@@ -44,7 +44,7 @@ static int create_empty(struct sp_staging *st, struct sp_new_vdi *v, struct sp_e
         if (ftruncate(fd, (off_t)v->size) != 0)
             rc = sp_error_errno(err, errno, "%s", v->path);
     } else {
-        struct sp_vhd_create_opts o = {.size = (v->size + 511) / 512 * 512, .type = SP_VHD_DYNAMIC, .uuid = u};
+        struct sp_vhd_create_opts o = {.size = sp_round_up_u64(v->size, SP_VHD_SECTOR), .type = SP_VHD_DYNAMIC, .uuid = u};
         rc = sp_vhd_create_fd(fd, v->path, &o, err);
     }
     close(fd);
@@ -113,7 +113,7 @@ static int register_rows(struct sp_store *s, const struct sp_new_vdi *v, int n, 
         memset(&row, 0, sizeof row);
         snprintf(row.uuid, sizeof row.uuid, "%s", v[i].uuid);
         new_vdi_rel(&v[i], row.file, sizeof row.file);
-        row.virtual_size = v[i].memory ? v[i].size : (v[i].size + 511) / 512 * 512;
+        row.virtual_size = v[i].memory ? v[i].size : sp_round_up_u64(v[i].size, SP_VHD_SECTOR);
         snprintf(row.kind, sizeof row.kind, "%s", v[i].memory ? "memory" : "disk");
         rc = vdi_insert(s, &row, err);
     }

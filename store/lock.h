@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "formats/error.h"
+#include "base/error.h"
 
 /* Seconds a command waits for the lock ($SNAPPORT_LOCK_TIMEOUT overrides). */
 #define SP_LOCK_TIMEOUT_DEFAULT 60

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "formats/chain.h"
-#include "formats/util.h"
+#include "disk/chain.h"
+#include "base/util.h"
 #include "store/internal.h"
 #include "store/xen.h"
 

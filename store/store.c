@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/chain.h"
-#include "formats/outfile.h"
-#include "formats/raw.h"
-#include "formats/util.h"
-#include "formats/vhd.h"
+#include "disk/chain.h"
+#include "base/outfile.h"
+#include "disk/raw.h"
+#include "base/util.h"
+#include "disk/vhd.h"
 #include "store/internal.h"
 #include "store/lock.h"
 
@@ -380,7 +380,7 @@ int store_import_disk(struct sp_store *s, struct sp_disk *src, const char *uuid,
         return sp_error_set(err, SP_EINVAL, "bad uuid %s", uuid);
     vdi_rel_path(uuid, rel, sizeof rel);
     store_path(s, rel, path, sizeof path);
-    uint64_t size = (src->size + SP_VHD_SECTOR - 1) / SP_VHD_SECTOR * SP_VHD_SECTOR;
+    uint64_t size = sp_round_up_u64(src->size, SP_VHD_SECTOR);
     struct sp_vhd_create_opts o = {.size = size, .type = SP_VHD_DYNAMIC, .uuid = u};
     struct sp_outfile out;
     struct sp_chain *dst = NULL;

@@ -17,10 +17,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "formats/copy.h"
-#include "formats/error.h"
-#include "formats/uuid.h"
-#include "formats/vmconfig.h"
+#include "disk/copy.h"
+#include "base/error.h"
+#include "base/uuid.h"
+#include "vm/vmconfig.h"
 
 /* Catalog format this build writes; it reads this one only. */
 #define SP_STORE_SCHEMA 1

@@ -5,9 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "formats/image.h"
-#include "formats/raw.h"
-#include "formats/util.h"
+#include "disk/registry.h"
+#include "disk/raw.h"
+#include "disk/vhd_footer.h"
+#include "base/util.h"
 #include "store/internal.h"
 
 /* A disk path of an xl.cfg, relative ones taken from the file's folder. */
@@ -34,7 +35,7 @@ static int open_sources(const char *cfg_path, struct sp_vm_config *cfg, struct s
             return sp_error_set(err, SP_EINVAL, "%s: disk %d (%s) has no target", cfg_path, i + 1, d->vdev);
         char path[4096];
         resolve_target(cfg_path, d->target, path, sizeof path);
-        int rc = sp_image_open(path, false, &src[i], err);
+        int rc = sp_disk_open(path, false, &src[i], err);
         if (rc != SP_OK)
             return sp_error_prefix(err, "%s: disk %d (%s)", cfg_path, i + 1, d->vdev);
     }
@@ -69,7 +70,7 @@ static int register_vm(struct sp_store *s, struct sp_vm *vm, struct sp_disk **sr
     for (int i = 0; rc == SP_OK && i < vm->cfg.ndisks; i++) {
         if (!src[i])
             continue;
-        struct sp_vdi v = {.virtual_size = (src[i]->size + 511) / 512 * 512};
+        struct sp_vdi v = {.virtual_size = sp_round_up_u64(src[i]->size, SP_VHD_SECTOR)};
         snprintf(v.uuid, sizeof v.uuid, "%s", vm->vbd_vdi[i]);
         vdi_rel_path(v.uuid, v.file, sizeof v.file);
         snprintf(v.kind, sizeof v.kind, "disk");

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/util.h"
+#include "base/util.h"
 
 struct sp_xen {
     libxl_ctx *ctx;

@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "formats/error.h"
-#include "formats/uuid.h"
+#include "base/error.h"
+#include "base/uuid.h"
 
 struct sp_xen;
 

@@ -1,4 +1,4 @@
-#include "formats/manifest.h"
+#include "archive/manifest.h"
 
 #include <stdarg.h>
 

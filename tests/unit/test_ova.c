@@ -1,14 +1,14 @@
 /* The OVA tar: GNU headers with base-256 sizes past 8 GiB (never PAX),
  * flat member names both ways. Headers are checked byte by byte against
  * the GNU tar layout, not through the module. */
-#include "formats/ova.h"
+#include "archive/ova.h"
 
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats/instream.h"
+#include "base/instream.h"
 #include "tests/unit/testlib.h"
 
 #define GIB (1024ull * 1024ull * 1024ull)

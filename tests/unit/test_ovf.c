@@ -1,4 +1,4 @@
-#include "formats/ovf.h"
+#include "archive/ovf.h"
 #include "tests/unit/testlib.h"
 
 #include <unistd.h>

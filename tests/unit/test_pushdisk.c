@@ -2,7 +2,7 @@
  * offsets, a consumer pulls through struct sp_disk. Expected bytes come from
  * a model buffer built here, not from the module. Every case that could wait
  * forever is guarded by alarm(): a bug fails the case instead of hanging. */
-#include "formats/pushdisk.h"
+#include "disk/pushdisk.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

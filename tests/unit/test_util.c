@@ -1,4 +1,4 @@
-#include "formats/util.h"
+#include "base/util.h"
 #include "tests/unit/testlib.h"
 
 static void parse_size(void)

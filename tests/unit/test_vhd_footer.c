@@ -1,4 +1,4 @@
-#include "formats/vhd_footer.h"
+#include "disk/vhd_footer.h"
 #include "tests/unit/testlib.h"
 
 /* A footer laid out by hand, field by field, from the spec's table. */

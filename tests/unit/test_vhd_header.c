@@ -1,4 +1,4 @@
-#include "formats/vhd_header.h"
+#include "disk/vhd_header.h"
 #include "tests/unit/testlib.h"
 
 static void utf16_round_trip(void)

@@ -1,4 +1,4 @@
-#include "formats/vmconfig.h"
+#include "vm/vmconfig.h"
 #include "tests/unit/testlib.h"
 
 #include <unistd.h>

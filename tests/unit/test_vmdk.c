@@ -1,4 +1,4 @@
-#include "formats/vmdk.h"
+#include "disk/vmdk.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -7,9 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "formats/copy.h"
-#include "formats/raw.h"
-#include "formats/util.h"
+#include "disk/copy.h"
+#include "disk/raw.h"
+#include "base/util.h"
 #include "tests/unit/testlib.h"
 
 #define MIB (1024ull * 1024ull)

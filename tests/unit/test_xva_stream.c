@@ -1,4 +1,4 @@
-#include "formats/xva_stream.h"
+#include "archive/xva_stream.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "formats/raw.h"
+#include "disk/raw.h"
 #include "tests/unit/testlib.h"
 
 #define MIB (1u << 20)

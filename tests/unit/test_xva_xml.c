@@ -1,4 +1,4 @@
-#include "formats/xva_xml.h"
+#include "archive/xva_xml.h"
 #include "tests/unit/testlib.h"
 
 #include <unistd.h>

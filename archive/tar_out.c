@@ -1,0 +1,154 @@
+/* The tar writer over libarchive. */
+#include "archive/tar_out.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/util.h"
+
+struct sp_tar_out {
+    struct archive *a;
+    struct archive_entry *e;
+    int fd;
+    bool discard;          /* freeing without close: the end goes nowhere */
+    bool closed, failed;
+    char member[256];      /* the current member, for messages */
+    uint64_t written;      /* bytes out so far: the file offset when fd is a file */
+    struct sp_writeback wb;
+};
+
+/* Our own output callback rather than archive_write_open_fd, so that a
+ * writer freed without close can drop what libarchive still writes (the
+ * end blocks). archive_write_fail would do that too, but in libarchive
+ * 3.6.2 it skips the close of the output layer and leaks its state. */
+static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+    struct sp_tar_out *t = ctx;
+    if (t->discard)
+        return (la_ssize_t)len;
+    ssize_t n = sp_write_out(t->fd, buf, len, &t->wb, &t->written);
+    if (n < 0)
+        archive_set_error(a, errno, "write: %s", strerror(errno));
+    return n;
+}
+
+static int terr(struct sp_tar_out *t, const char *what, struct sp_error *err)
+{
+    const char *m = archive_error_string(t->a);
+    t->failed = true;
+    return sp_error_set(err, SP_EIO, "%s: %s", what, m ? m : "write error");
+}
+
+static bool set_format(struct archive *a, enum sp_tar_format format)
+{
+    if (format == SP_TAR_GNU)
+        return archive_write_set_format_gnutar(a) == ARCHIVE_OK;
+    return archive_write_set_format_v7tar(a) == ARCHIVE_OK || archive_write_set_format_ustar(a) == ARCHIVE_OK;
+}
+
+static bool set_filter(struct archive *a, enum sp_tar_filter filter)
+{
+    /* ARCHIVE_WARN: libarchive fell back to an external program. */
+    if (filter == SP_TAR_GZIP)
+        return archive_write_add_filter_gzip(a) >= ARCHIVE_WARN &&
+               archive_write_set_filter_option(a, "gzip", "timestamp", NULL) >= ARCHIVE_WARN;
+    if (filter == SP_TAR_ZSTD)
+        return archive_write_add_filter_zstd(a) >= ARCHIVE_WARN;
+    return true;
+}
+
+int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter, const char *what,
+                    struct sp_tar_out **out, struct sp_error *err)
+{
+    *out = NULL;
+    struct sp_tar_out *t = sp_zalloc(sizeof *t, err);
+    if (!t)
+        return SP_ENOMEM;
+    t->fd = fd;
+    struct stat st;
+    sp_writeback_init(&t->wb, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fd : -1);
+    t->a = archive_write_new();
+    t->e = archive_entry_new();
+    if (!t->a || !t->e) {
+        sp_tar_out_free(t);
+        return sp_error_set(err, SP_ENOMEM, "out of memory (libarchive)");
+    }
+    /* No blocking to 10 KiB records: the stream ends with its two zero
+     * blocks, as XAPI's and ovftool's do. */
+    if (!set_format(t->a, format) || !set_filter(t->a, filter) || archive_write_set_bytes_per_block(t->a, 0) != ARCHIVE_OK ||
+        archive_write_open2(t->a, t, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
+        int rc = terr(t, what, err);
+        sp_tar_out_free(t);
+        return rc;
+    }
+    *out = t;
+    return SP_OK;
+}
+
+int sp_tar_out_begin(struct sp_tar_out *t, const char *name, uint64_t size, int64_t mtime, int perm,
+                     struct sp_error *err)
+{
+    if (t->failed || t->closed)
+        return sp_error_set(err, SP_EINVAL, "%s: the archive writer has stopped", name);
+    if (size > (uint64_t)INT64_MAX)
+        return sp_error_set(err, SP_EINVAL, "%s: no tar size", name);
+    archive_entry_clear(t->e);
+    archive_entry_set_pathname(t->e, name);
+    archive_entry_set_filetype(t->e, AE_IFREG);
+    archive_entry_set_perm(t->e, (mode_t)perm);
+    archive_entry_set_uid(t->e, 0);
+    archive_entry_set_gid(t->e, 0);
+    archive_entry_set_mtime(t->e, (time_t)mtime, 0);
+    archive_entry_set_size(t->e, (la_int64_t)size);
+    snprintf(t->member, sizeof t->member, "%s", name);
+    if (archive_write_header(t->a, t->e) != ARCHIVE_OK)
+        return terr(t, name, err);
+    return SP_OK;
+}
+
+int sp_tar_out_data(struct sp_tar_out *t, const void *buf, size_t len, struct sp_error *err)
+{
+    if (t->failed)
+        return sp_error_set(err, SP_EINVAL, "%s: the archive writer has stopped", t->member);
+    const uint8_t *p = buf;
+    while (len > 0) {
+        la_ssize_t n = archive_write_data(t->a, p, len);
+        if (n <= 0)
+            return terr(t, t->member, err);
+        p += n;
+        len -= (size_t)n;
+    }
+    return SP_OK;
+}
+
+int sp_tar_out_close(struct sp_tar_out *t, struct sp_error *err)
+{
+    if (t->failed || t->closed)
+        return sp_error_set(err, SP_EINVAL, "tar writer: already closed or failed");
+    t->closed = true;
+    if (archive_write_close(t->a) != ARCHIVE_OK)
+        return terr(t, "end of archive", err);
+    return SP_OK;
+}
+
+void sp_tar_out_free(struct sp_tar_out *t)
+{
+    if (!t)
+        return;
+    if (t->a) {
+        /* after a write error libarchive is in its fatal state and skips
+         * the close itself */
+        if (!t->closed || t->failed)
+            t->discard = true;
+        archive_write_free(t->a);
+    }
+    if (t->e)
+        archive_entry_free(t->e);
+    free(t);
+}

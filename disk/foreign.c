@@ -1,0 +1,39 @@
+/* Files that are not disks snapport reads, recognised so that they are
+ * refused with a reason instead of being read as raw garbage. */
+#include <string.h>
+
+#include "disk/driver.h"
+
+#define VHDX_SIGNATURE "vhdxfile"            /* MS-VHDX 2.2.1, file type identifier */
+#define VHDX_SIGNATURE_LEN 8u
+#define TAR_MAGIC "ustar"                    /* POSIX and GNU tar headers, at byte 257 */
+#define TAR_MAGIC_AT 257u
+#define TAR_MAGIC_LEN 5u
+
+static int vhdx_probe(const struct sp_probe *p)
+{
+    return p->head_len >= VHDX_SIGNATURE_LEN && memcmp(p->head, VHDX_SIGNATURE, VHDX_SIGNATURE_LEN) == 0
+               ? SP_PROBE_SURE
+               : SP_PROBE_NO;
+}
+
+const struct sp_disk_driver sp_disk_driver_vhdx = {
+    .name = "vhdx",
+    .probe = vhdx_probe,
+    .refuse = "VHDX images are not supported (qemu-img convert -O vpc makes a VHD)",
+};
+
+/* XVA and OVA are tar archives: a disk command given one points to info. */
+static int tar_probe(const struct sp_probe *p)
+{
+    return p->head_len >= TAR_MAGIC_AT + TAR_MAGIC_LEN &&
+                   memcmp(p->head + TAR_MAGIC_AT, TAR_MAGIC, TAR_MAGIC_LEN) == 0
+               ? SP_PROBE_WEAK
+               : SP_PROBE_NO;
+}
+
+const struct sp_disk_driver sp_disk_driver_tar = {
+    .name = "tar",
+    .probe = tar_probe,
+    .refuse = "a tar archive, not a disk image (an XVA or OVA? `snapport info` reads those)",
+};
