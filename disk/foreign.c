@@ -37,3 +37,22 @@ const struct sp_disk_driver sp_disk_driver_tar = {
     .probe = tar_probe,
     .refuse = "a tar archive, not a disk image (an XVA or OVA? `snapport info` reads those)",
 };
+
+/* A compressed file (RFC 1952 gzip member header: ID1 ID2 CM=deflate; the
+ * zstd frame magic, little-endian 0xFD2FB528): never a disk as it is. */
+static const uint8_t GZIP_MAGIC[] = {0x1f, 0x8b, 0x08};
+static const uint8_t ZSTD_MAGIC[] = {0x28, 0xb5, 0x2f, 0xfd};
+
+static int compressed_probe(const struct sp_probe *p)
+{
+    bool gz = p->head_len >= sizeof GZIP_MAGIC && memcmp(p->head, GZIP_MAGIC, sizeof GZIP_MAGIC) == 0;
+    bool zst = p->head_len >= sizeof ZSTD_MAGIC && memcmp(p->head, ZSTD_MAGIC, sizeof ZSTD_MAGIC) == 0;
+    return gz || zst ? SP_PROBE_WEAK : SP_PROBE_NO;
+}
+
+const struct sp_disk_driver sp_disk_driver_compressed = {
+    .name = "compressed",
+    .probe = compressed_probe,
+    .refuse = "a gzip or zstd compressed file, not a disk image (decompress it first; a compressed XVA: "
+              "`snapport info` reads those)",
+};

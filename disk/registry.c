@@ -16,6 +16,7 @@ extern const struct sp_disk_driver sp_disk_driver_vhd;
 extern const struct sp_disk_driver sp_disk_driver_vmdk;
 extern const struct sp_disk_driver sp_disk_driver_vhdx;
 extern const struct sp_disk_driver sp_disk_driver_tar;
+extern const struct sp_disk_driver sp_disk_driver_compressed;
 
 /* One line per format. raw bids last resort on everything. */
 const struct sp_disk_driver *const sp_disk_drivers[] = {
@@ -23,6 +24,7 @@ const struct sp_disk_driver *const sp_disk_drivers[] = {
     &sp_disk_driver_vmdk,
     &sp_disk_driver_vhdx,
     &sp_disk_driver_tar,
+    &sp_disk_driver_compressed,
     &sp_disk_driver_raw,
     NULL,
 };
@@ -115,6 +117,24 @@ int sp_disk_open_any(const char *path, const struct sp_disk_open_opts *o, struct
     rc = drv->open(path, o, out, err);
     if (rc == SP_OK)
         (*out)->driver = drv;
+    return rc;
+}
+
+int sp_disk_open_as(const char *path, const char *name, const struct sp_disk_open_opts *o, struct sp_disk **out,
+                    struct sp_error *err)
+{
+    const struct sp_disk_driver *want = sp_disk_driver_find(name), *drv;
+    if (!want || !want->open)
+        return sp_error_set(err, SP_EUNSUPPORTED, "%s: unsupported format: %s", path, name);
+    int rc = sp_disk_probe_file(path, &drv, err);
+    if (rc != SP_OK)
+        return rc;
+    if (drv != want)
+        return sp_error_set(err, SP_EFORMAT, "%s: declared %s, but the file is %s", path, want->name,
+                            drv->open ? drv->name : drv->refuse);
+    rc = want->open(path, o, out, err);
+    if (rc == SP_OK)
+        (*out)->driver = want;
     return rc;
 }
 

@@ -26,6 +26,10 @@ int sp_disk_probe_file(const char *path, const struct sp_disk_driver **drv, stru
  * to refuse, or a writable open of a read-only format, is SP_EUNSUPPORTED. */
 int sp_disk_open_any(const char *path, const struct sp_disk_open_opts *o, struct sp_disk **out,
                      struct sp_error *err);
+/* Opens path as the format name says (a declared format, as xl.cfg's
+ * format=): a file whose bytes are another format is SP_EFORMAT. */
+int sp_disk_open_as(const char *path, const char *name, const struct sp_disk_open_opts *o, struct sp_disk **out,
+                    struct sp_error *err);
 /* The same, top file read-only or writable, depth 0. */
 int sp_disk_open(const char *path, bool writable, struct sp_disk **out, struct sp_error *err);
 

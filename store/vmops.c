@@ -23,6 +23,32 @@ static void resolve_target(const char *cfg_path, const char *target, char *out, 
     snprintf(out, len, "%s/%s", dirname(dir), target);
 }
 
+/* A disk as xl would see it. A declared format other than raw must be
+ * what the file holds. raw (xl's default, so also "not said") is probed,
+ * so that a qcow2 or VMDK file can be named too, but only as a file that
+ * stands alone: an image whose header names another file (a backing file,
+ * a parent, extents) is only followed when the config says its format.
+ * Otherwise a guest that wrote such a header into its raw disk could have
+ * host files read into its image. */
+static int open_source(const char *path, const char *format, struct sp_disk **out, struct sp_error *err)
+{
+    if (format[0] && strcmp(format, "raw") != 0) {
+        struct sp_disk_open_opts o = {.writable = false};
+        return sp_disk_open_as(path, format, &o, out, err);
+    }
+    struct sp_disk_open_opts o = {.standalone = true};
+    struct sp_error e;
+    sp_error_clear(&e);
+    int rc = sp_disk_open_any(path, &o, out, &e);
+    const struct sp_disk_driver *drv = NULL;
+    if (rc == SP_EUNSUPPORTED && sp_disk_probe_file(path, &drv, err) == SP_OK && drv->open)
+        return sp_error_set(err, rc, "%s: %s (the config says format=raw or none: give format=%s to follow it)",
+                            path, e.msg, drv->name);
+    if (rc != SP_OK)
+        *err = e;
+    return rc;
+}
+
 /* Opens every disk the config names before anything is written, so that a
  * missing or unreadable one fails the command with nothing changed. */
 static int open_sources(const char *cfg_path, struct sp_vm_config *cfg, struct sp_disk **src, struct sp_error *err)
@@ -35,7 +61,7 @@ static int open_sources(const char *cfg_path, struct sp_vm_config *cfg, struct s
             return sp_error_set(err, SP_EINVAL, "%s: disk %d (%s) has no target", cfg_path, i + 1, d->vdev);
         char path[4096];
         resolve_target(cfg_path, d->target, path, sizeof path);
-        int rc = sp_disk_open(path, false, &src[i], err);
+        int rc = open_source(path, d->format, &src[i], err);
         if (rc != SP_OK)
             return sp_error_prefix(err, "%s: disk %d (%s)", cfg_path, i + 1, d->vdev);
     }

@@ -1,0 +1,126 @@
+/* Jobs: every operation records the files it will create before touching
+ * any, switches the catalog in one transaction, removes old files last; an
+ * open finishes or undoes what a dead process left (recovery). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "store/internal.h"
+
+int job_begin(struct sp_store *s, const char *kind, const char *new_files, int64_t *id, struct sp_error *err)
+{
+    int rc = db_begin(s, err);
+    if (rc == SP_OK)
+        rc = db_run(s, err, "INSERT INTO jobs (kind, state, new_files) VALUES (?, 'prepare', ?)", "tt", kind,
+                    new_files ? new_files : "");
+    if (rc == SP_OK) {
+        *id = sqlite3_last_insert_rowid(s->db);
+        rc = db_commit(s, err);
+    } else {
+        db_rollback(s);
+    }
+    if (rc == SP_OK)
+        sp_crashpoint("job.begun");
+    return rc;
+}
+
+int job_switch(struct sp_store *s, int64_t id, const char *old_files, struct sp_error *err)
+{
+    return db_run(s, err, "UPDATE jobs SET state = 'cleanup', old_files = ? WHERE id = ?", "ti",
+                  old_files ? old_files : "", id);
+}
+
+/* Removes each listed file that no VDI row names (a row means it is live). */
+static int remove_unreferenced(struct sp_store *s, const char *list, struct sp_error *err)
+{
+    const char *p = list;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char rel[256], path[4096];
+        snprintf(rel, sizeof rel, "%.*s", (int)(n < sizeof rel ? n : sizeof rel - 1), p);
+        int64_t refs = 0;
+        int rc = db_int(s, err, &refs, NULL, "SELECT count(*) FROM vdis WHERE file = ?", "t", rel);
+        if (rc != SP_OK)
+            return rc;
+        store_path(s, rel, path, sizeof path);
+        if (refs == 0 && unlink(path) != 0 && errno != ENOENT)
+            return sp_error_errno(err, errno, "store %s: removing", path);
+        sp_crashpoint("job.file-removed");
+        p = nl ? nl + 1 : NULL;
+    }
+    return SP_OK;
+}
+
+int job_finish(struct sp_store *s, int64_t id, struct sp_error *err)
+{
+    char old[65536] = "";
+    int rc = db_text(s, err, old, sizeof old, NULL, "SELECT old_files FROM jobs WHERE id = ?", "i", id);
+    if (rc == SP_OK)
+        rc = remove_unreferenced(s, old, err);
+    if (rc == SP_OK)
+        rc = store_sync_dir(s, err);
+    if (rc == SP_OK)
+        rc = db_run(s, err, "DELETE FROM jobs WHERE id = ?", "i", id);
+    return rc;
+}
+
+void job_abort(struct sp_store *s, int64_t id)
+{
+    struct sp_error ignored;
+    char files[65536] = "";
+    db_rollback(s);
+    if (db_text(s, &ignored, files, sizeof files, NULL, "SELECT new_files FROM jobs WHERE id = ?", "i", id) == SP_OK
+        && remove_unreferenced(s, files, &ignored) == SP_OK)
+        db_run(s, &ignored, "DELETE FROM jobs WHERE id = ?", "i", id);
+}
+
+int jobs_recover(struct sp_store *s, struct sp_error *err)
+{
+    for (;;) {
+        sqlite3_stmt *st;
+        int rc = db_query(s, err, &st, "SELECT id, kind, state, node, child, new_files, old_files FROM jobs "
+                                       "ORDER BY id LIMIT 1", NULL);
+        if (rc != SP_OK)
+            return rc;
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            sqlite3_finalize(st);
+            return SP_OK;
+        }
+        int64_t id = sqlite3_column_int64(st, 0);
+        char kind[32], state[32], node[SP_UUID_STR], child[SP_UUID_STR];
+        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(st, 2));
+        snprintf(node, sizeof node, "%s", sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "");
+        snprintf(child, sizeof child, "%s",
+                 sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "");
+        char *files = strdup((const char *)sqlite3_column_text(st, strcmp(state, "prepare") == 0 ? 5 : 6));
+        sqlite3_finalize(st);
+        if (!files)
+            return sp_error_set(err, SP_ENOMEM, "out of memory");
+        if (strcmp(kind, "coalesce") == 0)
+            rc = coalesce_recover(s, id, state, node, child, err);
+        else
+            rc = remove_unreferenced(s, files, err);
+        free(files);
+        if (rc == SP_OK)
+            rc = db_run(s, err, "DELETE FROM jobs WHERE id = ?", "i", id);
+        if (rc != SP_OK)
+            return sp_error_prefix(err, "recovering an interrupted %s", kind);
+    }
+}
+
+int jobs_pending(struct sp_store *s, int *n, struct sp_error *err)
+{
+    int64_t count = 0;
+    bool has_table = false;
+    int64_t t = 0;
+    int rc = db_int(s, err, &t, &has_table, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'", NULL);
+    if (rc == SP_OK && has_table)
+        rc = db_int(s, err, &count, NULL, "SELECT count(*) FROM jobs", NULL);
+    *n = (int)count;
+    return rc;
+}
