@@ -16,6 +16,8 @@
 #include "base/util.h"
 #include "disk/disk.h"
 
+struct sp_disk_layer;
+
 #define VMDK_SECTOR 512u
 #define VMDK_MAGIC 0x564d444bu            /* "KDMV" read as a little-endian u32 */
 #define VMDK_MAGIC_LEN 4u
@@ -115,6 +117,47 @@ bool sp_vmdk_plain_token(const char *s, size_t max);
 int sp_vmdk_descriptor_build(uint8_t *d, uint64_t capacity, const char *adapter, const char *name,
                              struct sp_error *err);
 
+/* Extents of one disk: VMware's largest hosted disk (8 TiB) in the 2 GiB
+ * pieces of a twoGbMaxExtent disk. Each is an open file. */
+#define VMDK_EXTENTS_MAX 4096u
+/* Lines a descriptor may have: the extent lines, and room for the header
+ * and disk database keys (about 20 in real files). */
+#define VMDK_DESC_LINES_MAX (2 * VMDK_EXTENTS_MAX)
+/* createType values are short words ("twoGbMaxExtentSparse" is the longest
+ * we read); longer ones are named in messages cut to this. */
+#define VMDK_CREATE_TYPE_MAX 48u
+/* A file name on an extent line: one name of a directory (NAME_MAX). */
+#define VMDK_EXTENT_NAME_MAX 255u
+
+enum vmdk_extent_type { VMDK_EXT_SPARSE, VMDK_EXT_FLAT, VMDK_EXT_ZERO, VMDK_EXT_VMFS };
+
+/* One extent line: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`. */
+struct vmdk_extent_line {
+    enum vmdk_extent_type type;
+    bool noaccess;              /* NOACCESS: the data is not to be read */
+    uint64_t sectors;
+    uint64_t offset;            /* FLAT, VMFS: first sector in the file */
+    char *file;                 /* as written; NULL for ZERO */
+    int line;                   /* 1-based, for messages */
+};
+
+struct vmdk_descriptor {
+    char create_type[VMDK_CREATE_TYPE_MAX]; /* "" when absent */
+    char parent[VMDK_EXTENT_NAME_MAX + 1];  /* why it is a delta disk; "" when it is not */
+    struct vmdk_extent_line *ext;
+    size_t n;
+    uint64_t sectors;           /* sum of the extents */
+};
+
+/* Parses text (len bytes; a NUL ends it early). strict: a descriptor file,
+ * where every line must be a comment, a key or an extent line; otherwise an
+ * embedded descriptor, read only for its keys and its well-formed extent
+ * lines (the header says how to read the file). */
+int sp_vmdk_descriptor_parse(const char *text, size_t len, bool strict, struct vmdk_descriptor **out,
+                             struct sp_error *err);
+/* Accepts NULL. */
+void sp_vmdk_descriptor_free(struct vmdk_descriptor *d);
+
 /* ------------------------------------------------------------------ */
 /* The sparse file reader (vmdk_sparse.c). */
 
@@ -127,5 +170,18 @@ const struct vmdk_header *sp_vmdk_sparse_header(struct sp_disk *d);
 /* The embedded descriptor of a sparse disk as text (NUL-terminated, cut at
  * its first NUL; *text NULL when the file has none); caller frees. */
 int sp_vmdk_sparse_descriptor(struct sp_disk *d, char **text, struct sp_error *err);
+
+/* ------------------------------------------------------------------ */
+/* A disk made of a descriptor file's extents (vmdk_extents.c). */
+
+/* Opens the extent files d lists (in path's directory: names that lead
+ * elsewhere, absolute or with "..", are SP_EUNSUPPORTED; symbolic links are
+ * not followed; a missing file is SP_ENOTFOUND) as one disk. Each SPARSE
+ * extent's capacity must be its line's size; each FLAT file must hold its
+ * line's sectors from its offset. */
+int sp_vmdk_extents_open(const char *path, const struct vmdk_descriptor *d, struct sp_disk **out,
+                         struct sp_error *err);
+/* One layer per extent line (ZERO extents too), at most max. */
+int sp_vmdk_extents_layers(struct sp_disk *d, struct sp_disk_layer *l, int max, int *n, struct sp_error *err);
 
 #endif
