@@ -121,7 +121,9 @@ static int read_descriptor(int fd, const char *path, char **text, size_t *len, s
     struct stat st;
     if (fstat(fd, &st) != 0)
         return sp_error_errno(err, errno, "%s", path);
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > VMDK_DESC_MAX)
+    if (!S_ISREG(st.st_mode))
+        return sp_error_set(err, SP_EFORMAT, "%s: not a regular file", path);
+    if ((uint64_t)st.st_size > VMDK_DESC_MAX)
         return sp_error_set(err, SP_ELIMIT, "%s: a descriptor of %llu bytes, more than the %u KiB snapport reads",
                             path, (unsigned long long)st.st_size, VMDK_DESC_MAX >> 10);
     *len = (size_t)st.st_size;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "disk/driver.h"
@@ -129,8 +130,24 @@ static int check_name(const char *name, int line, struct sp_error *err)
                         "from the descriptor's directory only)", line, name, why);
 }
 
+/* fd (an extent file just opened) is a regular file; closed if not. */
+static int regular_file(int fd, int line, const char *path, struct sp_error *err)
+{
+    struct stat st;
+    int rc = SP_OK;
+    if (fstat(fd, &st) != 0)
+        rc = sp_error_errno(err, errno, "line %d: extent file %s", line, path);
+    else if (!S_ISREG(st.st_mode))
+        rc = sp_error_set(err, SP_EFORMAT, "line %d: extent file %s is not a regular file", line, path);
+    if (rc != SP_OK)
+        close(fd);
+    return rc;
+}
+
 /* Opens the extent file: O_NOFOLLOW, because a symbolic link would lead
- * out of the directory as surely as "../" (check_name). */
+ * out of the directory as surely as "../" (check_name); O_NONBLOCK, so that
+ * a FIFO of that name cannot hang the open (a regular file reads as usual);
+ * then only a regular file is taken. */
 static int open_extent_file(const char *dir, size_t dir_len, const struct vmdk_extent_line *l, char **path,
                             int *fd, struct sp_error *err)
 {
@@ -142,9 +159,9 @@ static int open_extent_file(const char *dir, size_t dir_len, const struct vmdk_e
     if (!*path)
         return SP_ENOMEM;
     snprintf(*path, n, "%.*s%s", (int)dir_len, dir, l->file);
-    *fd = open(*path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    *fd = open(*path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (*fd >= 0)
-        return SP_OK;
+        return regular_file(*fd, l->line, *path, err);
     int e = errno;
     if (e == ELOOP)
         return sp_error_set(err, SP_EUNSUPPORTED, "line %d: extent file %s is a symbolic link (not followed)",

@@ -233,6 +233,11 @@ def hostile_cases():
     os.symlink("real.bin", os.path.join(d, "d-flat.vmdk"))
     expect_refused("symlink", img, ["d-flat.vmdk", "symbolic link"], 3)
 
+    d, img = hostile_copy("fifo", "monolithicFlat")  # an open that waited for a writer would hang here
+    os.unlink(os.path.join(d, "d-flat.vmdk"))
+    os.mkfifo(os.path.join(d, "d-flat.vmdk"))
+    expect_refused("fifo", img, ["d-flat.vmdk", "not a regular file"], 1)
+
     d, img = hostile_copy("flat_short", "monolithicFlat")
     edit_desc(img, lambda t: re.sub(r"RW (\d+) FLAT", lambda m: "RW %d FLAT" % (int(m.group(1)) + 8), t))
     expect_refused("flat_short", img, ["d-flat.vmdk", "its line needs"], 1)
