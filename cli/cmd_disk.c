@@ -16,8 +16,8 @@
 
 /* --- info ---------------------------------------------------------------- */
 
-/* Files listed by info: more than any chain we open. */
-#define INFO_LAYERS_MAX (SP_DISK_MAX_DEPTH + 1)
+/* Files listed by info: every file of any disk we open. */
+#define INFO_LAYERS_MAX SP_DISK_MAX_LAYERS
 
 static void print_layer_text(int i, const struct sp_disk_layer *l)
 {

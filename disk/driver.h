@@ -42,6 +42,9 @@ struct sp_probe {
  * files through the registry; depth counts the files above, so that a loop
  * or a hostile chain stops at SP_DISK_MAX_DEPTH. */
 #define SP_DISK_MAX_DEPTH 64
+/* Files one disk may list in layers(): a chain of SP_DISK_MAX_DEPTH, or
+ * the extent files of a VMDK (up to 4096, vmdk_internal.h). */
+#define SP_DISK_MAX_LAYERS 4096
 
 struct sp_disk_open_opts {
     bool writable;            /* writes go to the top layer (raw, VHD only) */

@@ -139,6 +139,21 @@ int sp_raw_open(const char *path, bool writable, struct sp_disk **out, struct sp
     return rc;
 }
 
+int sp_raw_open_fd(int fd, const char *path, struct sp_disk **out, struct sp_error *err)
+{
+    struct stat st;
+    int rc = SP_OK;
+    if (fstat(fd, &st) != 0)
+        rc = sp_error_errno(err, errno, "%s", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = sp_error_set(err, SP_EFORMAT, "%s: not a regular file", path);
+    else
+        rc = raw_new(fd, true, false, path, (uint64_t)st.st_size, out, err);
+    if (rc != SP_OK)
+        close(fd);
+    return rc;
+}
+
 int sp_raw_create_fd(int fd, const char *path, uint64_t size, bool durable, struct sp_disk **out,
                      struct sp_error *err)
 {

@@ -10,6 +10,10 @@
 /* Opens path as a raw disk whose size is the file's size. */
 int sp_raw_open(const char *path, bool writable, struct sp_disk **out, struct sp_error *err);
 
+/* A read-only raw disk over fd, a regular file, which it then owns (closed
+ * on failure too); path names it in messages. */
+int sp_raw_open_fd(int fd, const char *path, struct sp_disk **out, struct sp_error *err);
+
 /* A raw disk over fd (an empty file opened for writing) of the given size:
  * the file becomes one hole of that size. The disk does not own fd.
  * durable: the output will be fsynced, so writeback is started as it grows. */

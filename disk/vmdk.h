@@ -1,7 +1,9 @@
 /* VMDK (reference/ova.md): the streamOptimized writer an OVA carries, and
  * the readers an import needs: streamOptimized in every layout real tools
  * write (directory at the end or grain tables at the front, markers or
- * none, unknown marker types skipped) and hosted monolithicSparse. */
+ * none, unknown marker types skipped) and hosted monolithicSparse.
+ * Descriptor files and their extents (monolithicFlat, twoGbMaxExtent*,
+ * vmfs) are read through the registry's vmdk driver (vmdk_driver.c). */
 #ifndef SP_VMDK_H
 #define SP_VMDK_H
 

@@ -13,6 +13,7 @@ sp_unit_test(xva_xml round_trip deterministic writer_refuses writer_xmllint pars
 sp_unit_test(vmdk open_reads_back stream_reads_back qemu_reads vmdkinfo_reads qemu_stream_read qemu_sparse_read
              deterministic damaged_grain truncated gt_past_eof unknown_marker stream_gt_past_end stream_gt_mismatch
              stream_gd_mismatch stream_grains_out_of_order stream_empty_gt xo_stream_read)
+sp_unit_test(vmdk_descriptor parse_qemu parse_forms parse_delta rejects caps standalone_refused probe)
 sp_unit_test(ovf round_trip_1 round_trip_2 deterministic writer_xmllint parse_vmware parse_vbox parse_xen_ovirt parse_xo
              rejects_not_well_formed rejects_doctype rejects_required_section rejects_bad_href rejects_missing_file)
 sp_unit_test(manifest digest_vectors digest_incremental digest_misuse digest_names format_exact format_refuses
