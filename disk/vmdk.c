@@ -442,7 +442,9 @@ static int write_stream(struct writer *w, struct sp_disk *src, uint64_t capacity
             reported = done;
         }
         if (skip_to) {
-            g = skip_to / SP_VMDK_GRAIN; /* the grain holding the end of the ZERO run */
+            /* the grain holding the end of the ZERO run; a run to the end
+             * of a disk that ends inside a grain ends the disk */
+            g = skip_to >= src->size ? ngrains : skip_to / SP_VMDK_GRAIN;
             continue;
         }
         if (!sp_is_zero(s->in, SP_VMDK_GRAIN)) {
