@@ -508,7 +508,8 @@ static int open_backing(struct qcow2 *q, const struct sp_disk_open_opts *o, stru
     } else {
         rc = sp_disk_open_any(bpath, &bo, &q->backing, err);
     }
-    if (rc != SP_OK)
+    /* a loop: one line from the top, not a prefix per turn */
+    if (rc != SP_OK && !(rc == SP_ELIMIT && o->depth > 0))
         sp_error_prefix(err, "backing file");
     free(bpath);
     return rc;
@@ -554,7 +555,9 @@ static int open_layers(struct qcow2 *q, const char *path, const struct sp_disk_o
     rc = load_l1(q, err);
     if (rc == SP_OK && q->h.backing[0])
         rc = open_backing(q, o, err);
-    return rc == SP_OK || rc == SP_ENOMEM ? rc : sp_error_prefix(err, "%s", path);
+    if (rc == SP_OK || rc == SP_ENOMEM || (rc == SP_ELIMIT && o->depth > 0))
+        return rc;
+    return sp_error_prefix(err, "%s", path);
 }
 
 static int qcow2_open(const char *path, const struct sp_disk_open_opts *o, struct sp_disk **out, struct sp_error *err)
