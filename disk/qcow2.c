@@ -456,25 +456,25 @@ static int read_header(struct qcow2 *q, struct sp_error *err)
 }
 
 /* The active L1 table, each entry checked: a cluster-aligned L2 table
- * wholly inside the file, past the header. */
+ * wholly inside the file, past the header. Decoded in place: the one
+ * buffer is at most 32 MiB (qemu's L1 limit, checked by the parser). */
 static int load_l1(struct qcow2 *q, struct sp_error *err)
 {
     uint64_t n = q->h.l1_needed;
     if (n == 0)
         return SP_OK;
-    uint8_t *raw = sp_alloc((size_t)(n * QCOW_ENTRY_LEN), err); /* <= 32 MiB, checked by the parser */
     q->l1 = sp_alloc((size_t)(n * sizeof *q->l1), err);
-    int rc = raw && q->l1 ? sp_pread_full(q->fd, raw, (size_t)(n * QCOW_ENTRY_LEN), q->h.l1_offset, "L1 table", err)
-                          : SP_ENOMEM;
+    if (!q->l1)
+        return SP_ENOMEM;
+    int rc = sp_pread_full(q->fd, q->l1, (size_t)(n * QCOW_ENTRY_LEN), q->h.l1_offset, "L1 table", err);
     for (uint64_t i = 0; rc == SP_OK && i < n; i++) {
-        uint64_t t = sp_be64(raw + i * QCOW_ENTRY_LEN) & QCOW_OFFSET_MASK;
+        uint64_t t = sp_be64((const uint8_t *)&q->l1[i]) & QCOW_OFFSET_MASK;
         q->l1[i] = t;
         if (t && (t % q->cluster || t > q->file_size || q->cluster > q->file_size - t))
             rc = sp_error_set(err, SP_EFORMAT, "L1 entry %llu: L2 table at %llu is not a whole cluster inside the "
                                                "file (%llu bytes)",
                               (unsigned long long)i, (unsigned long long)t, (unsigned long long)q->file_size);
     }
-    free(raw);
     return rc;
 }
 
