@@ -22,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("SP_TESTS", os.path.dirname(__file__) + "/.."), "tools"))
 import sptest as T  # noqa: E402
+from vhdgen import corrupt_bytes as patch  # noqa: E402  (bytes at an offset, in place)
 
 K, M = 1024, 1024 * 1024
 SIZE = 4 * M + 1536          # not a whole number of clusters
@@ -157,12 +158,6 @@ def refuses_writing(src):
 
 
 # --- hostile images ----------------------------------------------------------
-
-def patch(path, off, data):
-    with open(path, "r+b") as f:
-        f.seek(off)
-        f.write(data)
-
 
 def be64(path, off):
     with open(path, "rb") as f:
