@@ -25,3 +25,4 @@ sp_unit_test(pushdisk ordered_round_trip zero_pushes_not_data read_behind_is_err
              consumer_abort_wakes_producer push_must_ascend)
 sp_unit_test(qcow2_header parse_v3_backing parse_v2 zstd_type unknown_feature_named rejects_fields short_input
              empty_disk)
+sp_unit_test(qcow2 standalone_refuses backing_shorter)
