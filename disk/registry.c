@@ -14,6 +14,7 @@
 extern const struct sp_disk_driver sp_disk_driver_raw;
 extern const struct sp_disk_driver sp_disk_driver_vhd;
 extern const struct sp_disk_driver sp_disk_driver_vmdk;
+extern const struct sp_disk_driver sp_disk_driver_qcow2;
 extern const struct sp_disk_driver sp_disk_driver_vhdx;
 extern const struct sp_disk_driver sp_disk_driver_tar;
 extern const struct sp_disk_driver sp_disk_driver_compressed;
@@ -24,6 +25,7 @@ const struct sp_disk_driver *const sp_disk_drivers[] = {
     &sp_disk_driver_vmdk,
     &sp_disk_driver_vhdx,
     &sp_disk_driver_tar,
+    &sp_disk_driver_qcow2,
     &sp_disk_driver_compressed,
     &sp_disk_driver_raw,
     NULL,
@@ -103,21 +105,25 @@ int sp_disk_probe_file(const char *path, const struct sp_disk_driver **drv, stru
     return SP_OK;
 }
 
-int sp_disk_open_any(const char *path, const struct sp_disk_open_opts *o, struct sp_disk **out,
-                     struct sp_error *err)
+int sp_disk_open_with(const struct sp_disk_driver *drv, const char *path, const struct sp_disk_open_opts *o,
+                      struct sp_disk **out, struct sp_error *err)
 {
     if (o->depth >= SP_DISK_MAX_DEPTH)
         return sp_error_set(err, SP_ELIMIT, "%s: more than %d files stacked (a loop?)", path, SP_DISK_MAX_DEPTH);
-    const struct sp_disk_driver *drv;
-    int rc = sp_disk_probe_file(path, &drv, err);
-    if (rc != SP_OK)
-        return rc;
     if (!drv->open)
         return sp_error_set(err, SP_EUNSUPPORTED, "%s: unsupported format: %s", path, drv->refuse);
-    rc = drv->open(path, o, out, err);
+    int rc = drv->open(path, o, out, err);
     if (rc == SP_OK)
         (*out)->driver = drv;
     return rc;
+}
+
+int sp_disk_open_any(const char *path, const struct sp_disk_open_opts *o, struct sp_disk **out,
+                     struct sp_error *err)
+{
+    const struct sp_disk_driver *drv;
+    int rc = sp_disk_probe_file(path, &drv, err);
+    return rc == SP_OK ? sp_disk_open_with(drv, path, o, out, err) : rc;
 }
 
 int sp_disk_open_as(const char *path, const char *name, const struct sp_disk_open_opts *o, struct sp_disk **out,
@@ -132,10 +138,7 @@ int sp_disk_open_as(const char *path, const char *name, const struct sp_disk_ope
     if (drv != want)
         return sp_error_set(err, SP_EFORMAT, "%s: declared %s, but the file is %s", path, want->name,
                             drv->open ? drv->name : drv->refuse);
-    rc = want->open(path, o, out, err);
-    if (rc == SP_OK)
-        (*out)->driver = want;
-    return rc;
+    return sp_disk_open_with(want, path, o, out, err);
 }
 
 int sp_disk_open(const char *path, bool writable, struct sp_disk **out, struct sp_error *err)

@@ -30,6 +30,10 @@ int sp_disk_open_any(const char *path, const struct sp_disk_open_opts *o, struct
  * format=): a file whose bytes are another format is SP_EFORMAT. */
 int sp_disk_open_as(const char *path, const char *name, const struct sp_disk_open_opts *o, struct sp_disk **out,
                     struct sp_error *err);
+/* Opens path with drv (a format named by the image above it, not probed):
+ * the same depth limit and refusals; d->driver is set. */
+int sp_disk_open_with(const struct sp_disk_driver *drv, const char *path, const struct sp_disk_open_opts *o,
+                      struct sp_disk **out, struct sp_error *err);
 /* The same, top file read-only or writable, depth 0. */
 int sp_disk_open(const char *path, bool writable, struct sp_disk **out, struct sp_error *err);
 

@@ -25,3 +25,6 @@ sp_unit_test(ova big_member_base256 small_members_exact writer_refuses_paths rea
 sp_unit_test(pushdisk ordered_round_trip zero_pushes_not_data read_behind_is_error producer_failure_wakes_consumer
              consumer_abort_wakes_producer push_must_ascend)
 sp_unit_test(registry probe_scores names open_and_check)
+sp_unit_test(qcow2_header parse_v3_backing parse_v2 zstd_type unknown_feature_named rejects_fields short_input
+             empty_disk)
+sp_unit_test(qcow2 standalone_refuses backing_shorter)
