@@ -5,24 +5,6 @@
 #include <string.h>
 
 #include "exporter/export.h"
-#include "disk/chain.h"
-#include "disk/raw.h"
-
-int sp_export_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct sp_disk **out,
-                       struct sp_error *err)
-{
-    char path[4096];
-    int rc = sp_store_vdi_path(s, vdi, path, sizeof path, err);
-    if (rc != SP_OK)
-        return rc;
-    if (memory)
-        return sp_raw_open(path, false, out, err);
-    struct sp_chain *c;
-    rc = sp_chain_open(path, false, &c, err);
-    if (rc == SP_OK)
-        *out = sp_chain_disk(c);
-    return rc;
-}
 
 /* Deletes the temporary snapshot whatever happened to the export. The
  * VM's leaf is new and empty (a VM of the store does not run): merging it

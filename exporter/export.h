@@ -100,8 +100,4 @@ struct sp_convert_result {
 int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct sp_convert_result *res,
                struct sp_error *err);
 
-/* Opens a VDI of the store as a disk: a chain, or a memory image as raw. */
-int sp_export_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct sp_disk **out,
-                       struct sp_error *err);
-
 #endif

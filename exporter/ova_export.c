@@ -85,7 +85,7 @@ static int open_disks(struct ova_job *j, struct sp_error *err)
         if (j->feed) {
             rc = j->feed->capacity(j->feed->ctx, od->vdi, &od->capacity, err); /* data bytes: when read */
         } else {
-            rc = sp_export_open_vdi(j->src->s, od->vdi, false, &od->disk, err);
+            rc = sp_store_open_vdi(j->src->s, od->vdi, false, &od->disk, err);
             if (rc == SP_OK)
                 rc = sp_disk_data_bytes(od->disk, &od->data_bytes, err);
             if (rc == SP_OK)

@@ -5,8 +5,6 @@
 #include <time.h>
 
 #include "exporter/export.h"
-#include "disk/chain.h"
-#include "disk/raw.h"
 #include "base/util.h"
 #include "archive/xva_xml.h"
 
@@ -185,30 +183,8 @@ int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_
     return rc;
 }
 
-/* The objects of one VM record, and the store's file of each VDI (VDI
- * sizes are taken from the files when they are opened). */
-static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m,
-                      char (*files)[4096], struct sp_error *err)
-{
-    int rc = sp_export_xva_meta(snap, vm_name, m, err);
-    for (int k = 0; rc == SP_OK && k < m->nvdis; k++)
-        rc = sp_store_vdi_path(s, m->vdis[k].uuid, files[k], 4096, err);
-    return rc;
-}
-
-/* Opens a VDI's file: a disk as its chain, a memory image as raw bytes. */
-static int open_vdi(const struct sp_xva_vdi *d, const char *path, struct sp_disk **out, struct sp_error *err)
-{
-    if (strcmp(d->type, "suspend") == 0)
-        return sp_raw_open(path, false, out, err);
-    struct sp_chain *c;
-    int rc = sp_chain_open(path, false, &c, err);
-    if (rc == SP_OK)
-        *out = sp_chain_disk(c);
-    return rc;
-}
-
-static int write_archive(const struct sp_export_opts *o, struct sp_xva_meta *m, char (*files)[4096], int64_t mtime,
+/* The VDIs are the store's: their sizes are taken from their files. */
+static int write_archive(struct sp_store *s, const struct sp_export_opts *o, struct sp_xva_meta *m, int64_t mtime,
                          int fd, struct sp_error *err)
 {
     struct sp_disk **disks = sp_zalloc(sizeof *disks * (size_t)(m->nvdis + 1), err);
@@ -216,7 +192,7 @@ static int write_archive(const struct sp_export_opts *o, struct sp_xva_meta *m, 
         return SP_ENOMEM;
     int rc = SP_OK;
     for (int i = 0; rc == SP_OK && i < m->nvdis; i++) {
-        rc = open_vdi(&m->vdis[i], files[i], &disks[i], err);
+        rc = sp_store_open_vdi(s, m->vdis[i].uuid, strcmp(m->vdis[i].type, "suspend") == 0, &disks[i], err);
         if (rc == SP_OK)
             m->vdis[i].virtual_size = disks[i]->size;
     }
@@ -246,13 +222,9 @@ int sp_export_xva_write(const struct sp_export_src *src, const struct sp_export_
 {
     struct sp_xva_meta meta;
     memset(&meta, 0, sizeof meta);
-    char (*files)[4096] = sp_zalloc(sizeof *files * (size_t)(src->snap->cfg.ndisks + 2), err);
-    int rc = files ? SP_OK : SP_ENOMEM;
+    int rc = sp_export_xva_meta(src->snap, src->vm_name, &meta, err);
     if (rc == SP_OK)
-        rc = build_meta(src->s, src->snap, src->vm_name, &meta, files, err);
-    if (rc == SP_OK)
-        rc = write_archive(o, &meta, files, src->snap->snapshot_time, fd, err);
-    free(files);
+        rc = write_archive(src->s, o, &meta, src->snap->snapshot_time, fd, err);
     sp_xva_meta_free(&meta);
     return rc;
 }

@@ -17,7 +17,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "disk/chain.h"
 #include "disk/registry.h"
 #include "base/instream.h"
 #include "archive/manifest.h"
@@ -758,11 +757,9 @@ static int open_targets(struct ova_in *st, struct sp_new_vdi *nv, struct sp_erro
     if (!st->targets)
         return SP_ENOMEM;
     for (int i = 0; i < st->sys.ndisks; i++) {
-        struct sp_chain *c;
-        int rc = sp_chain_open(nv[i].path, true, &c, err);
+        int rc = sp_store_open_new_vdi(&nv[i], &st->targets[i], err);
         if (rc != SP_OK)
             return rc;
-        st->targets[i] = sp_chain_disk(c);
     }
     return SP_OK;
 }

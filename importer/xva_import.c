@@ -3,9 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "disk/chain.h"
 #include "base/instream.h"
-#include "disk/raw.h"
 #include "base/util.h"
 #include "archive/xva_xml.h"
 #include "importer/import.h"
@@ -117,23 +115,12 @@ static int write_block(void *ctx, uint64_t off, const void *data, size_t len)
     return sp_disk_write(k->disk, off, data, len, k->err);
 }
 
-static int open_new_vdi(const struct sp_new_vdi *v, struct sp_disk **out, struct sp_error *err)
-{
-    if (v->memory)
-        return sp_raw_open(v->path, true, out, err);
-    struct sp_chain *c;
-    int rc = sp_chain_open(v->path, true, &c, err);
-    if (rc == SP_OK)
-        *out = sp_chain_disk(c);
-    return rc;
-}
-
 static int fill_vdis(struct sp_xva_reader *r, const struct sp_xva_meta *m, const struct sp_new_vdi *nv,
                      const struct sp_progress *prog, struct sp_error *err)
 {
     for (int i = 0; i < m->nvdis; i++) {
         struct sp_disk *d = NULL;
-        int rc = open_new_vdi(&nv[i], &d, err);
+        int rc = sp_store_open_new_vdi(&nv[i], &d, err);
         struct sink k = {d, err};
         uint64_t stored = 0;
         if (rc == SP_OK)

@@ -93,6 +93,10 @@ int sp_store_list_snapshots(struct sp_store *s, const char *vm, char (**uuids)[S
 
 /* The absolute path of a VDI's file. */
 int sp_store_vdi_path(struct sp_store *s, const char *vdi, char *out, size_t len, struct sp_error *err);
+/* Opens a VDI read-only as a disk (store/vdi.c): its VHD chain, or, for
+ * a memory image (memory true), its raw bytes. Close with sp_disk_close. */
+struct sp_disk;
+int sp_store_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct sp_disk **out, struct sp_error *err);
 /* Files in the chain of a VDI (1 for a base). */
 int sp_store_chain_depth(struct sp_store *s, const char *vdi, int *depth, struct sp_error *err);
 
@@ -149,6 +153,9 @@ struct sp_staging {
  * dynamic VHDs, empty raw memory images) in a new staging folder. */
 int sp_store_import_begin(struct sp_store *s, const char *name, struct sp_new_vdi *v, int n,
                           struct sp_staging *st, struct sp_error *err);
+/* Opens a new VDI of an import (in its staging folder) writable, as
+ * sp_store_open_vdi does a VDI of the store. */
+int sp_store_open_new_vdi(const struct sp_new_vdi *v, struct sp_disk **out, struct sp_error *err);
 /* Takes the lock exclusively, moves the files into the store and registers
  * vm (its vbd_vdi and suspend_vdi name the new VDIs; a new uuid is given
  * when empty) with the VDIs in one transaction. */
