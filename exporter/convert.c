@@ -33,6 +33,8 @@
 #include "base/uuid.h"
 #include "archive/xva_xml.h"
 #include "importer/import.h"
+#include "vm/ovf_map.h"
+#include "vm/xva_map.h"
 
 /* The status of one disk streamed between two threads: the side that gave
  * up first tells why (the other side's error only follows from it). prc
@@ -142,7 +144,7 @@ static int xva_meta(struct to_xva *x, struct sp_error *err)
 {
     const struct sp_ovf_system *sys = x->sys;
     int n = sys->ndisks;
-    struct sp_new_vdi *nv = sp_zalloc(sizeof *nv * (size_t)(n + 1), err);
+    char (*nv)[SP_UUID_STR] = sp_zalloc(sizeof *nv * (size_t)(n + 1), err);
     int *rank = sp_zalloc(sizeof *rank * (size_t)(n + 1), err);
     char (*ids)[SP_XVA_ID_MAX] = sp_zalloc(sizeof *ids * (size_t)(n + 1), err);
     x->vdi_of = sp_zalloc(sizeof *x->vdi_of * (size_t)(n + 1), err);
@@ -150,14 +152,14 @@ static int xva_meta(struct to_xva *x, struct sp_error *err)
     memset(&vm, 0, sizeof vm);
     int rc = nv && rank && ids && x->vdi_of ? SP_OK : SP_ENOMEM;
     for (int i = 0; rc == SP_OK && i < n; i++)
-        rc = sp_uuid_generate_str(nv[i].uuid, err);
+        rc = sp_uuid_generate_str(nv[i], err);
     if (rc == SP_OK)
-        rc = sp_vm_from_ovf(sys, NULL, nv, &vm, err);
+        rc = sp_vm_from_ovf(sys, NULL, (const char(*)[SP_UUID_STR])nv, &vm, err);
     if (rc == SP_OK)
         rc = sp_uuid_generate_str(vm.uuid, err);
     vm.created = (int64_t)time(NULL);
     if (rc == SP_OK)
-        rc = sp_export_xva_meta(&vm, vm.cfg.name, &x->meta, err);
+        rc = sp_vm_to_xva_meta(&vm, vm.cfg.name, &x->meta, err);
     struct sp_xva_meta *m = &x->meta;
     if (rc == SP_OK && m->nvdis != n)
         rc = sp_error_set(err, SP_EINVAL, "ovf: %d disks became %d VDIs", n, m->nvdis);
@@ -176,7 +178,7 @@ static int xva_meta(struct to_xva *x, struct sp_error *err)
     }
     for (int k = 0; rc == SP_OK && k < m->nvdis; k++) {
         int i = 0;
-        while (i < n && strcmp(nv[i].uuid, m->vdis[k].uuid) != 0)
+        while (i < n && strcmp(nv[i], m->vdis[k].uuid) != 0)
             i++;
         if (i == n) {
             rc = sp_error_set(err, SP_EINVAL, "ovf: VDI %s has no disk", m->vdis[k].uuid);
@@ -196,7 +198,7 @@ static int xva_meta(struct to_xva *x, struct sp_error *err)
         qsort(m->vdis, (size_t)m->nvdis, sizeof *m->vdis, by_id);
     for (int i = 0; rc == SP_OK && i < n; i++)
         for (int k = 0; k < m->nvdis; k++)
-            if (strcmp(m->vdis[k].uuid, nv[i].uuid) == 0)
+            if (strcmp(m->vdis[k].uuid, nv[i]) == 0)
                 x->vdi_of[i] = k;
     sp_vm_free(&vm);
     free(ids);
@@ -421,7 +423,7 @@ static int xva_to_ova(struct sp_instream *in, const char *label, const struct sp
     x.prog = (struct sp_progress){ova_update, &x};
     struct sp_vm vm;
     memset(&vm, 0, sizeof vm);
-    struct sp_new_vdi *nv = NULL;
+    char (*nv)[SP_UUID_STR] = NULL;
     int rc = sp_xva_reader_open_in(in, label, &x.r, err);
     if (rc == SP_OK) {
         size_t len = 0;
@@ -438,16 +440,16 @@ static int xva_to_ova(struct sp_instream *in, const char *label, const struct sp
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(x.meta.nvdis + 1), err)))
         rc = SP_ENOMEM;
     for (int k = 0; rc == SP_OK && k < x.meta.nvdis; k++)
-        snprintf(nv[k].uuid, sizeof nv[k].uuid, "%d", k); /* the feed's key of the VDI */
+        snprintf(nv[k], sizeof nv[k], "%d", k); /* the feed's key of the VDI */
     if (rc == SP_OK)
-        rc = sp_vm_from_xva_meta(&x.meta, NULL, nv, &vm, err);
+        rc = sp_vm_from_xva_meta(&x.meta, NULL, (const char(*)[SP_UUID_STR])nv, &vm, err);
     if (rc == SP_OK) {
         vm.snapshot_time = input_mtime(in->fd);
         res->memory_dropped = x.meta.vm.suspended;
         for (int k = 0; k < x.meta.nvdis; k++) {
             bool carried = false;
             for (int i = 0; i < vm.cfg.ndisks; i++)
-                carried |= !vm.cfg.disks[i].cdrom && strcmp(vm.vbd_vdi[i], nv[k].uuid) == 0;
+                carried |= !vm.cfg.disks[i].cdrom && strcmp(vm.vbd_vdi[i], nv[k]) == 0;
             res->vdis_dropped += !carried;
         }
         struct sp_export_opts eo = {

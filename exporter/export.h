@@ -51,13 +51,6 @@ int sp_export_xva_write(const struct sp_export_src *src, const struct sp_export_
 int sp_export_ova_write(const struct sp_export_src *src, const struct sp_export_opts *o, int fd,
                         struct sp_error *err);
 
-/* The ova.xml objects of a VM record (store-shaped: snap's disks and VIFs),
- * without the store: VDI uuids are snap's vbd_vdi and suspend_vdi, their
- * ids "Ref:00", "Ref:01" ... in disk order (the memory image last), their
- * virtual sizes 0 (the caller sets them). Release m with sp_xva_meta_free. */
-struct sp_xva_meta;
-int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err);
-
 /* An OVA whose disks are not the store's (convert): the VM record is
  * src->snap (src->s may be NULL), and each disk that has a VDI (CD drives
  * and empty drives are left out) comes from the feed by its vbd_vdi

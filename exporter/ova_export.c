@@ -20,9 +20,8 @@
 #include "archive/ova.h"
 #include "base/util.h"
 #include "disk/vmdk.h"
+#include "vm/ovf_map.h"
 
-#define SCSI_UNITS 15         /* units 0-15 but 7, the HBA's own (VMware) */
-#define IDE_UNITS 4
 #define SPOOL_CHUNK (1u << 20)
 
 struct ova_disk {
@@ -43,8 +42,7 @@ struct ova_job {
     char base[200];                    /* member names: <base>.ovf, <base>-disk1.vmdk ... */
     struct ova_disk *disks;
     int ndisks;
-    const char **vdevs;                /* per disk */
-    bool ide;                          /* every disk an hd[a-d]: IDE, else SCSI */
+    bool ide;                          /* the disks on IDE, else SCSI (sp_vm_ovf_ide) */
     uint64_t grand;                    /* data bytes of all disks */
     uint64_t done;
 };
@@ -64,20 +62,16 @@ static void member_base(const char *name, char *out, size_t len)
         snprintf(out, len, "vm");
 }
 
-static bool is_ide_vdev(const char *v) { return strncmp(v, "hd", 2) == 0 && v[2] >= 'a' && v[2] <= 'd' && !v[3]; }
-
 static int open_disks(struct ova_job *j, struct sp_error *err)
 {
     const struct sp_vm *snap = j->src->snap;
     int n = snap->cfg.ndisks;
     j->disks = sp_zalloc(sizeof *j->disks * (size_t)(n + 1), err);
-    j->vdevs = sp_zalloc(sizeof *j->vdevs * (size_t)(n + 1), err);
-    if (!j->disks || !j->vdevs)
+    if (!j->disks)
         return SP_ENOMEM;
-    j->ide = true;
+    j->ide = sp_vm_ovf_ide(snap);
     for (int i = 0; i < n; i++) {
-        const struct sp_vm_disk *d = &snap->cfg.disks[i];
-        if (d->cdrom || !snap->vbd_vdi[i][0])
+        if (!sp_vm_ovf_carries(snap, i))
             continue; /* a CD drive is a hardware item, not a file; outside disks are not the store's */
         struct ova_disk *od = &j->disks[j->ndisks];
         od->vdi = snap->vbd_vdi[i];
@@ -94,13 +88,9 @@ static int open_disks(struct ova_job *j, struct sp_error *err)
         if (rc != SP_OK)
             return rc;
         snprintf(od->member, sizeof od->member, "%s-disk%d.vmdk", j->base, j->ndisks + 1);
-        j->vdevs[j->ndisks] = d->vdev;
-        j->ide &= is_ide_vdev(d->vdev);
         j->grand += od->data_bytes;
         j->ndisks++;
     }
-    if (j->ide && j->ndisks + (snap->cfg.ndisks > j->ndisks ? 1 : 0) > IDE_UNITS)
-        j->ide = false;
     return SP_OK;
 }
 
@@ -200,74 +190,18 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_ova_writer
 
 /* ---- the descriptor, manifest and certificate ---------------------------- */
 
+/* The descriptor's model: the VM's, with the spooled VMDKs as its files. */
 static int build_system(struct ova_job *j, struct sp_ovf_system *sys, struct sp_error *err)
 {
-    const struct sp_vm *snap = j->src->snap;
-    const struct sp_vm_config *c = &snap->cfg;
-    memset(sys, 0, sizeof *sys);
-    sys->version = j->o->ovf_version;
-    snprintf(sys->id, sizeof sys->id, "%s", j->src->vm_name);
-    snprintf(sys->name, sizeof sys->name, "%s", j->src->vm_name);
-    if (snap->snapshot_of[0] && !snap->is_system)
-        snprintf(sys->description, sizeof sys->description, "snapshot '%s' of %s, exported by snapport", c->name,
-                 j->src->vm_name);
-    /* The guest is unknown; what every importer takes (ova.md): a PV guest
-     * is Linux (CIM 101), an HVM one "other 64-bit" (CIM 102). */
-    bool pv = c->type != SP_VM_HVM;
-    sys->os_id = pv ? 101 : 102;
-    snprintf(sys->os_type, sizeof sys->os_type, "%s", pv ? "otherLinux64Guest" : "otherGuest64");
-    sys->memory_mb = (uint64_t)c->memory_mb;
-    sys->vcpus = (uint64_t)(c->vcpus > 0 ? c->vcpus : 1);
-    sys->files = sp_zalloc(sizeof *sys->files * (size_t)(j->ndisks + 1), err);
-    sys->disks = sp_zalloc(sizeof *sys->disks * (size_t)(j->ndisks + 1), err);
-    sys->nics = sp_zalloc(sizeof *sys->nics * (size_t)(c->nvifs + 1), err);
-    if (!sys->files || !sys->disks || !sys->nics)
+    struct sp_ovf_map_file *files = sp_zalloc(sizeof *files * (size_t)(j->ndisks + 1), err);
+    if (!files)
         return SP_ENOMEM;
-    size_t vl = 0;
-    for (int i = 0; i < j->ndisks; i++) {
-        struct sp_ovf_file *f = &sys->files[sys->nfiles++];
-        snprintf(f->id, sizeof f->id, "file%d", i + 1);
-        snprintf(f->href, sizeof f->href, "%s", j->disks[i].member);
-        f->size = j->disks[i].size;
-        struct sp_ovf_disk *d = &sys->disks[sys->ndisks++];
-        snprintf(d->disk_id, sizeof d->disk_id, "vmdisk%d", i + 1);
-        snprintf(d->file_id, sizeof d->file_id, "%s", f->id);
-        d->capacity = j->disks[i].capacity;
-        d->populated_size = j->disks[i].data_bytes;
-        d->controller = j->ide ? SP_OVF_IDE : SP_OVF_SCSI;
-        if (j->ide) {
-            int unit = j->vdevs[i][2] - 'a';
-            d->controller_index = unit / 2;
-            d->address = unit % 2;
-        } else {
-            d->controller_index = i / SCSI_UNITS;
-            d->address = i % SCSI_UNITS >= 7 ? i % SCSI_UNITS + 1 : i % SCSI_UNITS;
-        }
-        vl += (size_t)snprintf(sys->xen_vdevs + vl, sizeof sys->xen_vdevs - vl, "%s%s", i ? " " : "", j->vdevs[i]);
-        if (vl >= sizeof sys->xen_vdevs)
-            return sp_error_set(err, SP_ELIMIT, "ovf: too many disk names");
-    }
-    /* OVF has one CD drive without a name; ours carries its Xen name */
-    for (int i = 0; i < c->ndisks && !sys->cdrom; i++)
-        if (c->disks[i].cdrom) {
-            sys->cdrom = true;
-            vl += (size_t)snprintf(sys->xen_vdevs + vl, sizeof sys->xen_vdevs - vl, "%scdrom:%s", vl ? " " : "",
-                                   c->disks[i].vdev);
-            if (vl >= sizeof sys->xen_vdevs)
-                return sp_error_set(err, SP_ELIMIT, "ovf: too many disk names");
-        }
-    for (int i = 0; i < c->nvifs; i++) {
-        struct sp_ovf_nic *n = &sys->nics[sys->nnics++];
-        snprintf(n->network, sizeof n->network, "%s", c->vifs[i].bridge[0] ? c->vifs[i].bridge : "default");
-        snprintf(n->mac, sizeof n->mac, "%s", c->vifs[i].mac);
-        if (strcmp(c->vifs[i].model, "e1000") == 0)
-            snprintf(n->model, sizeof n->model, "E1000");
-    }
-    snprintf(sys->xen_type, sizeof sys->xen_type, "%s", sp_vm_type_name(c->type));
-    snprintf(sys->xen_boot, sizeof sys->xen_boot, "%s", c->boot);
-    if (c->extra && *c->extra && !(sys->xen_extra = strdup(c->extra)))
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    return SP_OK;
+    for (int i = 0; i < j->ndisks; i++)
+        files[i] = (struct sp_ovf_map_file){j->disks[i].member, j->disks[i].size, j->disks[i].capacity,
+                                            j->disks[i].data_bytes};
+    int rc = sp_vm_to_ovf(j->src->snap, j->src->vm_name, j->o->ovf_version, files, j->ndisks, sys, err);
+    free(files);
+    return rc;
 }
 
 static int digest_of(enum sp_digest_kind k, const void *buf, size_t len, char hex[SP_DIGEST_HEX_MAX],
@@ -397,6 +331,5 @@ int sp_export_ova_write_feed(const struct sp_export_src *src, const struct sp_ex
             close(j.disks[i].spool);
     }
     free(j.disks);
-    free(j.vdevs);
     return rc;
 }

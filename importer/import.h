@@ -62,13 +62,6 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
 int sp_verify_ova(struct sp_instream *in, const char *path, const char *label, struct sp_archive_info *info,
                   const struct sp_progress *prog, struct sp_error *err);
 
-/* The store's VM for an OVF system: its disks in OVF order, each on the
- * VDI nv[i].uuid (one per sys->disks[i]), the CD drive, the NICs; name NULL:
- * the system's. Release vm with sp_vm_free. */
-struct sp_ovf_system;
-int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv, struct sp_vm *vm,
-                   struct sp_error *err);
-
 /* An OVA (or unpacked OVF) read for its disks without a store (convert):
  * open reads up to the .ovf; read takes the rest, giving each disk's bytes
  * to the disk begin() names (sp_disk_write at ascending offsets; zeros may
@@ -90,12 +83,6 @@ int sp_ova_source_read(struct sp_ova_source *src, const struct sp_ova_disk_hooks
 void sp_ova_source_free(struct sp_ova_source *src); /* accepts NULL */
 
 /* ---- either ---------------------------------------------------------------- */
-
-/* The store's VM for an ova.xml: the VBDs in userdevice order, nv[k].uuid
- * for meta->vdis[k]; name NULL: the archive's. Release vm with sp_vm_free. */
-struct sp_xva_meta;
-int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const struct sp_new_vdi *nv,
-                        struct sp_vm *vm, struct sp_error *err);
 
 /* Opens an archive as import does: path a file, "-" (stdin), a folder or an
  * .ovf; format "xva", "ova" or NULL (told from the first tar header). *ova

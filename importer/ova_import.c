@@ -26,6 +26,7 @@
 #include "disk/vhd.h"
 #include "disk/vmdk.h"
 #include "importer/import.h"
+#include "vm/ovf_map.h"
 #include "archive/ova_package.h"
 
 #define SMALL_MAX (1u << 20)          /* .mf and .cert */
@@ -666,91 +667,6 @@ int sp_verify_ova(struct sp_instream *in, const char *path, const char *label, s
 
 /* ---- import ------------------------------------------------------------------ */
 
-/* Token i of our own section's disk names ("xvda xvdb cdrom:hdc"); the CD
- * drive's is the one with the "cdrom:" prefix (i < 0). */
-static bool our_vdev(const struct sp_ovf_system *sys, int i, char *out, size_t len)
-{
-    const char *p = sys->xen_vdevs;
-    for (int k = 0; *p;) {
-        while (*p == ' ')
-            p++;
-        size_t n = strcspn(p, " ");
-        bool cd = strncmp(p, "cdrom:", 6) == 0;
-        if (n && ((cd && i < 0) || (!cd && k == i))) {
-            size_t skip = cd ? 6 : 0;
-            if (n - skip == 0 || n - skip >= len)
-                return false;
-            snprintf(out, len, "%.*s", (int)(n - skip), p + skip);
-            return true;
-        }
-        k += !cd && n;
-        p += n;
-    }
-    return false;
-}
-
-/* Our own export names the disks; else hd* while IDE can hold them all. */
-static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int total, char *out, size_t len)
-{
-    if (!our_vdev(sys, i, out, len))
-        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
-}
-
-/* The name given, else the system's Name, else its id. */
-static const char *ova_vm_name(const struct sp_ovf_system *sys, const char *given)
-{
-    return given ? given : sys->name[0] ? sys->name : sys->id[0] ? sys->id : "imported";
-}
-
-int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv, struct sp_vm *vm,
-                   struct sp_error *err)
-{
-    memset(vm, 0, sizeof *vm);
-    struct sp_vm_config *c = &vm->cfg;
-    bool ours = sys->xen_type[0] != '\0';
-    snprintf(c->name, sizeof c->name, "%s", ova_vm_name(sys, name));
-    c->type = strcmp(sys->xen_type, "pv") == 0 ? SP_VM_PV : strcmp(sys->xen_type, "pvh") == 0 ? SP_VM_PVH : SP_VM_HVM;
-    c->memory_mb = sys->memory_mb ? (long)sys->memory_mb : 1024; /* VirtualBox's default when absent */
-    c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
-    snprintf(c->boot, sizeof c->boot, "%s", ours ? sys->xen_boot : c->type == SP_VM_HVM ? "cd" : "");
-    c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
-    int n = sys->ndisks + (sys->cdrom ? 1 : 0);
-    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
-    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
-    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(sys->nnics + 1), err);
-    if (!c->extra || !c->disks || !vm->vbd_vdi || !c->vifs)
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    for (int i = 0; i < sys->ndisks; i++) {
-        struct sp_vm_disk *d = &c->disks[c->ndisks];
-        vdev_name(sys, i, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
-        d->readwrite = true;
-        snprintf(d->format, sizeof d->format, "vhd");
-        d->target = strdup("");
-        snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", nv[i].uuid);
-        if (!d->target)
-            return sp_error_set(err, SP_ENOMEM, "out of memory");
-        c->ndisks++;
-    }
-    if (sys->cdrom) {
-        struct sp_vm_disk *d = &c->disks[c->ndisks++];
-        vdev_name(sys, -1, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
-        d->cdrom = true;
-        snprintf(d->format, sizeof d->format, "empty");
-        if (!(d->target = strdup("")))
-            return sp_error_set(err, SP_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < sys->nnics; i++) {
-        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
-        snprintf(f->mac, sizeof f->mac, "%s", sys->nics[i].mac);
-        /* a foreign network name means nothing here: xl's default bridge */
-        if (ours && strcmp(sys->nics[i].network, "default") != 0)
-            snprintf(f->bridge, sizeof f->bridge, "%s", sys->nics[i].network);
-        if (strcasecmp(sys->nics[i].model, "E1000") == 0)
-            snprintf(f->model, sizeof f->model, "e1000");
-    }
-    return SP_OK;
-}
-
 static int open_targets(struct ova_in *st, struct sp_new_vdi *nv, struct sp_error *err)
 {
     st->targets = sp_zalloc(sizeof *st->targets * (size_t)(st->sys.ndisks + 1), err);
@@ -784,6 +700,7 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     struct sp_vm vm;
     memset(&vm, 0, sizeof vm);
     struct sp_new_vdi *nv = NULL;
+    char (*uuids)[SP_UUID_STR] = NULL;
     struct sp_staging stg = {.lock_fd = -1};
     /* as for XVA: the store is locked only to start and to finish */
     sp_store_unlock(s);
@@ -792,7 +709,7 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     st.pause_after_ovf = true;
     if (rc == SP_OK)
         rc = read_package(&st, err); /* stops after the .ovf */
-    const char *vm_name = ova_vm_name(&st.sys, o->name);
+    const char *vm_name = sp_ovf_vm_name(&st.sys, o->name);
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(st.sys.ndisks + 1), err)))
         rc = SP_ENOMEM;
     for (int i = 0; rc == SP_OK && i < st.sys.ndisks; i++)
@@ -809,13 +726,16 @@ int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, 
     if (rc == SP_OK)
         rc = crc;
     if (rc == SP_OK)
-        rc = sp_vm_from_ovf(&st.sys, o->name, nv, &vm, err);
+        rc = sp_new_vdi_uuids(nv, st.sys.ndisks, &uuids, err);
+    if (rc == SP_OK)
+        rc = sp_vm_from_ovf(&st.sys, o->name, (const char(*)[SP_UUID_STR])uuids, &vm, err);
     if (rc == SP_OK)
         rc = sp_store_import_commit(s, &stg, nv, st.sys.ndisks, &vm, err);
     if (rc == SP_OK)
         snprintf(uuid, SP_UUID_STR, "%s", vm.uuid);
     sp_store_import_abort(s, &stg);
     sp_vm_free(&vm);
+    free(uuids);
     free(nv);
     ova_in_free(&st);
     return rc;

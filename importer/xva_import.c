@@ -6,15 +6,8 @@
 #include "base/instream.h"
 #include "base/util.h"
 #include "archive/xva_xml.h"
+#include "vm/xva_map.h"
 #include "importer/import.h"
-
-static const char *map_get(const struct sp_xva_map *m, const char *k)
-{
-    for (int i = 0; i < m->n; i++)
-        if (strcmp(m->items[i].key, k) == 0)
-            return m->items[i].value;
-    return NULL;
-}
 
 static int open_reader(struct sp_instream *in, const char *label, struct sp_xva_reader **r,
                        struct sp_xva_meta *meta, struct sp_error *err)
@@ -28,75 +21,6 @@ static int open_reader(struct sp_instream *in, const char *label, struct sp_xva_
             sp_error_prefix(err, "%s", label);
     }
     return rc;
-}
-
-/* ---- the VM record ------------------------------------------------------- */
-
-static int vbd_order(const void *a, const void *b)
-{
-    const struct sp_xva_vbd *x = a, *y = b;
-    return atoi(x->userdevice) - atoi(y->userdevice);
-}
-
-/* The store's VM for the archive's: the VBDs in userdevice order, the new
- * VDIs in place of the archive's ids. */
-int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const struct sp_new_vdi *nv,
-                        struct sp_vm *vm, struct sp_error *err)
-{
-    memset(vm, 0, sizeof *vm);
-    struct sp_vm_config *c = &vm->cfg;
-    snprintf(c->name, sizeof c->name, "%s", name ? name : m->vm.name);
-    c->type = m->vm.hvm ? SP_VM_HVM : SP_VM_PV;
-    c->memory_mb = (long)(m->vm.memory_dynamic_max >> 20);
-    c->maxmem_mb = (long)(m->vm.memory_static_max >> 20);
-    c->vcpus = (long)m->vm.vcpus_at_startup;
-    c->maxvcpus = (long)m->vm.vcpus_max;
-    if (m->vm.hvm)
-        snprintf(c->boot, sizeof c->boot, "%s", m->vm.boot_order);
-    const char *extra = map_get(&m->vm.other_config, SP_XVA_XL_EXTRA_KEY);
-    c->extra = strdup(extra ? extra : "");
-    struct sp_xva_vbd *vbds = sp_zalloc(sizeof *vbds * (size_t)(m->nvbds + 1), err);
-    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(m->nvbds + 1), err);
-    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(m->nvbds + 1), err);
-    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(m->nvifs + 1), err);
-    if (!c->extra || !vbds || !c->disks || !vm->vbd_vdi || !c->vifs) {
-        free(vbds);
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    }
-    memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
-    qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
-    for (int i = 0; i < m->nvbds; i++) {
-        struct sp_vm_disk *d = &c->disks[c->ndisks];
-        const struct sp_xva_vbd *b = &vbds[i];
-        if (b->device[0])
-            snprintf(d->vdev, sizeof d->vdev, "%s", b->device);
-        else
-            snprintf(d->vdev, sizeof d->vdev, "%s%c", m->vm.hvm ? "hd" : "xvd", 'a' + (i % 26));
-        d->readwrite = !b->read_only;
-        d->cdrom = b->cd;
-        snprintf(d->format, sizeof d->format, "%s", b->cd ? "empty" : "vhd");
-        d->target = strdup("");
-        for (int k = 0; k < m->nvdis; k++)
-            if (strcmp(m->vdis[k].id, b->vdi_id) == 0)
-                snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", nv[k].uuid);
-        if (vm->vbd_vdi[c->ndisks][0])
-            snprintf(d->format, sizeof d->format, "vhd");
-        c->ndisks++;
-    }
-    free(vbds);
-    for (int i = 0; i < m->nvifs; i++) {
-        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
-        snprintf(f->mac, sizeof f->mac, "%s", m->vifs[i].mac);
-        for (int k = 0; k < m->nnetworks; k++)
-            if (strcmp(m->networks[k].id, m->vifs[i].network_id) == 0)
-                snprintf(f->bridge, sizeof f->bridge, "%s", m->networks[k].bridge);
-    }
-    for (int k = 0; k < m->nvdis; k++)
-        if (m->vm.suspended && strcmp(m->vdis[k].id, m->vm.suspend_vdi_id) == 0) {
-            vm->suspended = true;
-            snprintf(vm->suspend_vdi, sizeof vm->suspend_vdi, "%s", nv[k].uuid);
-        }
-    return SP_OK;
 }
 
 /* ---- the blocks ---------------------------------------------------------- */
@@ -143,6 +67,7 @@ int sp_import_xva(struct sp_store *s, struct sp_instream *in, const char *label,
     memset(&meta, 0, sizeof meta);
     memset(&vm, 0, sizeof vm);
     struct sp_new_vdi *nv = NULL;
+    char (*uuids)[SP_UUID_STR] = NULL;
     struct sp_staging st = {.lock_fd = -1};
     /* Nothing of the store is touched until ova.xml has arrived, nor while
      * the blocks stream into the staging folder: the lock is held only to
@@ -162,13 +87,16 @@ int sp_import_xva(struct sp_store *s, struct sp_instream *in, const char *label,
     if (rc == SP_OK)
         rc = fill_vdis(r, &meta, nv, o->prog, err);
     if (rc == SP_OK)
-        rc = sp_vm_from_xva_meta(&meta, o->name, nv, &vm, err);
+        rc = sp_new_vdi_uuids(nv, meta.nvdis, &uuids, err);
+    if (rc == SP_OK)
+        rc = sp_vm_from_xva_meta(&meta, o->name, (const char(*)[SP_UUID_STR])uuids, &vm, err);
     if (rc == SP_OK)
         rc = sp_store_import_commit(s, &st, nv, meta.nvdis, &vm, err);
     if (rc == SP_OK)
         snprintf(uuid, SP_UUID_STR, "%s", vm.uuid);
     sp_store_import_abort(s, &st);
     sp_vm_free(&vm);
+    free(uuids);
     free(nv);
     sp_xva_meta_free(&meta);
     sp_xva_reader_free(r);

@@ -2,7 +2,9 @@
  * other VDI is a VHD whose chain the store keeps. The one place that knows
  * which driver a VDI's file takes. */
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "base/util.h"
 #include "disk/registry.h"
 #include "store/store.h"
 
@@ -30,4 +32,14 @@ int sp_store_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct s
 int sp_store_open_new_vdi(const struct sp_new_vdi *v, struct sp_disk **out, struct sp_error *err)
 {
     return open_vdi_file(v->path, v->memory, true, out, err);
+}
+
+int sp_new_vdi_uuids(const struct sp_new_vdi *v, int n, char (**out)[SP_UUID_STR], struct sp_error *err)
+{
+    *out = sp_zalloc(sizeof **out * (size_t)(n + 1), err);
+    if (!*out)
+        return SP_ENOMEM;
+    for (int i = 0; i < n; i++)
+        snprintf((*out)[i], SP_UUID_STR, "%s", v[i].uuid);
+    return SP_OK;
 }

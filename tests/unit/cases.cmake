@@ -23,3 +23,4 @@ sp_unit_test(manifest digest_vectors digest_incremental digest_misuse digest_nam
 sp_unit_test(ova big_member_base256 small_members_exact writer_refuses_paths reader_refuses_paths)
 sp_unit_test(pushdisk ordered_round_trip zero_pushes_not_data read_behind_is_error producer_failure_wakes_consumer
              consumer_abort_wakes_producer push_must_ascend)
+sp_unit_test(vm_map xva_round_trip xva_xml_round_trip ovf_round_trip ovf_xml_round_trip ovf_controllers)
