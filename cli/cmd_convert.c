@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "exporter/export.h"
+#include "convert/convert.h"
 #include "base/outfile.h"
 
 /* OUT's format: --format, else its extension. */

@@ -314,15 +314,16 @@ def case_order(st, srcs, xva):
         return
     expect_ok(T.sp(EXE, "verify", out), "verify of the OVA from the swapped XVA")
     import_check(st, out, "swapped", {"xvda": srcs["xvdb"], "xvdb": srcs["xvda"]}, "swapped XVA -> OVA")
-    # from a pipe it cannot be read again
+    # from a pipe too: the OVA writer takes the disks in the stream's order
+    # (each waits in its spool), so nothing is read twice
     d = os.path.join(TMP, "swapped-pipe")
     os.makedirs(d)
     out = os.path.join(d, "p.ova")
     rc, _, err = shell("cat %s | %s convert - %s" % (q(src), q(EXE), q(out)))
-    T.check(rc == 3, "swapped XVA -> OVA from a pipe: exit %s, expected 3: %s" % (rc, err))
-    T.check("file" in err and len(err.strip().splitlines()) == 1,
-            "swapped XVA -> OVA from a pipe: expected one line saying it needs a file: %r" % err)
-    T.check(os.listdir(d) == [], "swapped XVA -> OVA from a pipe left %s" % os.listdir(d))
+    if not T.check(rc == 0, "swapped XVA -> OVA from a pipe: exit %s: %s" % (rc, err)):
+        return
+    expect_ok(T.sp(EXE, "verify", out), "verify of the OVA from the swapped XVA read from a pipe")
+    import_check(st, out, "swapped-pipe", {"xvda": srcs["xvdb"], "xvdb": srcs["xvda"]}, "swapped XVA -> OVA (pipe)")
 
 
 # ---------------------------------------------------------------- 6. suspended

@@ -1,0 +1,154 @@
+/* Archive to archive, XVA <-> OVA, without a store and without a raw copy
+ * of a disk anywhere: a loop over the archive table. Each disk streams from
+ * the input's reader (which writes blocks or grains at ascending offsets)
+ * into the output's writer (which pulls extents) through a bounded queue
+ * (disk/pushdisk.h), the writer in a thread of its own.
+ *
+ * The reader gives the disks in its stream's order; the writer takes them
+ * in that order (XVA: its VDI ids follow it; OVA: each disk waits in its
+ * spool). Disks the output does not carry (a suspended VM's memory image,
+ * a CD's VDI) are still read and checked. The reader's checks of the end
+ * (manifest, signature, trailing members) come before the writer's end: a
+ * failure there fails the conversion, and the caller drops the output. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "convert/convert.h"
+#include "disk/pushdisk.h"
+
+/* The time the output's members carry: the input file's, else now. */
+static int64_t input_mtime(const struct sp_archive_reader *r)
+{
+    struct stat st;
+    if (r->in && r->in->fd >= 0 && fstat(r->in->fd, &st) == 0 && S_ISREG(st.st_mode))
+        return (int64_t)st.st_mtime;
+    return (int64_t)time(NULL);
+}
+
+/* ---- one disk between two threads ------------------------------------------ */
+
+struct stream {
+    struct sp_archive_writer *w;
+    int k;
+    struct sp_pushdisk *pd;
+    int wrc;                          /* the writer's status and error */
+    struct sp_error werr;
+};
+
+static void *writer_main(void *p)
+{
+    struct stream *x = p;
+    x->wrc = sp_archive_add_disk(x->w, x->k, sp_pushdisk_disk(x->pd), &x->werr);
+    if (x->wrc != SP_OK)
+        sp_pushdisk_abort(x->pd);
+    return NULL;
+}
+
+/* The status of one disk streamed between two threads: the side that gave
+ * up first tells why (the other side's error only follows from it). */
+static int pair_status(struct stream *x, int rrc, struct sp_error *err)
+{
+    if (x->wrc != SP_OK && (rrc == SP_OK || sp_pushdisk_consumer_failed_first(x->pd))) {
+        *err = x->werr;
+        return x->wrc;
+    }
+    return rrc;
+}
+
+static int stream_disk(struct sp_archive_reader *r, struct sp_archive_writer *w, int k, struct sp_error *err)
+{
+    struct stream x = {w, k, NULL, SP_OK, {0}};
+    int rc = sp_pushdisk_new(r->disks[k].size, r->disks[k].id, &x.pd, err);
+    if (rc != SP_OK)
+        return rc;
+    pthread_t tid;
+    int e = pthread_create(&tid, NULL, writer_main, &x);
+    if (e != 0) {
+        sp_pushdisk_free(x.pd);
+        return sp_error_errno(err, e, "cannot start a writer thread");
+    }
+    rc = sp_archive_read_disk(r, sp_pushdisk_input(x.pd), err);
+    sp_pushdisk_finish(x.pd, rc == SP_OK);
+    pthread_join(tid, NULL);
+    rc = pair_status(&x, rc, err);
+    sp_pushdisk_free(x.pd);
+    return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static int stream_disks(struct sp_archive_reader *r, struct sp_archive_writer *w, struct sp_error *err)
+{
+    for (;;) {
+        int k = -1;
+        int rc = sp_archive_next_disk(r, &k, err);
+        if (rc != SP_OK || k < 0)
+            return rc;
+        rc = sp_archive_carries(w, k) ? stream_disk(r, w, k, err) : sp_archive_read_disk(r, NULL, err);
+        if (rc != SP_OK)
+            return rc;
+    }
+}
+
+static void count_dropped(const struct sp_archive_reader *r, const struct sp_archive_writer *w,
+                          struct sp_convert_result *res)
+{
+    for (int k = 0; k < r->ndisks; k++) {
+        bool carried = sp_archive_carries(w, k);
+        res->vdis_dropped += !carried;
+        res->memory_dropped |= r->disks[k].memory && !carried;
+    }
+}
+
+static int convert_to(struct sp_archive_reader *r, const struct sp_archive_write_format *f,
+                      const struct sp_convert_opts *o, int fd, struct sp_convert_result *res, struct sp_error *err)
+{
+    struct sp_archive_write_opts wo = {
+        .digest = SP_XVA_XXHASH,
+        .compress = SP_XVA_PLAIN,
+        .mf_digest = SP_DIGEST_SHA256,
+        .ovf_version = SP_OVF_1,
+        .spool_dir = o->spool_dir,
+        .mtime = input_mtime(r),
+        .forward_only = true,
+    };
+    struct sp_archive_writer *w = NULL;
+    r->prog = o->prog;
+    int rc = sp_archive_writer_begin(f, &r->vm, r->vm.cfg.name, r->disks, r->ndisks, &wo, fd, &w, err);
+    if (rc == SP_OK) {
+        count_dropped(r, w, res);
+        rc = stream_disks(r, w, err);
+    }
+    if (rc == SP_OK)
+        rc = sp_archive_finish(r, err);
+    if (rc == SP_OK)
+        rc = sp_archive_writer_finish(w, err);
+    sp_archive_writer_free(w);
+    return rc;
+}
+
+int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct sp_convert_result *res,
+               struct sp_error *err)
+{
+    struct sp_convert_result scratch;
+    if (!res)
+        res = &scratch;
+    memset(res, 0, sizeof *res);
+    const char *to = sp_archive_format_name(o->to);
+    const struct sp_archive_write_format *f = sp_archive_writer_find(to);
+    if (!f)
+        return sp_error_set(err, SP_EINVAL, "convert: no writer for %s", to);
+    struct sp_archive_reader *r = NULL;
+    int rc = sp_archive_reader_open(path, NULL, &r, err);
+    if (rc == SP_OK && strcmp(r->format->name, to) == 0)
+        rc = sp_error_set(err, SP_EINVAL, "%s: already an %s: nothing to convert",
+                          r->label, o->to == SP_ARCHIVE_OVA ? "OVA" : "XVA");
+    if (rc == SP_OK)
+        rc = convert_to(r, f, o, fd, res, err);
+    sp_archive_reader_free(r);
+    return rc;
+}
