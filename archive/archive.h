@@ -113,7 +113,8 @@ struct sp_archive_read_format {
 
 /* Bid scores. */
 #define SP_ARCHIVE_BID_NO 0
-#define SP_ARCHIVE_BID_FALLBACK 1        /* anything else may be mine (XVA: gzip, zstd, tar) */
+#define SP_ARCHIVE_BID_FALLBACK 1        /* anything else may be mine (XVA: its reader tells) */
+#define SP_ARCHIVE_BID_LIKELY 50         /* a container of mine (XVA: a tar, gzip or zstd stream) */
 #define SP_ARCHIVE_BID_SURE 100
 
 extern const struct sp_archive_read_format sp_archive_xva_reader;
@@ -124,6 +125,10 @@ extern const struct sp_archive_read_format sp_archive_ova_reader;
  * to its VM. */
 int sp_archive_reader_open(const char *path, const char *format, struct sp_archive_reader **out,
                            struct sp_error *err);
+/* Whether path is an unpacked OVF (a folder or an .ovf). */
+bool sp_archive_path_unpacked(const char *path);
+/* The best reader's score for the file at path (its first bytes). */
+int sp_archive_bid_file(const char *path, int *score, struct sp_error *err);
 /* The best reader for these bytes, or NULL when none bids. */
 const struct sp_archive_read_format *sp_archive_bid_best(const struct sp_archive_bid *b);
 int sp_archive_next_disk(struct sp_archive_reader *r, int *k, struct sp_error *err);

@@ -45,7 +45,7 @@ static const struct sp_archive_read_format *reader_find(const char *name)
     return NULL;
 }
 
-static bool is_unpacked(const char *path)
+bool sp_archive_path_unpacked(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
@@ -72,19 +72,45 @@ static int open_stream(struct sp_archive_reader *r, const char *path, struct sp_
     return SP_OK;
 }
 
+/* What a bid sees of head; name holds the first tar member's name. */
+static void bid_of(const uint8_t *head, size_t len, char name[TAR_NAME + 1], struct sp_archive_bid *b)
+{
+    memset(b, 0, sizeof *b);
+    b->head = head;
+    b->head_len = len;
+    name[0] = '\0';
+    if (len >= TAR_HEADER) {
+        memcpy(name, head, TAR_NAME);
+        name[TAR_NAME] = '\0';
+    }
+    b->first_member = name;
+}
+
+int sp_archive_bid_file(const char *path, int *score, struct sp_error *err)
+{
+    uint8_t head[TAR_HEADER];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sp_error_errno(err, errno, "%s", path);
+    ssize_t n = pread(fd, head, sizeof head, 0);
+    close(fd);
+    if (n < 0)
+        return sp_error_errno(err, errno, "%s", path);
+    char name[TAR_NAME + 1];
+    struct sp_archive_bid b;
+    bid_of(head, (size_t)n, name, &b);
+    const struct sp_archive_read_format *f = sp_archive_bid_best(&b);
+    *score = f ? f->bid(&b) : SP_ARCHIVE_BID_NO;
+    return SP_OK;
+}
+
 /* The format given (checked against the input), else the best bid. */
 static int choose(struct sp_archive_reader *r, const char *format, struct sp_error *err)
 {
-    struct sp_archive_bid b = {.first_member = "", .unpacked = r->in == NULL};
-    char name[TAR_NAME + 1] = "";
-    if (r->in) {
-        b.head = r->in->head;
-        b.head_len = r->in->head_len;
-        if (b.head_len >= TAR_HEADER) {
-            memcpy(name, b.head, TAR_NAME);
-            b.first_member = name;
-        }
-    }
+    struct sp_archive_bid b;
+    char name[TAR_NAME + 1];
+    bid_of(r->in ? r->in->head : NULL, r->in ? r->in->head_len : 0, name, &b);
+    b.unpacked = r->in == NULL;
     if (!format) {
         r->format = sp_archive_bid_best(&b);
         if (!r->format)
@@ -110,7 +136,7 @@ int sp_archive_reader_open(const char *path, const char *format, struct sp_archi
     r->path = path;
     r->label = strcmp(path, "-") == 0 ? "stdin" : path;
     int rc = SP_OK;
-    if (strcmp(path, "-") == 0 || !is_unpacked(path))
+    if (strcmp(path, "-") == 0 || !sp_archive_path_unpacked(path))
         rc = open_stream(r, path, err);
     if (rc == SP_OK)
         rc = choose(r, format, err);

@@ -17,8 +17,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/util.h"
 #include "convert/convert.h"
+#include "disk/copy.h"
 #include "disk/pushdisk.h"
+#include "disk/registry.h"
+
+/* Raw images are whole sectors: a file that is not is no disk. */
+#define SECTOR 512u
 
 /* The time the output's members carry: the input file's, else now. */
 static int64_t input_mtime(const struct sp_archive_reader *r)
@@ -131,6 +137,124 @@ static int convert_to(struct sp_archive_reader *r, const struct sp_archive_write
     return rc;
 }
 
+/* ---- a disk image wrapped in a VM ------------------------------------------------ */
+
+/* The VM's name: the file's, without its folder and extension. */
+static void name_of_file(const char *path, char *out, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t n = dot && dot > base ? (size_t)(dot - base) : strlen(base);
+    snprintf(out, len, "%.*s", (int)n, base);
+}
+
+/* An HVM VM of one disk (hda, on disk_uuid), no NIC. */
+static int wrap_vm(const char *path, const struct sp_convert_opts *o, const char *disk_uuid, struct sp_vm *vm,
+                   struct sp_error *err)
+{
+    memset(vm, 0, sizeof *vm);
+    struct sp_vm_config *c = &vm->cfg;
+    if (o->name)
+        snprintf(c->name, sizeof c->name, "%s", o->name);
+    else
+        name_of_file(path, c->name, sizeof c->name);
+    c->type = SP_VM_HVM;
+    c->memory_mb = (long)(o->memory_mb ? o->memory_mb : SP_CONVERT_MEMORY_MB);
+    c->vcpus = (long)(o->vcpus ? o->vcpus : 1);
+    c->disks = sp_zalloc(sizeof *c->disks, err);
+    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi, err);
+    if (!c->disks || !vm->vbd_vdi)
+        return SP_ENOMEM;
+    c->ndisks = 1;
+    if (!(c->disks[0].target = strdup("")))
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    snprintf(c->disks[0].vdev, sizeof c->disks[0].vdev, "hda");
+    c->disks[0].readwrite = true;
+    snprintf(c->disks[0].format, sizeof c->disks[0].format, "vhd");
+    snprintf(vm->vbd_vdi[0], SP_UUID_STR, "%s", disk_uuid);
+    vm->created = (int64_t)time(NULL);
+    return SP_OK;
+}
+
+static int64_t file_mtime(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_mtime : (int64_t)time(NULL);
+}
+
+static int convert_disk(const char *path, const struct sp_archive_write_format *f, const struct sp_convert_opts *o,
+                        int fd, struct sp_error *err)
+{
+    struct sp_disk *d = NULL;
+    struct sp_archive_disk *disk = NULL;
+    struct sp_archive_writer *w = NULL;
+    struct sp_vm vm;
+    memset(&vm, 0, sizeof vm);
+    int rc = sp_disk_open(path, false, &d, err);
+    if (rc == SP_OK)
+        rc = sp_archive_disks_new(1, &disk, err);
+    if (rc == SP_OK) {
+        name_of_file(path, disk->id, sizeof disk->id);
+        disk->size = d->size;
+        rc = wrap_vm(path, o, disk->uuid, &vm, err);
+    }
+    if (rc == SP_OK && f->data_bytes_first)
+        rc = sp_disk_data_bytes(d, &disk->data_bytes, err);
+    struct sp_archive_write_opts wo = {
+        .digest = SP_XVA_XXHASH,
+        .mf_digest = SP_DIGEST_SHA256,
+        .ovf_version = SP_OVF_1,
+        .spool_dir = o->spool_dir,
+        .mtime = file_mtime(path),
+        .prog = o->prog,
+    };
+    if (rc == SP_OK)
+        rc = sp_archive_writer_begin(f, &vm, vm.cfg.name, disk, 1, &wo, fd, &w, err);
+    if (rc == SP_OK)
+        rc = sp_archive_add_disk(w, 0, d, err);
+    if (rc == SP_OK)
+        rc = sp_archive_writer_finish(w, err);
+    sp_archive_writer_free(w);
+    sp_vm_free(&vm);
+    free(disk);
+    sp_disk_close(d);
+    return rc;
+}
+
+/* ---- archive or disk ----------------------------------------------------------------- */
+
+/* An archive's bid wins over the disk registry's raw fallback; a disk
+ * format's own magic wins over the XVA reader's "anything else". */
+static int is_disk_image(const char *path, bool *disk, struct sp_error *err)
+{
+    *disk = false;
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    bool regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (strcmp(path, "-") == 0 || sp_archive_path_unpacked(path))
+        return SP_OK;
+    if (!regular && st.st_mode)
+        return SP_OK; /* a pipe or a device: read as an archive */
+    const struct sp_disk_driver *drv = NULL;
+    int rc = sp_disk_probe_file(path, &drv, err);
+    int bid = SP_ARCHIVE_BID_NO;
+    if (rc == SP_OK)
+        rc = sp_archive_bid_file(path, &bid, err);
+    if (rc != SP_OK || bid > SP_ARCHIVE_BID_FALLBACK)
+        return rc;
+    bool raw = strcmp(drv->name, "raw") == 0;
+    if (!raw) {
+        *disk = true;
+        return SP_OK;
+    }
+    if (st.st_size == 0 || st.st_size % SECTOR != 0)
+        return sp_error_set(err, SP_EFORMAT, "%s: neither an archive nor a disk image (a raw image is whole "
+                            "%u-byte sectors)", path, SECTOR);
+    *disk = true;
+    return SP_OK;
+}
+
 int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct sp_convert_result *res,
                struct sp_error *err)
 {
@@ -142,8 +266,12 @@ int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct
     const struct sp_archive_write_format *f = sp_archive_writer_find(to);
     if (!f)
         return sp_error_set(err, SP_EINVAL, "convert: no writer for %s", to);
+    bool disk = false;
+    int rc = is_disk_image(path, &disk, err);
+    if (rc != SP_OK || disk)
+        return rc != SP_OK ? rc : convert_disk(path, f, o, fd, err);
     struct sp_archive_reader *r = NULL;
-    int rc = sp_archive_reader_open(path, NULL, &r, err);
+    rc = sp_archive_reader_open(path, NULL, &r, err);
     if (rc == SP_OK && strcmp(r->format->name, to) == 0)
         rc = sp_error_set(err, SP_EINVAL, "%s: already an %s: nothing to convert",
                           r->label, o->to == SP_ARCHIVE_OVA ? "OVA" : "XVA");
