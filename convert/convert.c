@@ -35,6 +35,21 @@ static int64_t input_mtime(const struct sp_archive_reader *r)
     return (int64_t)time(NULL);
 }
 
+/* The output's options: the defaults of export (XVA: xxhash, plain; OVA:
+ * SHA-256 manifest, OVF 1.0). */
+static void write_opts(const struct sp_convert_opts *o, int64_t mtime, bool forward_only,
+                       struct sp_archive_write_opts *wo)
+{
+    memset(wo, 0, sizeof *wo);
+    wo->digest = SP_XVA_XXHASH;
+    wo->compress = SP_XVA_PLAIN;
+    wo->mf_digest = SP_DIGEST_SHA256;
+    wo->ovf_version = SP_OVF_1;
+    wo->spool_dir = o->spool_dir;
+    wo->mtime = mtime;
+    wo->forward_only = forward_only;
+}
+
 /* ---- one disk between two threads ------------------------------------------ */
 
 struct stream {
@@ -113,15 +128,8 @@ static void count_dropped(const struct sp_archive_reader *r, const struct sp_arc
 static int convert_to(struct sp_archive_reader *r, const struct sp_archive_write_format *f,
                       const struct sp_convert_opts *o, int fd, struct sp_convert_result *res, struct sp_error *err)
 {
-    struct sp_archive_write_opts wo = {
-        .digest = SP_XVA_XXHASH,
-        .compress = SP_XVA_PLAIN,
-        .mf_digest = SP_DIGEST_SHA256,
-        .ovf_version = SP_OVF_1,
-        .spool_dir = o->spool_dir,
-        .mtime = input_mtime(r),
-        .forward_only = true,
-    };
+    struct sp_archive_write_opts wo;
+    write_opts(o, input_mtime(r), true, &wo);
     struct sp_archive_writer *w = NULL;
     r->prog = o->prog;
     int rc = sp_archive_writer_begin(f, &r->vm, r->vm.cfg.name, r->disks, r->ndisks, &wo, fd, &w, err);
@@ -180,7 +188,7 @@ static int wrap_vm(const char *path, const struct sp_convert_opts *o, const char
 static int64_t file_mtime(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 ? (int64_t)st.st_mtime : (int64_t)time(NULL);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_mtime : (int64_t)time(NULL);
 }
 
 static int convert_disk(const char *path, const struct sp_archive_write_format *f, const struct sp_convert_opts *o,
@@ -201,14 +209,9 @@ static int convert_disk(const char *path, const struct sp_archive_write_format *
     }
     if (rc == SP_OK && f->data_bytes_first)
         rc = sp_disk_data_bytes(d, &disk->data_bytes, err);
-    struct sp_archive_write_opts wo = {
-        .digest = SP_XVA_XXHASH,
-        .mf_digest = SP_DIGEST_SHA256,
-        .ovf_version = SP_OVF_1,
-        .spool_dir = o->spool_dir,
-        .mtime = file_mtime(path),
-        .prog = o->prog,
-    };
+    struct sp_archive_write_opts wo;
+    write_opts(o, file_mtime(path), false, &wo);
+    wo.prog = o->prog;
     if (rc == SP_OK)
         rc = sp_archive_writer_begin(f, &vm, vm.cfg.name, disk, 1, &wo, fd, &w, err);
     if (rc == SP_OK)
