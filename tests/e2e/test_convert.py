@@ -22,10 +22,10 @@ Cases:
               an XVA block changed, an XVA cut short: exit 3, one error line,
               no output file and nothing else left in its folder.
   order       an XVA whose VBDs point at the VDIs in the other order than
-              the stream's (disk 0 is the second VDI): convert to OVA reads
-              the file again as needed; verify, import: each vdev holds the
-              right bytes. The same XVA from a pipe: exit 3, one error line
-              saying a file is needed, no output file.
+              the stream's (disk 0 is the second VDI): convert to OVA takes
+              the disks in the stream's order (each waits in its spool);
+              verify, import: each vdev holds the right bytes. The same XVA
+              from a pipe converts too, and verifies and imports the same.
   suspended   a suspended VM's XVA: convert says on stderr that the memory
               image is not carried; the OVA verifies and imports halted with
               its disk equal.
