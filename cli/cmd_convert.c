@@ -1,12 +1,17 @@
-/* snapport convert IN OUT: an XVA as an OVA or the other way round, no
- * store involved. */
+/* snapport convert IN OUT: an XVA as an OVA or the other way round, or a
+ * disk image wrapped in a VM of one disk, no store involved. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "exporter/export.h"
+#include "convert/convert.h"
 #include "base/outfile.h"
+
+#define MIB (1ull << 20)
+/* More vCPUs than this is no VM Xen runs (HVM guests' limit). */
+#define MAX_VCPUS 128
 
 /* OUT's format: --format, else its extension. */
 static int out_format(const char *path, const char *given, enum sp_archive_format *f)
@@ -24,19 +29,44 @@ static int out_format(const char *path, const char *given, enum sp_archive_forma
     return EXIT_OK_;
 }
 
+/* --name, --memory, --vcpus: the VM a disk image is wrapped in. */
+static int wrap_opts(const char *name, const char *mem, const char *vcpus, struct sp_convert_opts *o)
+{
+    o->name = name;
+    if (mem) {
+        uint64_t bytes = 0;
+        int rc = cli_parse_size("--memory", mem, &bytes);
+        if (rc != EXIT_OK_)
+            return rc;
+        if (bytes < MIB || bytes % MIB)
+            return cli_usage_error("--memory: '%s' is not a whole number of MiB", mem);
+        o->memory_mb = bytes / MIB;
+    }
+    if (vcpus) {
+        char *end;
+        long v = strtol(vcpus, &end, 10);
+        if (*end || v < 1 || v > MAX_VCPUS)
+            return cli_usage_error("--vcpus: '%s' is not a count 1..%d", vcpus, MAX_VCPUS);
+        o->vcpus = (uint64_t)v;
+    }
+    return EXIT_OK_;
+}
+
 int cmd_convert(struct cli *c, int argc, char **argv)
 {
-    const char *fmt = NULL, *force = NULL;
-    const struct cli_opt opts[] = {{"--format", true, &fmt}, {"--force", false, &force}, {NULL, false, NULL}};
+    const char *fmt = NULL, *force = NULL, *name = NULL, *mem = NULL, *vcpus = NULL;
+    const struct cli_opt opts[] = {{"--format", true, &fmt}, {"--force", false, &force}, {"--name", true, &name},
+                                   {"--memory", true, &mem}, {"--vcpus", true, &vcpus}, {NULL, false, NULL}};
     const char *pos[2];
     int npos;
     int rc = cli_parse("convert", argc, argv, opts, pos, 2, &npos);
     if (rc != EXIT_OK_)
         return rc;
     if (npos != 2)
-        return cli_usage_error("convert: needs IN and OUT (an .xva and an .ova, either way; - for stdin/stdout)");
+        return cli_usage_error("convert: needs IN and OUT (an .xva and an .ova, either way, or a disk image; - for "
+                               "stdin/stdout)");
     struct sp_convert_opts o = {0};
-    if ((rc = out_format(pos[1], fmt, &o.to)) != EXIT_OK_)
+    if ((rc = out_format(pos[1], fmt, &o.to)) != EXIT_OK_ || (rc = wrap_opts(name, mem, vcpus, &o)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     bool to_stdout = strcmp(pos[1], "-") == 0;

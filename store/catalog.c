@@ -266,15 +266,6 @@ int vm_count_snapshots(struct sp_store *s, const char *vm, int *n, struct sp_err
     return rc;
 }
 
-void sp_vm_free(struct sp_vm *vm)
-{
-    if (!vm)
-        return;
-    sp_vmconfig_free(&vm->cfg);
-    free(vm->vbd_vdi);
-    vm->vbd_vdi = NULL;
-}
-
 static enum sp_vm_type type_from_name(const char *t)
 {
     return strcmp(t, "hvm") == 0 ? SP_VM_HVM : strcmp(t, "pvh") == 0 ? SP_VM_PVH : SP_VM_PV;

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "disk/chain.h"
 #include "base/util.h"
 #include "store/internal.h"
 #include "store/xen.h"
@@ -415,15 +414,11 @@ static int full_copies(struct sp_store *s, const struct sp_vm *src, struct plan 
     for (int i = 0; i < src->cfg.ndisks; i++) {
         if (!p->rec_vdis[i][0])
             continue;
-        char path[4096];
-        struct sp_chain *c = NULL;
-        int rc = sp_store_vdi_path(s, src->vbd_vdi[i], path, sizeof path, err);
+        struct sp_disk *d = NULL;
+        int rc = sp_store_open_vdi(s, src->vbd_vdi[i], false, &d, err);
         if (rc == SP_OK)
-            rc = sp_chain_open(path, false, &c, err);
-        if (rc == SP_OK)
-            rc = store_import_disk(s, sp_chain_disk(c), p->rec_vdis[i], prog, err);
-        if (c)
-            sp_disk_close(sp_chain_disk(c));
+            rc = store_import_disk(s, d, p->rec_vdis[i], prog, err);
+        sp_disk_close(d);
         if (rc != SP_OK)
             return rc;
         sp_crashpoint("clone.disk-copied");

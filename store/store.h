@@ -64,22 +64,6 @@ int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error 
  * pipe may need the lock first). share or exclusive take it again. */
 int sp_store_unlock(struct sp_store *s);
 
-/* A VM or a snapshot (a snapshot is a VM record with snapshot_of set). */
-struct sp_vm {
-    char uuid[SP_UUID_STR];
-    struct sp_vm_config cfg;          /* disks[i].target: the VDI's file (absolute) or the outside path */
-    char (*vbd_vdi)[SP_UUID_STR];     /* per disk: the VDI uuid, "" for a disk outside the store */
-    bool suspended;
-    char suspend_vdi[SP_UUID_STR];    /* "" when halted */
-    char snapshot_of[SP_UUID_STR];    /* "" for a VM */
-    int64_t snapshot_time;
-    bool is_system;
-    char parent_snapshot[SP_UUID_STR];
-    int64_t created;
-};
-
-void sp_vm_free(struct sp_vm *vm);
-
 /* Finds a VM (snapshots false) or a snapshot of vm_uuid (or of any VM when
  * vm_uuid is NULL) by name or UUID; an ambiguous name is an error. */
 int sp_store_find(struct sp_store *s, const char *name_or_uuid, bool snapshots, const char *vm_uuid,
@@ -93,6 +77,10 @@ int sp_store_list_snapshots(struct sp_store *s, const char *vm, char (**uuids)[S
 
 /* The absolute path of a VDI's file. */
 int sp_store_vdi_path(struct sp_store *s, const char *vdi, char *out, size_t len, struct sp_error *err);
+/* Opens a VDI read-only as a disk (store/vdi.c): its VHD chain, or, for
+ * a memory image (memory true), its raw bytes. Close with sp_disk_close. */
+struct sp_disk;
+int sp_store_open_vdi(struct sp_store *s, const char *vdi, bool memory, struct sp_disk **out, struct sp_error *err);
 /* Files in the chain of a VDI (1 for a base). */
 int sp_store_chain_depth(struct sp_store *s, const char *vdi, int *depth, struct sp_error *err);
 
@@ -149,6 +137,11 @@ struct sp_staging {
  * dynamic VHDs, empty raw memory images) in a new staging folder. */
 int sp_store_import_begin(struct sp_store *s, const char *name, struct sp_new_vdi *v, int n,
                           struct sp_staging *st, struct sp_error *err);
+/* Opens a new VDI of an import (in its staging folder) writable, as
+ * sp_store_open_vdi does a VDI of the store. */
+int sp_store_open_new_vdi(const struct sp_new_vdi *v, struct sp_disk **out, struct sp_error *err);
+/* The uuids of v[0..n) as one array (malloc'd), what the VM maps take. */
+int sp_new_vdi_uuids(const struct sp_new_vdi *v, int n, char (**out)[SP_UUID_STR], struct sp_error *err);
 /* Takes the lock exclusively, moves the files into the store and registers
  * vm (its vbd_vdi and suspend_vdi name the new VDIs; a new uuid is given
  * when empty) with the VDIs in one transaction. */

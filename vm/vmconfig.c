@@ -1115,3 +1115,12 @@ const char *sp_vm_type_name(enum sp_vm_type t)
     }
     return "unknown";
 }
+
+void sp_vm_free(struct sp_vm *vm)
+{
+    if (!vm)
+        return;
+    sp_vmconfig_free(&vm->cfg);
+    free(vm->vbd_vdi);
+    vm->vbd_vdi = NULL;
+}

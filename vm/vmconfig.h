@@ -82,4 +82,25 @@ void sp_vmconfig_free(struct sp_vm_config *c);
 
 const char *sp_vm_type_name(enum sp_vm_type t);
 
+/* ---- the VM record ------------------------------------------------------ */
+
+/* A VM or a snapshot (a snapshot is a VM record with snapshot_of set): its
+ * xl.cfg and what the store and the archives keep beside it. VDIs are named
+ * by uuid only (plain strings: vm/ knows nothing of the store). */
+struct sp_vm {
+    char uuid[SP_UUID_STR];
+    struct sp_vm_config cfg;          /* disks[i].target: the VDI's file (absolute) or the outside path */
+    char (*vbd_vdi)[SP_UUID_STR];     /* per disk: the VDI uuid, "" for a disk outside the store */
+    bool suspended;
+    char suspend_vdi[SP_UUID_STR];    /* "" when halted */
+    char snapshot_of[SP_UUID_STR];    /* "" for a VM */
+    int64_t snapshot_time;
+    bool is_system;
+    char parent_snapshot[SP_UUID_STR];
+    int64_t created;
+};
+
+void sp_vm_free(struct sp_vm *vm);
+
+
 #endif

@@ -28,3 +28,4 @@ sp_unit_test(registry probe_scores names open_and_check)
 sp_unit_test(qcow2_header parse_v3_backing parse_v2 zstd_type unknown_feature_named rejects_fields short_input
              empty_disk)
 sp_unit_test(qcow2 standalone_refuses backing_shorter)
+sp_unit_test(vm_map xva_round_trip xva_xml_round_trip ovf_round_trip ovf_xml_round_trip ovf_controllers)

@@ -1,14 +1,14 @@
-/* VM or snapshot -> ova.xml + block stream. */
+/* The VM record <-> ova.xml (archive/xva_xml.h), both directions, with no
+ * store: VDIs are named by uuid. The block stream is not here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "exporter/export.h"
-#include "disk/chain.h"
-#include "disk/raw.h"
 #include "base/util.h"
-#include "archive/xva_xml.h"
+#include "vm/xva_map.h"
+
+/* ==== VM -> ova.xml ========================================================= */
 
 static int map_add(struct sp_xva_map *m, const char *k, const char *v, struct sp_error *err)
 {
@@ -136,7 +136,7 @@ static int add_vdi(struct sp_xva_meta *m, const char *store_vdi, uint64_t size, 
     return m->nvdis - 1;
 }
 
-int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err)
+int sp_vm_to_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err)
 {
     const struct sp_vm_config *c = &snap->cfg;
     int n = c->ndisks + 1;
@@ -185,74 +185,79 @@ int sp_export_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_
     return rc;
 }
 
-/* The objects of one VM record, and the store's file of each VDI (VDI
- * sizes are taken from the files when they are opened). */
-static int build_meta(struct sp_store *s, const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m,
-                      char (*files)[4096], struct sp_error *err)
+/* ==== ova.xml -> VM ========================================================= */
+
+static const char *map_get(const struct sp_xva_map *m, const char *k)
 {
-    int rc = sp_export_xva_meta(snap, vm_name, m, err);
-    for (int k = 0; rc == SP_OK && k < m->nvdis; k++)
-        rc = sp_store_vdi_path(s, m->vdis[k].uuid, files[k], 4096, err);
-    return rc;
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->items[i].key, k) == 0)
+            return m->items[i].value;
+    return NULL;
 }
 
-/* Opens a VDI's file: a disk as its chain, a memory image as raw bytes. */
-static int open_vdi(const struct sp_xva_vdi *d, const char *path, struct sp_disk **out, struct sp_error *err)
+static int vbd_order(const void *a, const void *b)
 {
-    if (strcmp(d->type, "suspend") == 0)
-        return sp_raw_open(path, false, out, err);
-    struct sp_chain *c;
-    int rc = sp_chain_open(path, false, &c, err);
-    if (rc == SP_OK)
-        *out = sp_chain_disk(c);
-    return rc;
+    const struct sp_xva_vbd *x = a, *y = b;
+    return atoi(x->userdevice) - atoi(y->userdevice);
 }
 
-static int write_archive(const struct sp_export_opts *o, struct sp_xva_meta *m, char (*files)[4096], int64_t mtime,
-                         int fd, struct sp_error *err)
+/* The store's VM for the archive's: the VBDs in userdevice order, the new
+ * VDIs in place of the archive's ids. */
+int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const char (*vdis)[SP_UUID_STR],
+                        struct sp_vm *vm, struct sp_error *err)
 {
-    struct sp_disk **disks = sp_zalloc(sizeof *disks * (size_t)(m->nvdis + 1), err);
-    if (!disks)
-        return SP_ENOMEM;
-    int rc = SP_OK;
-    for (int i = 0; rc == SP_OK && i < m->nvdis; i++) {
-        rc = open_vdi(&m->vdis[i], files[i], &disks[i], err);
-        if (rc == SP_OK)
-            m->vdis[i].virtual_size = disks[i]->size;
+    memset(vm, 0, sizeof *vm);
+    struct sp_vm_config *c = &vm->cfg;
+    snprintf(c->name, sizeof c->name, "%s", name ? name : m->vm.name);
+    c->type = m->vm.hvm ? SP_VM_HVM : SP_VM_PV;
+    c->memory_mb = (long)(m->vm.memory_dynamic_max >> 20);
+    c->maxmem_mb = (long)(m->vm.memory_static_max >> 20);
+    c->vcpus = (long)m->vm.vcpus_at_startup;
+    c->maxvcpus = (long)m->vm.vcpus_max;
+    if (m->vm.hvm)
+        snprintf(c->boot, sizeof c->boot, "%s", m->vm.boot_order);
+    const char *extra = map_get(&m->vm.other_config, SP_XVA_XL_EXTRA_KEY);
+    c->extra = strdup(extra ? extra : "");
+    struct sp_xva_vbd *vbds = sp_zalloc(sizeof *vbds * (size_t)(m->nvbds + 1), err);
+    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(m->nvbds + 1), err);
+    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(m->nvbds + 1), err);
+    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(m->nvifs + 1), err);
+    if (!c->extra || !vbds || !c->disks || !vm->vbd_vdi || !c->vifs) {
+        free(vbds);
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
     }
-    char *xml = NULL;
-    size_t len = 0;
-    struct sp_xva_writer *w = NULL;
-    if (rc == SP_OK)
-        rc = sp_xva_xml_write(m, &xml, &len, err);
-    if (rc == SP_OK)
-        rc = sp_xva_writer_open(fd, o->compress, o->digest, mtime, &w, err);
-    if (rc == SP_OK)
-        rc = sp_xva_write_xml(w, xml, len, err);
-    for (int i = 0; rc == SP_OK && i < m->nvdis; i++)
-        rc = sp_xva_write_disk(w, m->vdis[i].id, disks[i], o->prog, err);
-    if (rc == SP_OK)
-        rc = sp_xva_writer_close(w, err);
-    sp_xva_writer_free(w);
-    free(xml);
-    for (int i = 0; i < m->nvdis; i++)
-        sp_disk_close(disks[i]);
-    free(disks);
-    return rc;
-}
-
-int sp_export_xva_write(const struct sp_export_src *src, const struct sp_export_opts *o, int fd,
-                        struct sp_error *err)
-{
-    struct sp_xva_meta meta;
-    memset(&meta, 0, sizeof meta);
-    char (*files)[4096] = sp_zalloc(sizeof *files * (size_t)(src->snap->cfg.ndisks + 2), err);
-    int rc = files ? SP_OK : SP_ENOMEM;
-    if (rc == SP_OK)
-        rc = build_meta(src->s, src->snap, src->vm_name, &meta, files, err);
-    if (rc == SP_OK)
-        rc = write_archive(o, &meta, files, src->snap->snapshot_time, fd, err);
-    free(files);
-    sp_xva_meta_free(&meta);
-    return rc;
+    memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
+    qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
+    for (int i = 0; i < m->nvbds; i++) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks];
+        const struct sp_xva_vbd *b = &vbds[i];
+        if (b->device[0])
+            snprintf(d->vdev, sizeof d->vdev, "%s", b->device);
+        else
+            snprintf(d->vdev, sizeof d->vdev, "%s%c", m->vm.hvm ? "hd" : "xvd", 'a' + (i % 26));
+        d->readwrite = !b->read_only;
+        d->cdrom = b->cd;
+        snprintf(d->format, sizeof d->format, "%s", b->cd ? "empty" : "vhd");
+        d->target = strdup("");
+        for (int k = 0; k < m->nvdis; k++)
+            if (strcmp(m->vdis[k].id, b->vdi_id) == 0)
+                snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", vdis[k]);
+        if (vm->vbd_vdi[c->ndisks][0])
+            snprintf(d->format, sizeof d->format, "vhd");
+        c->ndisks++;
+    }
+    free(vbds);
+    for (int i = 0; i < m->nvifs; i++) {
+        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
+        snprintf(f->mac, sizeof f->mac, "%s", m->vifs[i].mac);
+        for (int k = 0; k < m->nnetworks; k++)
+            if (strcmp(m->networks[k].id, m->vifs[i].network_id) == 0)
+                snprintf(f->bridge, sizeof f->bridge, "%s", m->networks[k].bridge);
+    }
+    for (int k = 0; k < m->nvdis; k++)
+        if (m->vm.suspended && strcmp(m->vdis[k].id, m->vm.suspend_vdi_id) == 0) {
+            vm->suspended = true;
+            snprintf(vm->suspend_vdi, sizeof vm->suspend_vdi, "%s", vdis[k]);
+        }
+    return SP_OK;
 }

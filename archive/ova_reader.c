@@ -1,12 +1,12 @@
-/* OVA (or unpacked OVF) -> verify -> VHDs -> a new VM in the store.
+/* OVA (or unpacked OVF) in the archive table: the reader.
  *
  * One forward pass over the members: the .ovf first (it says what the disks
- * are), the .mf and .cert where present, then the files. Every member is
- * digested as it passes; disks decode straight into the new VHDs in the
- * staging folder (streamOptimized VMDK, raw, gzip of either); formats that
- * need random access (monolithicSparse VMDK, VHD) are spooled there first.
- * The manifest, the signature and the References are settled at the end,
- * and only then does the VM appear. */
+ * are, and so the VM, vm/ovf_map.c), the .mf and .cert where present, then
+ * the files. Every member is digested as it passes; a disk's file decodes
+ * straight into the target read_disk is given (streamOptimized VMDK, raw,
+ * gzip of either); formats that need random access (monolithicSparse VMDK,
+ * VHD) are spooled first. The manifest, the signature and the References
+ * are settled at the end (finish). */
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -17,7 +17,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "disk/chain.h"
 #include "disk/registry.h"
 #include "base/instream.h"
 #include "archive/manifest.h"
@@ -26,7 +25,8 @@
 #include "base/util.h"
 #include "disk/vhd.h"
 #include "disk/vmdk.h"
-#include "importer/import.h"
+#include "archive/archive.h"
+#include "vm/ovf_map.h"
 #include "archive/ova_package.h"
 
 #define SMALL_MAX (1u << 20)          /* .mf and .cert */
@@ -54,13 +54,18 @@ struct ova_in {
     char *mf_text, *cert_text;
     size_t mf_len, cert_len;
     struct seen_file *files;
-    struct sp_disk **targets;          /* per OVF disk: where its bytes go; NULL entries: verify */
-    const char *spool_dir;             /* where random-access formats are spooled */
-    bool pause_after_ovf;              /* import: the staging is made once the disks are known */
+    struct sp_archive_reader *r;       /* spool_dir and prog are its */
+    bool pause_after_ovf;              /* open: the reading stops once the disks are known */
+    bool pause_at_disk;                /* next_disk: it stops before a disk's file */
+    int pending_fi;                    /* the file (and its disk) read_disk reads next; -1: none */
+    int pending_di;
+    char pending_name[SP_OVA_NAME_MAX + 1];
+    bool eof;
+    int *order;                        /* per archive disk (r->disks): its OVF disk */
     const struct sp_progress *prog;
     uint64_t done, total;
-    struct sp_archive_info *info;      /* may be NULL */
-    const struct sp_ova_disk_hooks *hooks; /* convert: where each disk goes, instead of targets */
+    bool is_signed;
+    struct sp_cert_info cert;
 };
 
 static int ierr(struct ova_in *st, int code, struct sp_error *err, const char *fmt, ...)
@@ -255,8 +260,9 @@ static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
     }
     struct ova_in *st = k->st;
     st->done += len;
-    if (st->prog && st->prog->update)
-        st->prog->update(st->prog->ctx, st->done, st->total);
+    const struct sp_progress *prog = st->r->prog;
+    if (prog && prog->update)
+        prog->update(prog->ctx, st->done, st->total);
     if (!k->dst || sp_is_zero(data, len))
         return SP_OK;
     if (!k->run || len > CHUNK) {
@@ -281,14 +287,20 @@ static int sink_write(void *ctx, uint64_t off, const void *data, size_t len)
  * opened from there by its driver (never following a reference outside
  * it: an image that stands on another file is refused), copied into the
  * sink. */
+static const char *spool_dir(const struct ova_in *st)
+{
+    const char *tmp = getenv("TMPDIR");
+    return st->r->spool_dir ? st->r->spool_dir : tmp && *tmp ? tmp : "/tmp";
+}
+
 static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, const struct sp_disk_driver *drv,
                    struct disk_sink *k, struct sp_error *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/spool-XXXXXX", st->spool_dir);
+    snprintf(path, sizeof path, "%s/spool-XXXXXX", spool_dir(st));
     int fd = mkstemp(path);
     if (fd < 0)
-        return sp_error_errno(err, errno, "%s: spool file in %s", k->member, st->spool_dir);
+        return sp_error_errno(err, errno, "%s: spool file in %s", k->member, spool_dir(st));
     /* unlinked at once (nothing left behind whatever happens), opened again
      * by the readers through its descriptor */
     unlink(path);
@@ -364,7 +376,7 @@ static int disk_of_file(const struct ova_in *st, const char *file_id)
 }
 
 /* A member named in References: digested, and decoded when a disk uses it. */
-static int read_file_member(struct ova_in *st, int fi, const char *name, struct sp_error *err)
+static int read_file_member(struct ova_in *st, int fi, const char *name, struct sp_disk *dst, struct sp_error *err)
 {
     const struct sp_ovf_file *f = &st->sys.files[fi];
     struct seen_file *sf = &st->files[fi];
@@ -382,12 +394,6 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         rc = sp_readahead_start(member_read, &m, &ra, err);
     if (rc == SP_OK && di >= 0) {
         const struct sp_ovf_disk *d = &st->sys.disks[di];
-        struct sp_disk *dst = st->targets ? st->targets[di] : NULL;
-        bool hooked = false;
-        if (st->hooks) {
-            rc = st->hooks->begin(st->hooks->ctx, di, &dst, err);
-            hooked = rc == SP_OK;
-        }
         struct disk_sink k = {st, dst, d->capacity, name, err, SP_OK, NULL, 0, 0};
         k.run = dst ? malloc(CHUNK) : NULL; /* without it, grain by grain */
         struct gunzip_in g;
@@ -411,8 +417,6 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         }
         if (rc != SP_OK && !k.failed)
             sp_error_prefix(err, "%s: %s", st->label, name);
-        if (hooked)
-            rc = st->hooks->end(st->hooks->ctx, di, rc, err);
     } else if (rc == SP_OK && f->compression[0] && strcasecmp(f->compression, "gzip") != 0) {
         rc = ierr(st, SP_EUNSUPPORTED, err, "%s: compression \"%s\" (only gzip)", name, f->compression);
     }
@@ -523,7 +527,14 @@ static int read_member(struct ova_in *st, const char *name, uint64_t size, struc
     int fi = find_file(st, name);
     if (fi < 0)
         return ierr(st, SP_EFORMAT, err, "%s: a member the OVF does not name in References", name);
-    return read_file_member(st, fi, name, err);
+    int di = disk_of_file(st, st->sys.files[fi].id);
+    if (di >= 0 && st->pause_at_disk) {
+        st->pending_fi = fi;
+        st->pending_di = di;
+        snprintf(st->pending_name, sizeof st->pending_name, "%s", name);
+        return SP_OK;
+    }
+    return read_file_member(st, fi, name, NULL, err);
 }
 
 /* ---- the end: References, manifest, certificate ---------------------------- */
@@ -564,27 +575,23 @@ static int settle(struct ova_in *st, struct sp_error *err)
     if (st->cert_text) {
         if (!st->have_mf)
             return ierr(st, SP_EFORMAT, err, "a certificate without a manifest");
-        struct sp_cert_info ci;
-        memset(&ci, 0, sizeof ci);
-        int rc = sp_cert_verify(st->cert_text, st->cert_len, st->mf_name, st->mf_text, st->mf_len, &ci, err);
+        memset(&st->cert, 0, sizeof st->cert);
+        int rc = sp_cert_verify(st->cert_text, st->cert_len, st->mf_name, st->mf_text, st->mf_len, &st->cert, err);
         if (rc != SP_OK)
             return sp_error_prefix(err, "%s: certificate", st->label);
-        if (st->info) {
-            st->info->is_signed = true;
-            st->info->trusted = ci.trusted;
-            snprintf(st->info->signer, sizeof st->info->signer, "%s", ci.subject);
-            snprintf(st->info->trust_problem, sizeof st->info->trust_problem, "%s", ci.trust_problem);
-        }
+        st->is_signed = true;
     }
     return SP_OK;
 }
 
-static void fill_info(struct ova_in *st)
+static void fill_info(const struct ova_in *st, struct sp_archive_info *in)
 {
-    struct sp_archive_info *in = st->info;
-    if (!in || !st->have_sys)
+    if (!st->have_sys)
         return;
-    snprintf(in->format, sizeof in->format, "ova");
+    in->is_signed = st->is_signed;
+    in->trusted = st->cert.trusted;
+    snprintf(in->signer, sizeof in->signer, "%s", st->cert.subject);
+    snprintf(in->trust_problem, sizeof in->trust_problem, "%s", st->cert.trust_problem);
     snprintf(in->vm_name, sizeof in->vm_name, "%s", st->sys.name[0] ? st->sys.name : st->sys.id);
     in->hvm = strcmp(st->sys.xen_type, "pv") != 0 && strcmp(st->sys.xen_type, "pvh") != 0;
     in->memory_bytes = st->sys.memory_mb << 20;
@@ -593,7 +600,7 @@ static void fill_info(struct ova_in *st)
     if (st->have_mf && st->mf.n)
         snprintf(in->manifest, sizeof in->manifest, "%s", sp_digest_name(st->mf.e[0].kind));
     in->ndisks = 0;
-    for (int i = 0; i < st->sys.ndisks && i < 64; i++) {
+    for (int i = 0; i < st->sys.ndisks && i < SP_ARCHIVE_INFO_DISKS; i++) {
         const struct sp_ovf_disk *d = &st->sys.disks[i];
         const struct sp_ovf_file *f = d->file_id[0] ? sp_ovf_find_file(&st->sys, d->file_id) : NULL;
         int fi = f ? (int)(f - st->sys.files) : -1;
@@ -607,266 +614,164 @@ static void fill_info(struct ova_in *st)
     }
 }
 
-/* Every member, then the checks of the end. */
+/* Every member, then the checks of the end; stops after the .ovf
+ * (pause_after_ovf) or before a disk's file (pause_at_disk). */
 static int read_package(struct ova_in *st, struct sp_error *err)
 {
-    for (;;) {
+    while (!st->eof) {
         char name[SP_OVA_NAME_MAX + 1];
         uint64_t size = 0;
         bool eof = false;
         int rc = ova_package_next(st->pkg, name, &size, &eof, err);
         if (rc != SP_OK)
             return rc;
+        st->eof = eof;
         if (eof)
             return settle(st, err);
         rc = read_member(st, name, size, err);
-        if (rc != SP_OK)
+        if (rc != SP_OK || st->pending_fi >= 0)
             return rc;
         if (st->pause_after_ovf && st->have_sys) {
             st->pause_after_ovf = false;
             return SP_OK;
         }
     }
+    return SP_OK;
 }
 
-static void ova_in_free(struct ova_in *st)
+/* ---- the reader ---------------------------------------------------------------- */
+
+static int bid(const struct sp_archive_bid *b)
 {
+    if (b->unpacked || sp_ova_has_ext(b->first_member, ".ovf"))
+        return SP_ARCHIVE_BID_SURE;
+    return SP_ARCHIVE_BID_NO;
+}
+
+/* The order the disks come in: their files' order in References, disks
+ * without a file last. */
+static int file_rank(const struct sp_ovf_system *sys, int disk)
+{
+    const struct sp_ovf_file *f = sys->disks[disk].file_id[0] ? sp_ovf_find_file(sys, sys->disks[disk].file_id) : NULL;
+    return f ? (int)(f - sys->files) : sys->nfiles + disk;
+}
+
+/* The archive's disks in the order they come, each named by a new uuid,
+ * and the VM on them. */
+static int map_vm(struct sp_archive_reader *r, struct ova_in *st, struct sp_error *err)
+{
+    const struct sp_ovf_system *sys = &st->sys;
+    int n = sys->ndisks;
+    int rc = sp_archive_disks_new(n, &r->disks, err);
+    char (*uuids)[SP_UUID_STR] = rc == SP_OK ? sp_zalloc(sizeof *uuids * (size_t)(n + 1), err) : NULL;
+    st->order = uuids ? sp_zalloc(sizeof *st->order * (size_t)(n + 1), err) : NULL;
+    if (rc == SP_OK && (!uuids || !st->order))
+        rc = SP_ENOMEM;
+    for (int i = 0; rc == SP_OK && i < n; i++) {
+        int k = 0; /* how many disks come before disk i */
+        for (int j = 0; j < n; j++)
+            k += file_rank(sys, j) < file_rank(sys, i);
+        st->order[k] = i;
+        snprintf(r->disks[k].id, sizeof r->disks[k].id, "%s", sys->disks[i].disk_id);
+        r->disks[k].size = sys->disks[i].capacity;
+        r->disks[k].data_bytes = sys->disks[i].populated_size;
+        snprintf(uuids[i], SP_UUID_STR, "%s", r->disks[k].uuid);
+    }
+    r->ndisks = n;
+    if (rc == SP_OK)
+        rc = sp_vm_from_ovf(sys, NULL, (const char(*)[SP_UUID_STR])uuids, &r->vm, err);
+    free(uuids);
+    return rc;
+}
+
+static int ova_open(struct sp_archive_reader *r, struct sp_error *err)
+{
+    struct ova_in *st = sp_zalloc(sizeof *st, err);
+    if (!st)
+        return SP_ENOMEM;
+    r->priv = st;
+    st->r = r;
+    st->label = r->label;
+    st->pending_fi = -1;
+    st->pending_di = -1;
+    int rc = r->in ? ova_package_tar(r->in, r->label, &st->pkg, err) : ova_package_dir(r->path, &st->pkg, err);
+    st->pause_after_ovf = true;
+    if (rc == SP_OK)
+        rc = read_package(st, err); /* stops after the .ovf */
+    if (rc == SP_OK && !st->have_sys)
+        rc = ierr(st, SP_EFORMAT, err, "empty archive, no .ovf");
+    if (rc == SP_OK)
+        rc = map_vm(r, st, err);
+    return rc;
+}
+
+static int archive_index(const struct ova_in *st, int di)
+{
+    int k = 0;
+    while (k < st->sys.ndisks && st->order[k] != di)
+        k++;
+    return k;
+}
+
+static int ova_next_disk(struct sp_archive_reader *r, int *k, struct sp_error *err)
+{
+    struct ova_in *st = r->priv;
+    *k = -1;
+    int rc = SP_OK;
+    if (st->pending_fi < 0) {
+        st->pause_at_disk = true;
+        rc = read_package(st, err);
+        st->pause_at_disk = false;
+    }
+    if (rc == SP_OK && st->pending_fi >= 0)
+        *k = archive_index(st, st->pending_di);
+    return rc;
+}
+
+static int ova_read_disk(struct sp_archive_reader *r, struct sp_disk *target, struct sp_error *err)
+{
+    struct ova_in *st = r->priv;
+    if (st->pending_fi < 0)
+        return sp_error_set(err, SP_EINVAL, "%s: no disk to read", r->label);
+    int fi = st->pending_fi;
+    st->pending_fi = -1;
+    st->pending_di = -1;
+    return read_file_member(st, fi, st->pending_name, target, err);
+}
+
+static int ova_finish(struct sp_archive_reader *r, struct sp_error *err)
+{
+    struct ova_in *st = r->priv;
+    int rc = st->pending_fi >= 0 ? ova_read_disk(r, NULL, err) : SP_OK;
+    return rc == SP_OK ? read_package(st, err) : rc;
+}
+
+static void ova_info(const struct sp_archive_reader *r, struct sp_archive_info *info)
+{
+    fill_info(r->priv, info);
+}
+
+static void ova_in_free(struct sp_archive_reader *r)
+{
+    struct ova_in *st = r->priv;
     sp_ovf_free(&st->sys);
     sp_manifest_free(&st->mf);
     free(st->mf_text);
     free(st->cert_text);
     free(st->files);
     ova_package_free(st->pkg);
+    free(st->order);
+    free(st);
+    r->priv = NULL;
 }
 
-static int open_package(struct ova_in *st, struct sp_instream *in, const char *path, const char *label,
-                        struct sp_error *err)
-{
-    memset(st, 0, sizeof *st);
-    st->label = label;
-    return in ? ova_package_tar(in, label, &st->pkg, err) : ova_package_dir(path, &st->pkg, err);
-}
-
-/* ---- verify ---------------------------------------------------------------- */
-
-int sp_verify_ova(struct sp_instream *in, const char *path, const char *label, struct sp_archive_info *info,
-                  const struct sp_progress *prog, struct sp_error *err)
-{
-    struct ova_in st;
-    int rc = open_package(&st, in, path, label, err);
-    st.info = info;
-    st.prog = prog;
-    const char *tmp = getenv("TMPDIR");
-    st.spool_dir = tmp && *tmp ? tmp : "/tmp";
-    if (rc == SP_OK)
-        rc = read_package(&st, err);
-    fill_info(&st);
-    ova_in_free(&st);
-    return rc;
-}
-
-/* ---- import ------------------------------------------------------------------ */
-
-/* Token i of our own section's disk names ("xvda xvdb cdrom:hdc"); the CD
- * drive's is the one with the "cdrom:" prefix (i < 0). */
-static bool our_vdev(const struct sp_ovf_system *sys, int i, char *out, size_t len)
-{
-    const char *p = sys->xen_vdevs;
-    for (int k = 0; *p;) {
-        while (*p == ' ')
-            p++;
-        size_t n = strcspn(p, " ");
-        bool cd = strncmp(p, "cdrom:", 6) == 0;
-        if (n && ((cd && i < 0) || (!cd && k == i))) {
-            size_t skip = cd ? 6 : 0;
-            if (n - skip == 0 || n - skip >= len)
-                return false;
-            snprintf(out, len, "%.*s", (int)(n - skip), p + skip);
-            return true;
-        }
-        k += !cd && n;
-        p += n;
-    }
-    return false;
-}
-
-/* Our own export names the disks; else hd* while IDE can hold them all. */
-static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int total, char *out, size_t len)
-{
-    if (!our_vdev(sys, i, out, len))
-        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
-}
-
-/* The name given, else the system's Name, else its id. */
-static const char *ova_vm_name(const struct sp_ovf_system *sys, const char *given)
-{
-    return given ? given : sys->name[0] ? sys->name : sys->id[0] ? sys->id : "imported";
-}
-
-int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const struct sp_new_vdi *nv, struct sp_vm *vm,
-                   struct sp_error *err)
-{
-    memset(vm, 0, sizeof *vm);
-    struct sp_vm_config *c = &vm->cfg;
-    bool ours = sys->xen_type[0] != '\0';
-    snprintf(c->name, sizeof c->name, "%s", ova_vm_name(sys, name));
-    c->type = strcmp(sys->xen_type, "pv") == 0 ? SP_VM_PV : strcmp(sys->xen_type, "pvh") == 0 ? SP_VM_PVH : SP_VM_HVM;
-    c->memory_mb = sys->memory_mb ? (long)sys->memory_mb : 1024; /* VirtualBox's default when absent */
-    c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
-    snprintf(c->boot, sizeof c->boot, "%s", ours ? sys->xen_boot : c->type == SP_VM_HVM ? "cd" : "");
-    c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
-    int n = sys->ndisks + (sys->cdrom ? 1 : 0);
-    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
-    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
-    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(sys->nnics + 1), err);
-    if (!c->extra || !c->disks || !vm->vbd_vdi || !c->vifs)
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    for (int i = 0; i < sys->ndisks; i++) {
-        struct sp_vm_disk *d = &c->disks[c->ndisks];
-        vdev_name(sys, i, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
-        d->readwrite = true;
-        snprintf(d->format, sizeof d->format, "vhd");
-        d->target = strdup("");
-        snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", nv[i].uuid);
-        if (!d->target)
-            return sp_error_set(err, SP_ENOMEM, "out of memory");
-        c->ndisks++;
-    }
-    if (sys->cdrom) {
-        struct sp_vm_disk *d = &c->disks[c->ndisks++];
-        vdev_name(sys, -1, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
-        d->cdrom = true;
-        snprintf(d->format, sizeof d->format, "empty");
-        if (!(d->target = strdup("")))
-            return sp_error_set(err, SP_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < sys->nnics; i++) {
-        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
-        snprintf(f->mac, sizeof f->mac, "%s", sys->nics[i].mac);
-        /* a foreign network name means nothing here: xl's default bridge */
-        if (ours && strcmp(sys->nics[i].network, "default") != 0)
-            snprintf(f->bridge, sizeof f->bridge, "%s", sys->nics[i].network);
-        if (strcasecmp(sys->nics[i].model, "E1000") == 0)
-            snprintf(f->model, sizeof f->model, "e1000");
-    }
-    return SP_OK;
-}
-
-static int open_targets(struct ova_in *st, struct sp_new_vdi *nv, struct sp_error *err)
-{
-    st->targets = sp_zalloc(sizeof *st->targets * (size_t)(st->sys.ndisks + 1), err);
-    if (!st->targets)
-        return SP_ENOMEM;
-    for (int i = 0; i < st->sys.ndisks; i++) {
-        struct sp_chain *c;
-        int rc = sp_chain_open(nv[i].path, true, &c, err);
-        if (rc != SP_OK)
-            return rc;
-        st->targets[i] = sp_chain_disk(c);
-    }
-    return SP_OK;
-}
-
-static int close_targets(struct ova_in *st, struct sp_error *err)
-{
-    int rc = SP_OK;
-    for (int i = 0; st->targets && i < st->sys.ndisks; i++) {
-        if (st->targets[i] && rc == SP_OK)
-            rc = sp_disk_flush(st->targets[i], err);
-        sp_disk_close(st->targets[i]);
-    }
-    free(st->targets);
-    st->targets = NULL;
-    return rc;
-}
-
-int sp_import_ova(struct sp_store *s, struct sp_instream *in, const char *path, const char *label,
-                  const struct sp_import_opts *o, char uuid[SP_UUID_STR], struct sp_error *err)
-{
-    struct ova_in st;
-    struct sp_vm vm;
-    memset(&vm, 0, sizeof vm);
-    struct sp_new_vdi *nv = NULL;
-    struct sp_staging stg = {.lock_fd = -1};
-    /* as for XVA: the store is locked only to start and to finish */
-    sp_store_unlock(s);
-    int rc = open_package(&st, in, path, label, err);
-    st.prog = o->prog;
-    st.pause_after_ovf = true;
-    if (rc == SP_OK)
-        rc = read_package(&st, err); /* stops after the .ovf */
-    const char *vm_name = ova_vm_name(&st.sys, o->name);
-    if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(st.sys.ndisks + 1), err)))
-        rc = SP_ENOMEM;
-    for (int i = 0; rc == SP_OK && i < st.sys.ndisks; i++)
-        nv[i].size = st.sys.disks[i].capacity;
-    if (rc == SP_OK && (rc = sp_store_import_begin(s, vm_name, nv, st.sys.ndisks, &stg, err)) == SP_EEXIST)
-        sp_error_prefix(err, "%s: import with --name NEW", label);
-    if (rc == SP_OK) {
-        st.spool_dir = stg.dir;
-        rc = open_targets(&st, nv, err);
-    }
-    if (rc == SP_OK)
-        rc = read_package(&st, err);
-    int crc = close_targets(&st, err);
-    if (rc == SP_OK)
-        rc = crc;
-    if (rc == SP_OK)
-        rc = sp_vm_from_ovf(&st.sys, o->name, nv, &vm, err);
-    if (rc == SP_OK)
-        rc = sp_store_import_commit(s, &stg, nv, st.sys.ndisks, &vm, err);
-    if (rc == SP_OK)
-        snprintf(uuid, SP_UUID_STR, "%s", vm.uuid);
-    sp_store_import_abort(s, &stg);
-    sp_vm_free(&vm);
-    free(nv);
-    ova_in_free(&st);
-    return rc;
-}
-
-/* ---- a source of disks (convert) ---------------------------------------------- */
-
-struct sp_ova_source {
-    struct ova_in st;
+const struct sp_archive_read_format sp_archive_ova_reader = {
+    .name = "ova",
+    .bid = bid,
+    .open = ova_open,
+    .next_disk = ova_next_disk,
+    .read_disk = ova_read_disk,
+    .finish = ova_finish,
+    .info = ova_info,
+    .free = ova_in_free,
 };
-
-int sp_ova_source_open(struct sp_instream *in, const char *path, const char *label, const struct sp_progress *prog,
-                       struct sp_ova_source **out, struct sp_error *err)
-{
-    *out = NULL;
-    struct sp_ova_source *src = sp_zalloc(sizeof *src, err);
-    if (!src)
-        return SP_ENOMEM;
-    struct ova_in *st = &src->st;
-    int rc = open_package(st, in, path, label, err);
-    st->prog = prog;
-    const char *tmp = getenv("TMPDIR");
-    st->spool_dir = tmp && *tmp ? tmp : "/tmp";
-    st->pause_after_ovf = true;
-    if (rc == SP_OK)
-        rc = read_package(st, err); /* stops after the .ovf */
-    if (rc != SP_OK) {
-        sp_ova_source_free(src);
-        return rc;
-    }
-    *out = src;
-    return SP_OK;
-}
-
-const struct sp_ovf_system *sp_ova_source_system(const struct sp_ova_source *src) { return &src->st.sys; }
-
-int sp_ova_source_read(struct sp_ova_source *src, const struct sp_ova_disk_hooks *h, struct sp_error *err)
-{
-    src->st.hooks = h;
-    int rc = read_package(&src->st, err);
-    src->st.hooks = NULL;
-    return rc;
-}
-
-void sp_ova_source_free(struct sp_ova_source *src)
-{
-    if (!src)
-        return;
-    ova_in_free(&src->st);
-    free(src);
-}

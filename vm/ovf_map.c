@@ -1,0 +1,227 @@
+/* The VM record <-> an OVF virtual system, both directions, with no store:
+ * VDIs are named by uuid, disk files by their member names. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/util.h"
+#include "vm/ovf_map.h"
+
+#define SCSI_UNITS 15         /* units 0-15 but 7, the HBA's own (VMware) */
+#define SCSI_HBA_UNIT 7
+#define IDE_UNITS 4
+#define IDE_UNITS_PER_CHANNEL 2
+/* The guest is unknown; what every importer takes (ova.md): a PV guest is
+ * Linux, an HVM one "other 64-bit" (CIM OperatingSystem ids). */
+#define CIM_OS_LINUX_64 101
+#define CIM_OS_OTHER_64 102
+
+/* ==== VM -> OVF ============================================================= */
+
+static bool is_ide_vdev(const char *v) { return strncmp(v, "hd", 2) == 0 && v[2] >= 'a' && v[2] <= 'd' && !v[3]; }
+
+bool sp_vm_ovf_carries(const struct sp_vm *vm, int i)
+{
+    return !vm->cfg.disks[i].cdrom && vm->vbd_vdi && vm->vbd_vdi[i][0];
+}
+
+bool sp_vm_ovf_ide(const struct sp_vm *vm)
+{
+    int carried = 0;
+    for (int i = 0; i < vm->cfg.ndisks; i++) {
+        if (!sp_vm_ovf_carries(vm, i))
+            continue;
+        if (!is_ide_vdev(vm->cfg.disks[i].vdev))
+            return false;
+        carried++;
+    }
+    return carried + (vm->cfg.ndisks > carried ? 1 : 0) <= IDE_UNITS;
+}
+
+/* Appends a name to the blank-separated list of our section's disk names. */
+static int add_vdev(struct sp_ovf_system *sys, size_t *vl, const char *prefix, const char *vdev, struct sp_error *err)
+{
+    *vl += (size_t)snprintf(sys->xen_vdevs + *vl, sizeof sys->xen_vdevs - *vl, "%s%s%s", *vl ? " " : "", prefix, vdev);
+    if (*vl >= sizeof sys->xen_vdevs)
+        return sp_error_set(err, SP_ELIMIT, "ovf: too many disk names");
+    return SP_OK;
+}
+
+static void place_disk(struct sp_ovf_disk *d, bool ide, const char *vdev, int k)
+{
+    d->controller = ide ? SP_OVF_IDE : SP_OVF_SCSI;
+    if (ide) {
+        int unit = vdev[2] - 'a';
+        d->controller_index = unit / IDE_UNITS_PER_CHANNEL;
+        d->address = unit % IDE_UNITS_PER_CHANNEL;
+    } else {
+        d->controller_index = k / SCSI_UNITS;
+        d->address = k % SCSI_UNITS >= SCSI_HBA_UNIT ? k % SCSI_UNITS + 1 : k % SCSI_UNITS;
+    }
+}
+
+/* The files and disks, our section's names of them, the CD drive. */
+static int ovf_disks(const struct sp_vm *vm, const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys,
+                     struct sp_error *err)
+{
+    const struct sp_vm_config *c = &vm->cfg;
+    bool ide = sp_vm_ovf_ide(vm);
+    size_t vl = 0;
+    int rc = SP_OK;
+    for (int i = 0; rc == SP_OK && i < c->ndisks; i++) {
+        if (!sp_vm_ovf_carries(vm, i))
+            continue;
+        int k = sys->ndisks;
+        if (k >= nfiles)
+            return sp_error_set(err, SP_EINVAL, "ovf: disk %s has no file", c->disks[i].vdev);
+        struct sp_ovf_file *f = &sys->files[sys->nfiles++];
+        snprintf(f->id, sizeof f->id, "file%d", k + 1);
+        snprintf(f->href, sizeof f->href, "%s", files[k].member);
+        f->size = files[k].file_size;
+        struct sp_ovf_disk *d = &sys->disks[sys->ndisks++];
+        snprintf(d->disk_id, sizeof d->disk_id, "vmdisk%d", k + 1);
+        snprintf(d->file_id, sizeof d->file_id, "%s", f->id);
+        d->capacity = files[k].capacity;
+        d->populated_size = files[k].populated;
+        place_disk(d, ide, c->disks[i].vdev, k);
+        rc = add_vdev(sys, &vl, "", c->disks[i].vdev, err);
+    }
+    /* OVF has one CD drive without a name; ours carries its Xen name */
+    for (int i = 0; rc == SP_OK && i < c->ndisks && !sys->cdrom; i++)
+        if (c->disks[i].cdrom) {
+            sys->cdrom = true;
+            rc = add_vdev(sys, &vl, "cdrom:", c->disks[i].vdev, err);
+        }
+    return rc;
+}
+
+static void ovf_nics(const struct sp_vm_config *c, struct sp_ovf_system *sys)
+{
+    for (int i = 0; i < c->nvifs; i++) {
+        struct sp_ovf_nic *n = &sys->nics[sys->nnics++];
+        snprintf(n->network, sizeof n->network, "%s", c->vifs[i].bridge[0] ? c->vifs[i].bridge : "default");
+        snprintf(n->mac, sizeof n->mac, "%s", c->vifs[i].mac);
+        if (strcmp(c->vifs[i].model, "e1000") == 0)
+            snprintf(n->model, sizeof n->model, "E1000");
+    }
+}
+
+int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_version version,
+                 const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys, struct sp_error *err)
+{
+    const struct sp_vm_config *c = &vm->cfg;
+    memset(sys, 0, sizeof *sys);
+    sys->version = version;
+    snprintf(sys->id, sizeof sys->id, "%s", vm_name);
+    snprintf(sys->name, sizeof sys->name, "%s", vm_name);
+    if (vm->snapshot_of[0] && !vm->is_system)
+        snprintf(sys->description, sizeof sys->description, "snapshot '%s' of %s, exported by snapport", c->name,
+                 vm_name);
+    bool pv = c->type != SP_VM_HVM;
+    sys->os_id = pv ? CIM_OS_LINUX_64 : CIM_OS_OTHER_64;
+    snprintf(sys->os_type, sizeof sys->os_type, "%s", pv ? "otherLinux64Guest" : "otherGuest64");
+    sys->memory_mb = (uint64_t)c->memory_mb;
+    sys->vcpus = (uint64_t)(c->vcpus > 0 ? c->vcpus : 1);
+    sys->files = sp_zalloc(sizeof *sys->files * (size_t)(nfiles + 1), err);
+    sys->disks = sp_zalloc(sizeof *sys->disks * (size_t)(nfiles + 1), err);
+    sys->nics = sp_zalloc(sizeof *sys->nics * (size_t)(c->nvifs + 1), err);
+    if (!sys->files || !sys->disks || !sys->nics)
+        return SP_ENOMEM;
+    int rc = ovf_disks(vm, files, nfiles, sys, err);
+    if (rc != SP_OK)
+        return rc;
+    ovf_nics(c, sys);
+    snprintf(sys->xen_type, sizeof sys->xen_type, "%s", sp_vm_type_name(c->type));
+    snprintf(sys->xen_boot, sizeof sys->xen_boot, "%s", c->boot);
+    if (c->extra && *c->extra && !(sys->xen_extra = strdup(c->extra)))
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    return SP_OK;
+}
+
+/* ==== OVF -> VM ============================================================= */
+
+/* Token i of our own section's disk names ("xvda xvdb cdrom:hdc"); the CD
+ * drive's is the one with the "cdrom:" prefix (i < 0). */
+static bool our_vdev(const struct sp_ovf_system *sys, int i, char *out, size_t len)
+{
+    const char *p = sys->xen_vdevs;
+    for (int k = 0; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        bool cd = strncmp(p, "cdrom:", 6) == 0;
+        if (n && ((cd && i < 0) || (!cd && k == i))) {
+            size_t skip = cd ? 6 : 0;
+            if (n - skip == 0 || n - skip >= len)
+                return false;
+            snprintf(out, len, "%.*s", (int)(n - skip), p + skip);
+            return true;
+        }
+        k += !cd && n;
+        p += n;
+    }
+    return false;
+}
+
+/* Our own export names the disks; else hd* while IDE can hold them all. */
+static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int total, char *out, size_t len)
+{
+    if (!our_vdev(sys, i, out, len))
+        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
+}
+
+/* The name given, else the system's Name, else its id. */
+const char *sp_ovf_vm_name(const struct sp_ovf_system *sys, const char *given)
+{
+    return given ? given : sys->name[0] ? sys->name : sys->id[0] ? sys->id : "imported";
+}
+
+int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char (*vdis)[SP_UUID_STR],
+                   struct sp_vm *vm, struct sp_error *err)
+{
+    memset(vm, 0, sizeof *vm);
+    struct sp_vm_config *c = &vm->cfg;
+    bool ours = sys->xen_type[0] != '\0';
+    snprintf(c->name, sizeof c->name, "%s", sp_ovf_vm_name(sys, name));
+    c->type = strcmp(sys->xen_type, "pv") == 0 ? SP_VM_PV : strcmp(sys->xen_type, "pvh") == 0 ? SP_VM_PVH : SP_VM_HVM;
+    c->memory_mb = sys->memory_mb ? (long)sys->memory_mb : 1024; /* VirtualBox's default when absent */
+    c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
+    snprintf(c->boot, sizeof c->boot, "%s", ours ? sys->xen_boot : c->type == SP_VM_HVM ? "cd" : "");
+    c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
+    int n = sys->ndisks + (sys->cdrom ? 1 : 0);
+    c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
+    vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
+    c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(sys->nnics + 1), err);
+    if (!c->extra || !c->disks || !vm->vbd_vdi || !c->vifs)
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    for (int i = 0; i < sys->ndisks; i++) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks];
+        vdev_name(sys, i, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
+        d->readwrite = true;
+        snprintf(d->format, sizeof d->format, "vhd");
+        d->target = strdup("");
+        snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", vdis[i]);
+        if (!d->target)
+            return sp_error_set(err, SP_ENOMEM, "out of memory");
+        c->ndisks++;
+    }
+    if (sys->cdrom) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks++];
+        vdev_name(sys, -1, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
+        d->cdrom = true;
+        snprintf(d->format, sizeof d->format, "empty");
+        if (!(d->target = strdup("")))
+            return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < sys->nnics; i++) {
+        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
+        snprintf(f->mac, sizeof f->mac, "%s", sys->nics[i].mac);
+        /* a foreign network name means nothing here: xl's default bridge */
+        if (ours && strcmp(sys->nics[i].network, "default") != 0)
+            snprintf(f->bridge, sizeof f->bridge, "%s", sys->nics[i].network);
+        if (strcasecmp(sys->nics[i].model, "E1000") == 0)
+            snprintf(f->model, sizeof f->model, "e1000");
+    }
+    return SP_OK;
+}

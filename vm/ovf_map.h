@@ -1,0 +1,46 @@
+/* The VM record (vm/vmconfig.h) and an OVF virtual system (archive/ovf.h),
+ * mapped both ways. What survives a round trip through snapport's own OVF
+ * section: name, HVM/PV/PVH, memory, vCPUs, boot order, the disks in order
+ * (their Xen names), the CD drive, MACs, bridges and the e1000 model, and
+ * the xl.cfg statements snapport does not interpret. A foreign OVF gives
+ * what it has (names hdX or xvdX, xl's default bridge). */
+#ifndef SP_OVF_MAP_H
+#define SP_OVF_MAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "archive/ovf.h"
+#include "vm/vmconfig.h"
+
+/* One disk file the OVF carries, in the VM's disk order. */
+struct sp_ovf_map_file {
+    const char *member;       /* its name in the package */
+    uint64_t file_size;       /* bytes of the file, 0 when unknown */
+    uint64_t capacity;        /* the disk's virtual size */
+    uint64_t populated;       /* the disk's bytes of data */
+};
+
+/* Whether disk i of vm is carried as a file: not a CD drive (a hardware
+ * item), not a disk without a VDI. */
+bool sp_vm_ovf_carries(const struct sp_vm *vm, int i);
+/* Whether the carried disks go on IDE (every one hd[a-d], four at most
+ * with the CD drive) rather than SCSI. */
+bool sp_vm_ovf_ide(const struct sp_vm *vm);
+
+/* The OVF system of vm: files[k] for its k-th carried disk (nfiles of
+ * them); vm_name the VM's name (a snapshot's record carries its own).
+ * sys is overwritten; release it with sp_ovf_free. */
+int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_version version,
+                 const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys, struct sp_error *err);
+
+/* The name an import gives: given, else the system's Name, else its id. */
+const char *sp_ovf_vm_name(const struct sp_ovf_system *sys, const char *given);
+
+/* The VM for an OVF system: its disks in OVF order, disk i on the VDI
+ * vdis[i] (sys->ndisks of them), the CD drive, the NICs; name NULL: the
+ * system's. Release vm with sp_vm_free. */
+int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char (*vdis)[SP_UUID_STR],
+                   struct sp_vm *vm, struct sp_error *err);
+
+#endif
