@@ -65,9 +65,10 @@ static int print_info(struct cli *c, struct sp_disk *d, const struct sp_disk_lay
     printf("allocated:    %s (%llu bytes)\n", sp_format_size(alloc, b, sizeof b), (unsigned long long)alloc);
     if (l[0].block_size)
         printf("block size:   %s\n", sp_format_size(l[0].block_size, e, sizeof e));
-    printf("depth:        %d\n", n);
+    bool extents = d->driver->layers_are_extents;
+    printf(extents ? "extents:      %d\n" : "depth:        %d\n", n);
     if (n > 1 || l[0].uuid[0]) {
-        printf("chain (leaf first):\n");
+        printf(extents ? "extent files (in disk order):\n" : "chain (leaf first):\n");
         for (int i = 0; i < n; i++)
             print_layer_text(i, &l[i]);
     }

@@ -93,6 +93,7 @@ struct sp_disk_driver {
     int (*open)(const char *path, const struct sp_disk_open_opts *o, struct sp_disk **out, struct sp_error *err);
     const char *refuse;                   /* with open NULL: the message */
     /* Optional: the layers of an open disk (leaf first); *n at most max. */
+    bool layers_are_extents;              /* they sit side by side in disk order (VMDK), not stacked */
     int (*layers)(struct sp_disk *d, struct sp_disk_layer *l, int max, int *n, struct sp_error *err);
     /* Optional: checks beyond open's; problem() once per finding. NULL:
      * open plus a walk over every extent (all metadata) is the check. */

@@ -273,6 +273,7 @@ const struct sp_disk_driver sp_disk_driver_vmdk = {
     .extensions = VMDK_EXTENSIONS,
     .probe = vmdk_probe,
     .open = vmdk_driver_open,
+    .layers_are_extents = true,
     .layers = vmdk_layers,
     .streamable = vmdk_streamable,
     .read_stream = vmdk_driver_read_stream,
