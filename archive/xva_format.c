@@ -7,15 +7,11 @@
 #include <string.h>
 
 #include "archive/archive.h"
+#include "base/sniff.h"
 #include "archive/xva_xml.h"
 #include "base/util.h"
 #include "disk/pushdisk.h"
 #include "vm/xva_map.h"
-
-/* A tar header: 512 bytes, its checksum 8 bytes at 148. */
-#define TAR_HEADER 512u
-#define TAR_CHKSUM 148u
-#define TAR_CHKSUM_LEN 8u
 
 /* VDI ids up to this many disks are two digits wide, then three. */
 #define TWO_DIGIT_IDS 100
@@ -29,36 +25,12 @@ struct xva_in {
     uint64_t *stored;                /* per VDI: bytes of blocks present */
 };
 
-/* A tar header (V7, as XAPI writes them, or ustar): its checksum field
- * (octal) is the sum of its bytes with that field taken as blanks. */
-static bool tar_header(const uint8_t *h, size_t len)
-{
-    if (len < TAR_HEADER)
-        return false;
-    unsigned long want = 0, sum = 0;
-    size_t i = TAR_CHKSUM;
-    while (i < TAR_CHKSUM + TAR_CHKSUM_LEN && h[i] == ' ')
-        i++;
-    for (; i < TAR_CHKSUM + TAR_CHKSUM_LEN && h[i] >= '0' && h[i] <= '7'; i++)
-        want = want * 8 + (unsigned long)(h[i] - '0');
-    for (i = 0; i < TAR_HEADER; i++)
-        sum += i >= TAR_CHKSUM && i < TAR_CHKSUM + TAR_CHKSUM_LEN ? ' ' : h[i];
-    return h[0] != '\0' && sum == want;
-}
-
-static bool compressed(const uint8_t *h, size_t len)
-{
-    static const uint8_t GZIP[] = {0x1f, 0x8b}, ZSTD[] = {0x28, 0xb5, 0x2f, 0xfd};
-    return (len >= sizeof GZIP && memcmp(h, GZIP, sizeof GZIP) == 0) ||
-           (len >= sizeof ZSTD && memcmp(h, ZSTD, sizeof ZSTD) == 0);
-}
-
 static int bid(const struct sp_archive_bid *b)
 {
     /* an unpacked OVF is not ours; anything else, the stream reader tells */
     if (b->unpacked)
         return SP_ARCHIVE_BID_NO;
-    if (tar_header(b->head, b->head_len) || compressed(b->head, b->head_len))
+    if (sp_sniff_tar(b->head, b->head_len) || sp_sniff_compressed(b->head, b->head_len))
         return SP_ARCHIVE_BID_LIKELY;
     return SP_ARCHIVE_BID_FALLBACK;
 }

@@ -21,6 +21,25 @@ static void reset(void)
     memset(tail, 0, sizeof tail);
 }
 
+/* A tar header block per POSIX: name, mode, size ... and the checksum (the
+ * sum of all 512 bytes with its own 8 bytes as blanks, 6 octal digits, NUL,
+ * blank). */
+static void tar_header(bool ustar)
+{
+    memset(head, 0, 512);
+    memcpy(head, "ova.xml", 7);
+    memcpy(head + 100, "0000644", 7);
+    memcpy(head + 124, "00000000012", 11);
+    if (ustar)
+        memcpy(head + 257, "ustar", 6);
+    memset(head + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += head[i];
+    snprintf((char *)head + 148, 8, "%06o", sum);
+    head[155] = ' ';
+}
+
 static void probe_scores(void)
 {
     reset();
@@ -43,8 +62,12 @@ static void probe_scores(void)
     memcpy(head, "vhdxfile", 8);
     CHECK(strcmp(winner(sizeof head, sizeof tail), "vhdx") == 0);
     reset();
-    memcpy(head + 257, "ustar", 5);
+    tar_header(false); /* V7, as XAPI writes ova.xml */
     CHECK(strcmp(winner(sizeof head, sizeof tail), "tar") == 0);
+    tar_header(true);
+    CHECK(strcmp(winner(sizeof head, sizeof tail), "tar") == 0);
+    head[0] ^= 1; /* the checksum no longer agrees: just bytes */
+    CHECK(strcmp(winner(sizeof head, sizeof tail), "raw") == 0);
     reset();
     head[0] = 0x1f, head[1] = 0x8b, head[2] = 8;
     CHECK(strcmp(winner(sizeof head, sizeof tail), "compressed") == 0);
