@@ -1062,7 +1062,8 @@ static int resolve(struct parse *ps)
         }
     }
     /* the attached disks in the order the VM sees them, then the others */
-    qsort(pl, (size_t)npl, sizeof *pl, cmp_placed);
+    if (npl > 1) /* qsort wants a valid pointer even for no elements */
+        qsort(pl, (size_t)npl, sizeof *pl, cmp_placed);
     if (sys->ndisks) {
         struct sp_ovf_disk *nd = calloc((size_t)sys->ndisks, sizeof *nd);
         if (!nd) {

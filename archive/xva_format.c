@@ -223,7 +223,8 @@ static int renumber(struct xva_out *o, const struct sp_archive_disk *disks, int 
     free(vbd_vdi);
     if (rc != SP_OK)
         return rc;
-    qsort(m->vdis, (size_t)m->nvdis, sizeof *m->vdis, by_id);
+    if (m->nvdis > 1)
+        qsort(m->vdis, (size_t)m->nvdis, sizeof *m->vdis, by_id);
     for (int k = 0; k < n; k++) {
         char id[SP_XVA_ID_MAX];
         disk_id(k, n, id);

@@ -227,7 +227,8 @@ int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const cha
         return sp_error_set(err, SP_ENOMEM, "out of memory");
     }
     memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
-    qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
+    if (m->nvbds > 1)
+        qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
     for (int i = 0; i < m->nvbds; i++) {
         struct sp_vm_disk *d = &c->disks[c->ndisks];
         const struct sp_xva_vbd *b = &vbds[i];

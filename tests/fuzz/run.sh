@@ -26,7 +26,7 @@ for t in "${targets[@]}"; do
   log="$build/fuzz-$t.log"
   echo "fuzz: $t for ${secs}s (log $log)"
   set +e
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp" UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     "$build/tests/fuzz/fuzz_$t" "$work" -max_total_time="$secs" -timeout=20 -rss_limit_mb=1024 \
     -artifact_prefix="$root/tests/data/bad/$t-" -print_final_stats=1 >"$log" 2>&1
   rc=$?
