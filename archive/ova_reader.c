@@ -347,12 +347,14 @@ static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_i
         return rc;
     struct sp_probe pr = {.head = p.head, .head_len = p.hlen};
     const struct sp_disk_driver *drv = sp_disk_probe(&pr);
-    if (drv->probe(&pr) <= SP_PROBE_FALLBACK && strstr(d->format, VHD_URI_KEY))
+    bool raw = drv == sp_disk_driver_find("raw"); /* nothing else bid */
+    if (raw && strstr(d->format, VHD_URI_KEY)) {
+        raw = false;
         drv = sp_disk_driver_find("vhd"); /* a fixed VHD: its footer is at the end */
+    }
     if (!drv->open)
         return sp_error_set(err, SP_EUNSUPPORTED, "unsupported format: %s", drv->refuse);
     if (drv->streamable && drv->streamable(&pr)) {
-        bool raw = drv->probe(&pr) <= SP_PROBE_FALLBACK;
         snprintf(sf->format, sizeof sf->format, raw ? "%s" : "%s-stream", drv->name);
         uint64_t size = 0;
         rc = drv->read_stream(peek_read, &p, sink_write, k, &size, err);

@@ -202,7 +202,8 @@ int sp_disk_check(const char *path, void (*problem)(void *ctx, const char *msg),
     struct sp_disk *d = NULL;
     struct sp_error e;
     sp_error_clear(&e);
-    rc = sp_disk_open(path, false, &d, &e);
+    struct sp_disk_open_opts o = {.writable = false};
+    rc = sp_disk_open_with(drv, path, &o, &d, &e); /* the file is probed once */
     if (rc == SP_EUNSUPPORTED || rc == SP_ENOMEM) {
         *err = e;
         return rc;
