@@ -17,6 +17,7 @@ enum sp_status {
     SP_ELIMIT = -6,    /* a limit is reached (size, depth, count) */
     SP_EEXIST = -7,    /* the output exists already */
     SP_EUNSUPPORTED = -8,
+    SP_ECANCELED = -9,  /* a signal asked to stop (base/cancel.h) */
 };
 
 #define SP_ERROR_MAX 1024

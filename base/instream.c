@@ -8,11 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
+
 #define INSTREAM_BUF (1u << 20)
 
 static ssize_t read_retry(int fd, void *buf, size_t len)
 {
     for (;;) {
+        if (sp_cancel_pending()) {
+            errno = ECANCELED;
+            return -1;
+        }
         ssize_t n = read(fd, buf, len);
         if (n >= 0 || errno != EINTR)
             return n;

@@ -1,7 +1,9 @@
 /* Output files that appear whole or not at all: written under a temporary
  * name in the target's directory, then linked to the final name (which
  * fails if it exists, so nothing is overwritten) or renamed over it when the
- * caller forces. A failed or interrupted command leaves no output behind. */
+ * caller forces. A failed or interrupted command leaves no output behind;
+ * what a killed one leaves (.NAME.snapport-PID-XXXXXX) the next open of the
+ * same output removes. */
 #ifndef SP_OUTFILE_H
 #define SP_OUTFILE_H
 
@@ -23,9 +25,8 @@ int sp_outfile_open(struct sp_outfile *o, const char *path, bool force, struct s
 int sp_outfile_commit(struct sp_outfile *o, struct sp_error *err);
 /* Closes and removes the temporary file. Safe to call after commit. */
 void sp_outfile_abort(struct sp_outfile *o);
-
-/* The temporary path being written now, or NULL: for a signal handler that
- * must unlink it (unlink is async-signal-safe). */
-const char *sp_outfile_pending(void);
+/* Removes what killed writers of path left (their lock free, their pid
+ * gone); sp_outfile_open does this for its own path. */
+void sp_outfile_sweep(const char *path);
 
 #endif

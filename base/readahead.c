@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cancel.h"
 #include "base/util.h"
 
 #define RA_CHUNK (1u << 20)
@@ -91,7 +92,7 @@ int sp_readahead_start(sp_read_fn src, void *src_ctx, struct sp_readahead **out,
         }
     pthread_mutex_init(&ra->mu, NULL);
     pthread_cond_init(&ra->cv, NULL);
-    if (pthread_create(&ra->tid, NULL, producer, ra) != 0) {
+    if (sp_thread_start(&ra->tid, producer, ra) != 0) {
         pthread_cond_destroy(&ra->cv);
         pthread_mutex_destroy(&ra->mu);
         for (int i = 0; i < RA_CHUNKS; i++)

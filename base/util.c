@@ -8,10 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
+
 int sp_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what, struct sp_error *err)
 {
     uint8_t *p = buf;
     while (len > 0) {
+        if (sp_cancel_pending())
+            return sp_cancel_check(err);
         ssize_t n = pread(fd, p, len, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
@@ -32,6 +36,8 @@ int sp_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char
 {
     const uint8_t *p = buf;
     while (len > 0) {
+        if (sp_cancel_pending())
+            return sp_cancel_check(err);
         ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
@@ -149,6 +155,10 @@ void sp_writeback_note(struct sp_writeback *wb, uint64_t off, uint64_t len)
 ssize_t sp_write_out(int fd, const void *buf, size_t len, struct sp_writeback *wb, uint64_t *written)
 {
     for (;;) {
+        if (sp_cancel_pending()) {
+            errno = ECANCELED; /* the caller's error path unwinds; the CLI names the signal */
+            return -1;
+        }
         ssize_t n = write(fd, buf, len);
         if (n >= 0) {
             /* a file the caller will fsync: let the disk start early (a pipe ignores it) */

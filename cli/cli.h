@@ -93,6 +93,6 @@ int cmd_convert(struct cli *c, int argc, char **argv);
 
 struct sp_store;
 /* Opens the store of --store for reading or writing; prints the error. */
-int cli_store_open(struct cli *c, bool write, const char *command, struct sp_store **s);
+int cli_store_open(struct cli *c, unsigned mode, const char *command, struct sp_store **s);
 
 #endif

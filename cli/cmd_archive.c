@@ -115,8 +115,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return cli_fail(&err);
     }
     struct sp_store *s;
-    /* a temporary snapshot needs the write lock for a moment; the stream only a shared one */
-    if ((rc = cli_store_open(c, snap == NULL, "export", &s)) != EXIT_OK_)
+    /* the hold (temporary snapshot, pins) needs the write lock for a moment; the stream none */
+    if ((rc = cli_store_open(c, SP_STORE_WRITE, "export", &s)) != EXIT_OK_)
         return rc;
     struct sp_outfile out = {.fd = -1};
     int fd = STDOUT_FILENO;
@@ -157,7 +157,7 @@ int cmd_import(struct cli *c, int argc, char **argv)
         return cli_usage_error("import: needs ARCHIVE (an .xva, an .ova, an .ovf or its folder, or - for stdin)");
     struct sp_error err;
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "import", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_READ | SP_STORE_CREATE, "import", &s)) != EXIT_OK_)
         return rc;
     char uuid[SP_UUID_STR];
     struct cli_progress *bar = cli_progress_start(c, "import");

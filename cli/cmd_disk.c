@@ -327,7 +327,14 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
     struct sp_error err;
     struct sp_disk *src = NULL;
     struct sp_outfile out = {.fd = -1};
+    bool reads = false;
     rc = sp_disk_open(pos[0], false, &src, &err);
+    if (rc == SP_OK)
+        rc = sp_disk_reads_file(src, out_s, &reads, &err);
+    /* replaced at the end, it would take away what the rest of the chain stands on */
+    if (rc == SP_OK && reads)
+        rc = sp_error_set(&err, SP_EINVAL, "%s: is %s or a file of its chain; flatten into another file", out_s,
+                          pos[0]);
     if (rc == SP_OK)
         rc = sp_outfile_open(&out, out_s, force != NULL, &err);
     out.no_sync = no_sync != NULL;

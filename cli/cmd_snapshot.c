@@ -19,7 +19,7 @@ static int snap_create(struct cli *c, int argc, char **argv)
     if (npos != 1)
         return cli_usage_error("snapshot create: needs VM");
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, "snapshot create", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_WRITE, "snapshot create", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char uuid[SP_UUID_STR];
@@ -64,7 +64,7 @@ static int snap_list(struct cli *c, int argc, char **argv)
     if (npos != 1)
         return cli_usage_error("snapshot list: needs VM");
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "snapshot list", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_READ, "snapshot list", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char vm[SP_UUID_STR];
@@ -107,7 +107,7 @@ static int snap_change(struct cli *c, int argc, char **argv, bool revert)
     if (npos != 2)
         return cli_usage_error("%s: needs VM and SNAPSHOT", cmd);
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, cmd, &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_WRITE, cmd, &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char vm[SP_UUID_STR], snap[SP_UUID_STR];

@@ -18,7 +18,7 @@ int cmd_clone(struct cli *c, int argc, char **argv)
     if (npos != 1 || !name)
         return cli_usage_error("clone: needs VM or SNAPSHOT and --name NEW");
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, "clone", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_WRITE, "clone", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char uuid[SP_UUID_STR];
@@ -57,7 +57,7 @@ int cmd_gc(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK_)
         return rc;
     struct sp_store *s;
-    if ((rc = cli_store_open(c, !dry, "gc", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, dry ? SP_STORE_READ : SP_STORE_WRITE, "gc", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     struct sp_gc_report rep = {gc_action, c};
@@ -97,7 +97,7 @@ int cmd_store(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK_)
         return rc;
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "store check", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_READ, "store check", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     struct cli_problems p = {c, ""};

@@ -9,10 +9,10 @@
 #include "store/store.h"
 #include "store/xen.h"
 
-int cli_store_open(struct cli *c, bool write, const char *command, struct sp_store **s)
+int cli_store_open(struct cli *c, unsigned mode, const char *command, struct sp_store **s)
 {
     struct sp_error err;
-    if (sp_store_open(c->store, write ? SP_STORE_WRITE : SP_STORE_READ, command, s, &err) != SP_OK)
+    if (sp_store_open(c->store, mode, command, s, &err) != SP_OK)
         return cli_fail(&err);
     return EXIT_OK_;
 }
@@ -29,7 +29,7 @@ static int vm_create(struct cli *c, int argc, char **argv)
     if (!cfg)
         return cli_usage_error("vm create: needs --config FILE.cfg");
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, "vm create", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_WRITE | SP_STORE_CREATE, "vm create", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char uuid[SP_UUID_STR];
@@ -88,7 +88,7 @@ static int vm_list(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK_)
         return rc;
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "vm list", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_READ, "vm list", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char (*uuids)[SP_UUID_STR] = NULL;
@@ -158,7 +158,7 @@ static int vm_show(struct cli *c, int argc, char **argv)
     if (npos != 1)
         return cli_usage_error("vm show: needs VM");
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "vm show", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_READ, "vm show", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char uuid[SP_UUID_STR];
@@ -212,7 +212,7 @@ static int vm_simple(struct cli *c, int argc, char **argv, const char *cmd, cons
         return cli_fail(&err);
     }
     struct sp_store *s;
-    if ((rc = cli_store_open(c, true, cmd, &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_WRITE, cmd, &s)) != EXIT_OK_)
         return rc;
     if (strcmp(cmd, "vm destroy") == 0)
         rc = sp_vm_destroy(s, pos[0], &err);
@@ -239,7 +239,7 @@ static int vm_config(struct cli *c, int argc, char **argv)
     if (npos != 1)
         return cli_usage_error("vm config: needs VM");
     struct sp_store *s;
-    if ((rc = cli_store_open(c, false, "vm config", &s)) != EXIT_OK_)
+    if ((rc = cli_store_open(c, SP_STORE_READ, "vm config", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char *text = NULL;

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "base/outfile.h"
+#include "base/cancel.h"
 
 struct command {
     const char *name;
@@ -82,14 +82,18 @@ static int cmd_help(struct cli *c, int argc, char **argv)
     return EXIT_OK_;
 }
 
-/* A half-written output must not survive an interrupt. */
+/* Only a note: the command stops at its next block and unwinds through its
+ * error path, which removes what it made (base/cancel.h). A second signal
+ * of the same kind is the user insisting: the default action, and what a
+ * kill leaves is for the next command's recovery. */
 static void on_signal(int sig)
 {
-    const char *tmp = sp_outfile_pending();
-    if (tmp)
-        unlink(tmp);
-    signal(sig, SIG_DFL);
-    raise(sig);
+    if (sp_cancel_signal() == sig) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    sp_cancel_note(sig);
 }
 
 static void install_signals(void)
@@ -98,6 +102,7 @@ static void install_signals(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: a read blocked on a pipe returns EINTR and sees the note */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
@@ -132,6 +137,7 @@ static int take_globals(struct cli *c, int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    install_signals(); /* first: a signal before this kills with nothing made yet */
     struct cli c = {0};
     c.store = getenv("SNAPPORT_STORE");
     if (!c.store || !*c.store)
@@ -150,9 +156,12 @@ int main(int argc, char **argv)
         puts("snapport 0.1.0");
         return EXIT_OK_;
     }
-    install_signals();
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (strcmp(argv[0], COMMANDS[i].name) == 0)
-            return COMMANDS[i].run(&c, argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
+        if (strcmp(argv[0], COMMANDS[i].name) != 0)
+            continue;
+        rc = COMMANDS[i].run(&c, argc - 1, argv + 1);
+        /* a failure on the way out of an interrupt: the shell's status for it */
+        return rc != EXIT_OK_ && sp_cancel_signal() ? 128 + sp_cancel_signal() : rc;
+    }
     return cli_usage_error("unknown command '%s'", argv[0]);
 }

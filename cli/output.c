@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "base/cancel.h"
 #include "base/util.h"
 
 int cli_usage_error(const char *fmt, ...)
@@ -18,6 +19,13 @@ int cli_usage_error(const char *fmt, ...)
 
 int cli_fail(const struct sp_error *err)
 {
+    /* Stopped by a signal: whatever failed on the way out is its echo.
+     * The shell's status for a death by that signal, 128 + its number. */
+    int sig = sp_cancel_signal();
+    if (sig) {
+        fprintf(stderr, "snapport: interrupted by %s\n", sp_cancel_name(sig));
+        return 128 + sig;
+    }
     /* One line, whatever the message holds. */
     char line[SP_ERROR_MAX];
     snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : "unknown error");

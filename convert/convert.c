@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/cancel.h"
 #include "base/util.h"
 #include "convert/convert.h"
 #include "disk/copy.h"
@@ -87,7 +88,7 @@ static int stream_disk(struct sp_archive_reader *r, struct sp_archive_writer *w,
     if (rc != SP_OK)
         return rc;
     pthread_t tid;
-    int e = pthread_create(&tid, NULL, writer_main, &x);
+    int e = sp_thread_start(&tid, writer_main, &x);
     if (e != 0) {
         sp_pushdisk_free(x.pd);
         return sp_error_errno(err, e, "cannot start a writer thread");

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -160,6 +161,25 @@ int sp_disk_layers(struct sp_disk *d, struct sp_disk_layer *l, int max, int *n, 
     l->virtual_size = d->size;
     *n = 1;
     return sp_disk_data_bytes(d, &l->allocated, err);
+}
+
+int sp_disk_reads_file(struct sp_disk *d, const char *path, bool *reads, struct sp_error *err)
+{
+    *reads = false;
+    struct stat target;
+    if (stat(path, &target) != 0)
+        return SP_OK;
+    struct sp_disk_layer *l = sp_alloc(sizeof *l * SP_DISK_MAX_LAYERS, err);
+    if (!l)
+        return SP_ENOMEM;
+    int n = 0;
+    int rc = sp_disk_layers(d, l, SP_DISK_MAX_LAYERS, &n, err);
+    for (int i = 0; rc == SP_OK && i < n && !*reads; i++) {
+        struct stat st;
+        *reads = l[i].path && stat(l[i].path, &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino;
+    }
+    free(l);
+    return rc;
 }
 
 struct check_ctx {

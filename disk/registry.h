@@ -46,5 +46,8 @@ int sp_disk_check(const char *path, void (*problem)(void *ctx, const char *msg),
 
 /* The files behind d, leaf first (one for single-file formats). */
 int sp_disk_layers(struct sp_disk *d, struct sp_disk_layer *l, int max, int *n, struct sp_error *err);
+/* Whether the file at path is one the open disk reads (any layer or
+ * extent: the same device and inode). A path that does not exist is not. */
+int sp_disk_reads_file(struct sp_disk *d, const char *path, bool *reads, struct sp_error *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
 #include "base/util.h"
 
 /* Offsets of what we write (blktap and qemu use the same): footer copy at 0,
@@ -420,8 +421,11 @@ void sp_vhd_close(struct sp_vhd *v)
         return;
     if (v->fd >= 0) {
         if (v->writable) {
+            /* the last bitmap, even on the way out of an interrupt */
             struct sp_error ignored;
+            sp_cancel_defer();
             sp_vhd_flush(v, &ignored);
+            sp_cancel_resume();
         }
         close(v->fd);
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
 #include "disk/vmdk.h"
 #include "disk/vmdk_internal.h"
 
@@ -434,7 +435,7 @@ static int dec_pool_new(size_t grain_bytes, size_t cbytes, struct dec_pool **out
         }
         wk->p = p;
         wk->index = i;
-        if (pthread_create(&p->tids[i], NULL, dec_main, wk) != 0) {
+        if (sp_thread_start(&p->tids[i], dec_main, wk) != 0) {
             free(wk);
             dec_pool_free(p);
             return sp_error_set(err, SP_ENOMEM, "vmdk: cannot start a decoder thread");

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
 #include "disk/copy.h"
 #include "disk/vmdk.h"
 #include "disk/vmdk_internal.h"
@@ -383,7 +384,7 @@ int sp_vmdk_write_stream(struct sp_disk *src, const struct sp_vmdk_write_opts *o
     for (int i = 0; i < threads; i++) {
         args[i].w = w;
         args[i].c = w->comp[i];
-        int e = pthread_create(&tids[i], NULL, worker_main, &args[i]);
+        int e = sp_thread_start(&tids[i], worker_main, &args[i]);
         if (e != 0) {
             rc = sp_error_errno(err, e, "vmdk: cannot start a compression thread");
             goto out;

@@ -1,5 +1,5 @@
-/* The export of a VM or snapshot: the temporary snapshot around the
- * format's writer. */
+/* The export of a VM or snapshot: the store's hold (a temporary snapshot,
+ * pins) around the format's writer, which runs without the store's lock. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,23 +7,6 @@
 #include "base/util.h"
 #include "disk/copy.h"
 #include "exporter/export.h"
-
-/* Deletes the temporary snapshot whatever happened to the export. The
- * VM's leaf is new and empty (a VM of the store does not run): merging it
- * back costs nothing and keeps the chain from growing with every export. A
- * failed merge leaves the node for gc. */
-static int drop_temporary(struct sp_store *s, const char *snap_uuid, const struct sp_vm *snap, struct sp_error *err)
-{
-    int rc = sp_store_exclusive(s, "export", err);
-    if (rc == SP_OK)
-        rc = sp_snapshot_delete(s, snap_uuid, err);
-    for (int i = 0; rc == SP_OK && i < snap->cfg.ndisks; i++) {
-        struct sp_error cerr;
-        if (snap->vbd_vdi[i][0])
-            sp_gc_coalesce_node(s, snap->vbd_vdi[i], &cerr);
-    }
-    return rc;
-}
 
 /* ---- the store's VDIs into the writer -------------------------------------- */
 
@@ -49,8 +32,6 @@ static int add_vdi(struct export_job *j, const char *vdi, bool memory, struct sp
         return rc;
     d->size = j->open[j->n]->size;
     j->n++;
-    if (j->fmt->data_bytes_first)
-        return sp_disk_data_bytes(j->open[j->n - 1], &d->data_bytes, err);
     return SP_OK;
 }
 
@@ -85,58 +66,69 @@ static void write_opts(const struct sp_export_opts *o, int64_t mtime, struct sp_
     w->prog = o->prog;
 }
 
-static int write_archive(struct sp_store *s, const struct sp_vm *snap, const char *vm_name,
-                         const struct sp_export_opts *o, int fd, struct sp_error *err)
+static void close_vdis(struct export_job *j)
 {
-    struct export_job j = {s, snap, sp_archive_writer_find(sp_archive_format_name(o->format)), NULL, NULL, 0};
+    for (int k = 0; k < j->n; k++)
+        sp_disk_close(j->open[k]);
+    free(j->open);
+    free(j->disks);
+    j->open = NULL;
+    j->disks = NULL;
+}
+
+/* From the open files alone: the store is not locked any more. */
+static int write_archive(struct export_job *j, const char *vm_name, const struct sp_export_opts *o, int fd,
+                         struct sp_error *err)
+{
     struct sp_archive_writer *w = NULL;
     struct sp_archive_write_opts wo;
-    write_opts(o, snap->snapshot_time, &wo);
-    int rc = j.fmt ? open_vdis(&j, err) : sp_error_set(err, SP_EINVAL, "export: no such archive format");
+    write_opts(o, j->snap->snapshot_time, &wo);
+    int rc = SP_OK;
+    for (int k = 0; rc == SP_OK && j->fmt->data_bytes_first && k < j->n; k++)
+        rc = sp_disk_data_bytes(j->open[k], &j->disks[k].data_bytes, err);
     if (rc == SP_OK)
-        rc = sp_archive_writer_begin(j.fmt, snap, vm_name, j.disks, j.n, &wo, fd, &w, err);
-    for (int k = 0; rc == SP_OK && k < j.n; k++)
+        rc = sp_archive_writer_begin(j->fmt, j->snap, vm_name, j->disks, j->n, &wo, fd, &w, err);
+    for (int k = 0; rc == SP_OK && k < j->n; k++)
         if (sp_archive_carries(w, k))
-            rc = sp_archive_add_disk(w, k, j.open[k], err);
+            rc = sp_archive_add_disk(w, k, j->open[k], err);
     if (rc == SP_OK)
         rc = sp_archive_writer_finish(w, err);
     sp_archive_writer_free(w);
-    for (int k = 0; k < j.n; k++)
-        sp_disk_close(j.open[k]);
-    free(j.open);
-    free(j.disks);
     return rc;
 }
 
+/* Under the write lock: the hold taken, the snapshot's files opened; then
+ * the lock is let go for the length of the stream (the pins keep gc off
+ * these files, the open descriptors keep them readable whatever is deleted
+ * meanwhile), and taken again at the end to release the hold. */
 int sp_export(struct sp_store *s, const struct sp_export_opts *o, int fd, struct sp_error *err)
 {
-    char vm_uuid[SP_UUID_STR], snap_uuid[SP_UUID_STR];
+    char vm_uuid[SP_UUID_STR];
     struct sp_vm vm, snap;
+    struct sp_hold hold = {0};
     memset(&vm, 0, sizeof vm);
     memset(&snap, 0, sizeof snap);
-    bool temporary = !o->snapshot;
-    int rc = sp_store_find(s, o->vm, false, NULL, vm_uuid, err);
+    struct export_job j = {s, &snap, sp_archive_writer_find(sp_archive_format_name(o->format)), NULL, NULL, 0};
+    int rc = j.fmt ? sp_store_find(s, o->vm, false, NULL, vm_uuid, err)
+                   : sp_error_set(err, SP_EINVAL, "export: no such archive format");
     if (rc == SP_OK)
         rc = sp_store_load_vm(s, vm_uuid, &vm, err);
-    if (rc == SP_OK && temporary)
-        rc = sp_snapshot_create(s, vm_uuid, "export", vm.suspended, true, snap_uuid, err);
-    else if (rc == SP_OK)
-        rc = sp_store_find(s, o->snapshot, true, vm_uuid, snap_uuid, err);
-    bool made = rc == SP_OK && temporary;
     if (rc == SP_OK)
-        rc = sp_store_load_vm(s, snap_uuid, &snap, err);
-    /* streaming needs the files to stay, not the store to itself: shared */
+        rc = sp_hold_begin(s, vm_uuid, o->snapshot, vm.suspended, &hold, err);
     if (rc == SP_OK)
-        rc = sp_store_share(s, err);
+        rc = sp_store_load_vm(s, hold.snap, &snap, err);
     if (rc == SP_OK)
-        rc = write_archive(s, &snap, vm.cfg.name, o, fd, err);
-    if (made) {
-        struct sp_error derr;
-        int drc = drop_temporary(s, snap_uuid, &snap, &derr);
-        if (drc != SP_OK && rc == SP_OK) {
-            *err = derr;
-            rc = drc;
-        }
+        rc = open_vdis(&j, err);
+    if (rc == SP_OK)
+        rc = sp_store_unlock(s);
+    if (rc == SP_OK)
+        rc = write_archive(&j, vm.cfg.name, o, fd, err);
+    close_vdis(&j);
+    struct sp_error herr;
+    int hrc = sp_hold_end(s, &hold, &herr);
+    if (hrc != SP_OK && rc == SP_OK) {
+        *err = herr;
+        rc = hrc;
     }
     sp_vm_free(&snap);
     sp_vm_free(&vm);

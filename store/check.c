@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "disk/chain.h"
 #include "disk/vhd.h"
 #include "store/internal.h"
@@ -36,11 +37,12 @@ static void say(struct checker *c, const char *fmt, ...)
 static int check_jobs(struct checker *c, struct sp_error *err)
 {
     sqlite3_stmt *st;
-    int rc = db_query(c->s, err, &st, "SELECT id, kind, state FROM jobs ORDER BY id", NULL);
+    int rc = db_query(c->s, err, &st, "SELECT id, kind, state, owner_pid, owner_start FROM jobs ORDER BY id", NULL);
     if (rc != SP_OK)
         return rc;
     while (sqlite3_step(st) == SQLITE_ROW)
-        say(c, "job %lld (%s, %s) is unfinished; 'snapport gc' finishes it", (long long)sqlite3_column_int64(st, 0),
+        if (!job_owner_alive(sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4))) /* a running export's is fine */
+            say(c, "job %lld (%s, %s) is unfinished; 'snapport gc' finishes it", (long long)sqlite3_column_int64(st, 0),
             (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2));
     sqlite3_finalize(st);
     return SP_OK;
@@ -147,6 +149,13 @@ static int check_files(struct checker *c, struct sp_error *err)
     return rc;
 }
 
+static void staging_found(void *ctx, const char *rel, uint64_t bytes)
+{
+    char size[32];
+    say(ctx, "%s: leftover of an interrupted import, %s ('snapport gc' removes it)", rel,
+        sp_format_size(bytes, size, sizeof size));
+}
+
 /* Rows that point at nothing, and what no row should be. */
 static int check_records(struct checker *c, struct sp_error *err)
 {
@@ -184,6 +193,8 @@ int sp_store_check(struct sp_store *s, void (*problem)(void *ctx, const char *ms
         rc = check_vdis(&c, err);
     if (rc == SP_OK)
         rc = check_files(&c, err);
+    if (rc == SP_OK)
+        staging_sweep(s, false, staging_found, &c);
     *count = c.count;
     return rc;
 }

@@ -36,6 +36,21 @@ static uint64_t file_size(const char *path)
 
 /* ---- leftovers ---------------------------------------------------------- */
 
+struct staging_tally {
+    const struct sp_gc_report *rep;
+    uint64_t *freed;
+};
+
+/* gc --dry-run: what the write open of a real run would remove. */
+static void staging_gone(void *ctx, const char *rel, uint64_t bytes)
+{
+    struct staging_tally *t = ctx;
+    char what[512];
+    snprintf(what, sizeof what, "remove %s, left by an interrupted import", rel);
+    report(t->rep, what, bytes, 0);
+    *t->freed += bytes;
+}
+
 static bool is_temp_name(const char *name)
 {
     return name[0] == '.' && strstr(name, ".snapport-") != NULL;
@@ -334,6 +349,19 @@ static bool leaf_in_use(struct sp_store *s, const char *child)
     return running;
 }
 
+/* An export that reads node or child (a pin of a live job): the node must
+ * not be rewritten under it. The pid of that export in *pid. */
+static bool pinned(struct sp_store *s, const struct pair *p, int64_t *pid)
+{
+    bool found = false;
+    struct sp_error ignored;
+    if (db_int(s, &ignored, pid, &found,
+               "SELECT j.owner_pid FROM pins p JOIN jobs j ON p.job = j.id WHERE p.vdi IN (?, ?) LIMIT 1", "tt",
+               p->node.uuid, p->child.uuid) != SP_OK)
+        return true; /* cannot tell: do not touch it */
+    return found;
+}
+
 static int coalesce_one(struct sp_store *s, const char *nodeu, const char *childu, bool dry_run,
                         const struct sp_gc_report *rep, uint64_t *freed, uint64_t *needed, bool *skipped,
                         struct sp_error *err)
@@ -352,6 +380,14 @@ static int coalesce_one(struct sp_store *s, const char *nodeu, const char *child
     if (child->footer.current_size > node->footer.current_size) {
         snprintf(what, sizeof what, "skip %s: its child %s is larger (resized); not coalesced", p.node.uuid,
                  p.child.uuid);
+        report(rep, what, 0, 0);
+        *skipped = true;
+        goto out;
+    }
+    int64_t reader = 0;
+    if (pinned(s, &p, &reader)) {
+        snprintf(what, sizeof what, "skip %s: an export (pid %lld) reads it or its child %s", p.node.uuid,
+                 (long long)reader, p.child.uuid);
         report(rep, what, 0, 0);
         *skipped = true;
         goto out;
@@ -387,6 +423,17 @@ int sp_gc(struct sp_store *s, bool dry_run, const struct sp_gc_report *rep, uint
           struct sp_error *err)
 {
     *freed = *needed = 0;
+    if (s->swept_staging) {
+        /* removed when gc opened the store (any writer does it) */
+        char what[128];
+        snprintf(what, sizeof what, "removed %d leftover staging folder%s of interrupted imports", s->swept_staging,
+                 s->swept_staging == 1 ? "" : "s");
+        report(rep, what, s->swept_bytes, 0);
+        *freed += s->swept_bytes;
+    }
+    struct staging_tally t = {rep, freed};
+    if (dry_run)
+        staging_sweep(s, false, staging_gone, &t);
     int rc = sweep_files(s, dry_run, rep, freed, err);
     if (rc == SP_OK)
         rc = sweep_rows(s, dry_run, rep, freed, err);

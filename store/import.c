@@ -4,7 +4,9 @@
  * import through a pipe); then, under the exclusive lock, they move into
  * vdis/ and the VM appears in one transaction. A crash leaves a staging
  * folder that the next writer removes, or moved files without rows that
- * gc removes: never a half-made VM. */
+ * the import's job lists, removed by the next opener: never a half-made
+ * VM. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -127,6 +129,19 @@ static int register_rows(struct sp_store *s, const struct sp_new_vdi *v, int n, 
     return rc;
 }
 
+/* The files' final names, for the job that undoes a half-done move. */
+static int list_final(const struct sp_new_vdi *v, int n, char **list, struct sp_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        char rel[128];
+        new_vdi_rel(&v[i], rel, sizeof rel);
+        int rc = filelist_add(list, rel, err);
+        if (rc != SP_OK)
+            return rc;
+    }
+    return SP_OK;
+}
+
 int sp_store_import_commit(struct sp_store *s, struct sp_staging *st, struct sp_new_vdi *v, int n,
                            struct sp_vm *vm, struct sp_error *err)
 {
@@ -146,19 +161,28 @@ int sp_store_import_commit(struct sp_store *s, struct sp_staging *st, struct sp_
     vm->cfg.has_uuid = rc == SP_OK && sp_uuid_parse(vm->uuid, vm->cfg.uuid) == SP_OK;
     if (rc == SP_OK)
         rc = check_name_free(s, vm->cfg.name, err);
+    /* a kill between the moves and the rows: the job lists the moved files */
+    char *files = NULL;
+    int64_t job = 0;
+    if (rc == SP_OK)
+        rc = list_final(v, n, &files, err);
+    if (rc == SP_OK)
+        rc = job_begin(s, "import", files, &job, err);
+    free(files);
     if (rc == SP_OK)
         rc = move_in(s, v, n, &moved, err);
     if (rc == SP_OK)
         rc = register_rows(s, v, n, vm, err);
     if (rc != SP_OK) {
-        for (int i = 0; i < moved; i++)
-            unlink(v[i].path); /* in vdis/ without a row: ours alone */
+        if (job)
+            job_abort(s, job); /* the moved files have no rows: removed */
         return rc;
     }
     sp_crashpoint("import.committed");
+    rc = job_finish(s, job, err);
     sp_store_import_abort(s, st);
     store_write_cfg(s, vm->uuid);
-    return SP_OK;
+    return rc;
 }
 
 void sp_store_import_abort(struct sp_store *s, struct sp_staging *st)
@@ -172,3 +196,67 @@ void sp_store_import_abort(struct sp_store *s, struct sp_staging *st)
     st->lock_fd = -1;
 }
 
+
+/* ---- what dead imports left --------------------------------------------- */
+
+static uint64_t folder_bytes(const char *dir)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char p[4096 + 256];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && lstat(p, &st) == 0 && S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_blocks * 512;
+    }
+    closedir(d);
+    return total;
+}
+
+/* A staging folder whose lock nobody holds: its import is gone. (Folders
+ * are made under the store's lock and swept under the write lock, so one
+ * being set up is never taken for dead.) */
+static bool staging_dead(const char *sub)
+{
+    char lock[4096 + 300];
+    snprintf(lock, sizeof lock, "%s/lock", sub);
+    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return dead;
+}
+
+void staging_sweep(struct sp_store *s, bool remove, void (*found)(void *ctx, const char *rel, uint64_t bytes),
+                   void *ctx)
+{
+    char dir[4096];
+    store_path(s, "staging", dir, sizeof dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[4096 + 256], rel[300];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        snprintf(rel, sizeof rel, "staging/%s", e->d_name);
+        if (!staging_dead(sub))
+            continue;
+        uint64_t bytes = folder_bytes(sub);
+        if (found)
+            found(ctx, rel, bytes);
+        if (remove) {
+            remove_tree(sub);
+            s->swept_staging++;
+            s->swept_bytes += bytes;
+        }
+    }
+    closedir(d);
+}

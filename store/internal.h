@@ -64,12 +64,27 @@ void job_abort(struct sp_store *s, int64_t id);
 int jobs_recover(struct sp_store *s, struct sp_error *err);
 int jobs_pending(struct sp_store *s, int *n, struct sp_error *err);
 
+/* sp_snapshot_create with the snapshot's uuid chosen by the caller. */
+int snapshot_create_as(struct sp_store *s, const char *vm, const char *snap_name, bool memory, bool is_system,
+                       const char *uuid, struct sp_error *err);
+/* An export's job left by a dead process (hold.c): its temporary snapshot
+ * deleted and merged back, its pins dropped. */
+int hold_recover(struct sp_store *s, int64_t id, const char *state, const char *node, struct sp_error *err);
+/* Whether a job's owner (a process that runs it without the lock) lives. */
+bool job_owner_alive(int64_t pid, int64_t start);
+
 /* Coalesce's own steps (gc.c), called by recovery for its jobs. */
 int coalesce_recover(struct sp_store *s, int64_t id, const char *state, const char *node, const char *child,
                      struct sp_error *err);
 
 /* Appends "path\n" to a growable list (malloc'd, *list may be NULL). */
 int filelist_add(char **list, const char *path, struct sp_error *err);
+
+/* Staging folders of imports that died (their lock is free): each given to
+ * found (may be NULL) with its size, and removed when remove (under the
+ * write lock; counted in s->swept_*). */
+void staging_sweep(struct sp_store *s, bool remove, void (*found)(void *ctx, const char *rel, uint64_t bytes),
+                   void *ctx);
 
 /* Removes a folder and the files in it. */
 void remove_tree(const char *dir);

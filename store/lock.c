@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
+
 static int timeout_seconds(void)
 {
     const char *s = getenv("SNAPPORT_LOCK_TIMEOUT");
@@ -44,6 +46,8 @@ static int wait_flock(int fd, int op, const char *store_dir, struct sp_error *er
     for (;;) {
         if (flock(fd, op | LOCK_NB) == 0)
             return SP_OK;
+        if (sp_cancel_pending())
+            return sp_cancel_check(err);
         if (errno != EWOULDBLOCK && errno != EINTR)
             return sp_error_errno(err, errno, "store %s: lock", store_dir);
         clock_gettime(CLOCK_MONOTONIC, &now);

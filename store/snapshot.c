@@ -244,8 +244,10 @@ static void default_snapshot_name(const struct sp_vm *vm, char *out, size_t len)
     snprintf(out, len, "%s %s", vm->cfg.name, when);
 }
 
-int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_name, bool memory, bool is_system,
-                       char uuid[SP_UUID_STR], struct sp_error *err)
+/* preset: the new snapshot's uuid when the caller chose it (and recorded
+ * it, so that a crash can be undone), else NULL. */
+static int snapshot_create(struct sp_store *s, const char *name, const char *snap_name, bool memory, bool is_system,
+                           const char *preset, char uuid[SP_UUID_STR], struct sp_error *err)
 {
     char vmu[SP_UUID_STR];
     struct sp_vm vm, snap;
@@ -268,7 +270,10 @@ int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_na
     if (rc == SP_OK)
         rc = copy_record(&vm, &snap, err);
     if (rc == SP_OK) {
-        rc = sp_uuid_generate_str(snap.uuid, err);
+        if (preset)
+            snprintf(snap.uuid, sizeof snap.uuid, "%s", preset);
+        else
+            rc = sp_uuid_generate_str(snap.uuid, err);
         if (snap_name)
             snprintf(snap.cfg.name, sizeof snap.cfg.name, "%s", snap_name);
         else
@@ -309,6 +314,19 @@ int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_na
     sp_vm_free(&snap);
     sp_vm_free(&vm);
     return rc;
+}
+
+int sp_snapshot_create(struct sp_store *s, const char *name, const char *snap_name, bool memory, bool is_system,
+                       char uuid[SP_UUID_STR], struct sp_error *err)
+{
+    return snapshot_create(s, name, snap_name, memory, is_system, NULL, uuid, err);
+}
+
+int snapshot_create_as(struct sp_store *s, const char *vm, const char *snap_name, bool memory, bool is_system,
+                       const char *uuid, struct sp_error *err)
+{
+    char made[SP_UUID_STR];
+    return snapshot_create(s, vm, snap_name, memory, is_system, uuid, made, err);
 }
 
 /* ---- revert ------------------------------------------------------------- */

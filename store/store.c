@@ -55,6 +55,19 @@ static const char SCHEMA[] =
     "CREATE INDEX vdis_parent ON vdis(parent);"
     "CREATE INDEX vbds_vdi ON vbds(vdi);";
 
+/* Schema 2: jobs that outlive the lock (an export) name their process and
+ * the nodes to merge back when they end; pins are the files such a job
+ * reads, which gc must not rewrite. */
+static const char SCHEMA_2[] =
+    "ALTER TABLE jobs ADD COLUMN owner_pid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN owner_start INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN merge TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE pins ("
+    "  job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  vdi TEXT NOT NULL, PRIMARY KEY (job, vdi));"
+    "CREATE INDEX pins_vdi ON pins(vdi);"
+    "UPDATE meta SET value = '2' WHERE key = 'schema';";
+
 static int make_dir(const char *path, struct sp_error *err)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
@@ -91,14 +104,39 @@ static int create_schema(struct sp_store *s, struct sp_error *err)
                     NULL);
     if (rc == SP_OK && tables == 0 && sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
         rc = db_error(s, err, "create schema");
-    char v[16];
-    snprintf(v, sizeof v, "%d", SP_STORE_SCHEMA);
     if (rc == SP_OK && tables == 0)
-        rc = db_run(s, err, "INSERT INTO meta (key, value) VALUES ('schema', ?), ('created_by', 'snapport 0.1')", "t",
-                    v);
+        rc = db_run(s, err, "INSERT INTO meta (key, value) VALUES ('schema', '1'), ('created_by', 'snapport 0.1')",
+                    NULL);
+    if (rc == SP_OK && tables == 0 && sqlite3_exec(s->db, SCHEMA_2, NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_error(s, err, "create schema");
     if (rc == SP_OK)
         return db_commit(s, err);
     db_rollback(s);
+    return rc;
+}
+
+/* A store of schema 1 gains the owners and the pins, under the write lock
+ * (taken for this moment by a reader), in one transaction. */
+static int migrate_1_to_2(struct sp_store *s, struct sp_error *err)
+{
+    int rc = s->writer ? SP_OK : sp_lock_change(s->lock_fd, s->dir, true, err);
+    char v[32] = "";
+    if (rc == SP_OK)
+        rc = db_begin(s, err);
+    if (rc == SP_OK)
+        rc = db_text(s, err, v, sizeof v, NULL, "SELECT value FROM meta WHERE key = 'schema'", NULL);
+    /* another process may have migrated it while we waited */
+    if (rc == SP_OK && strcmp(v, "1") == 0 && sqlite3_exec(s->db, SCHEMA_2, NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_error(s, err, "upgrade schema 1 to 2");
+    if (rc == SP_OK)
+        rc = db_commit(s, err);
+    else
+        db_rollback(s);
+    if (!s->writer) {
+        int lrc = sp_lock_change(s->lock_fd, s->dir, false, err);
+        if (rc == SP_OK)
+            rc = lrc;
+    }
     return rc;
 }
 
@@ -129,6 +167,8 @@ static int check_schema(struct sp_store *s, struct sp_error *err)
     if (rc != SP_OK)
         return rc;
     long version = found ? strtol(v, NULL, 10) : 0;
+    if (version == 1)
+        return migrate_1_to_2(s, err);
     if (version != SP_STORE_SCHEMA)
         return sp_error_set(err, SP_EUNSUPPORTED,
                             "store %s: catalog schema version %s, this snapport reads version %d only%s", s->dir,
@@ -152,42 +192,31 @@ static int open_catalog(struct sp_store *s, struct sp_error *err)
     return check_schema(s, err);
 }
 
-/* Staging folders of imports that died: their lock is free. */
-static void sweep_staging(struct sp_store *s)
+/* A store is a folder with a catalog in it. */
+static int require_store(const char *dir, struct sp_error *err)
 {
-    char dir[4096];
-    store_path(s, "staging", dir, sizeof dir);
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4096 + 256], lock[4096 + 300];
-        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-        snprintf(lock, sizeof lock, "%s/lock", sub);
-        int fd = open(lock, O_RDWR | O_CLOEXEC);
-        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            close(fd); /* a live import */
-            continue;
-        }
-        remove_tree(sub);
-        if (fd >= 0)
-            close(fd);
-    }
-    closedir(d);
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/catalog.db", dir);
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        return SP_OK;
+    return sp_error_set(err, SP_ENOTFOUND, "no store at %s (create one with vm create or import)", dir);
 }
 
-int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command, struct sp_store **out,
+int sp_store_open(const char *dir, unsigned mode, const char *command, struct sp_store **out,
                   struct sp_error *err)
 {
     *out = NULL;
+    if (!(mode & SP_STORE_CREATE)) {
+        int rc = require_store(dir, err);
+        if (rc != SP_OK)
+            return rc;
+    }
     struct sp_store *s = sp_zalloc(sizeof *s, err);
     if (!s)
         return SP_ENOMEM;
     s->lock_fd = -1;
-    s->writer = mode == SP_STORE_WRITE;
+    s->writer = (mode & SP_STORE_WRITE) != 0;
     int rc = make_dirs(dir, err);
     /* absolute: the VMs' xl.cfg name the store's files, wherever xl runs */
     char abs[PATH_MAX];
@@ -213,7 +242,7 @@ int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command,
         rc = jobs_recover(s, err);
     }
     if (rc == SP_OK && s->writer)
-        sweep_staging(s);
+        staging_sweep(s, true, NULL, NULL);
     if (rc != SP_OK) {
         sp_store_close(s);
         return rc;
@@ -263,7 +292,7 @@ int sp_store_exclusive(struct sp_store *s, const char *command, struct sp_error 
     if (rc == SP_OK && pending)
         rc = jobs_recover(s, err);
     if (rc == SP_OK)
-        sweep_staging(s);
+        staging_sweep(s, true, NULL, NULL);
     return rc;
 }
 

@@ -23,7 +23,7 @@
 #include "vm/vmconfig.h"
 
 /* Catalog format this build writes; it reads this one only. */
-#define SP_STORE_SCHEMA 1
+#define SP_STORE_SCHEMA 2
 /* At most 30 snapshots per VM, system snapshots included (XenServer's
  * limit), and a chain no deeper than what 30 snapshots make: each adds one
  * layer, so 30 read-only layers and the VM's own leaf, 31 files. (sm's
@@ -39,16 +39,23 @@ struct sp_store {
     int lock_fd;
     bool writer;          /* the lock is held exclusively */
     bool unlocked;        /* the lock is not held at all (sp_store_unlock) */
+    int swept_staging;    /* staging folders of dead imports removed since open */
+    uint64_t swept_bytes; /* and their size */
 };
 
+/* How to open: shared or exclusive lock, and whether a store may be made
+ * where there is none (only the commands that put VMs in: vm create,
+ * import). Any other command on a folder without a store fails with
+ * SP_ENOTFOUND, "no store at DIR", and leaves the folder as it was. */
 enum sp_store_mode {
-    SP_STORE_READ,
-    SP_STORE_WRITE,
+    SP_STORE_READ = 0,
+    SP_STORE_WRITE = 1,
+    SP_STORE_CREATE = 2,   /* or'ed with READ or WRITE */
 };
 
-/* Opens (creating on first use) the store at dir. command names the holder
- * in the lock file for whoever waits. */
-int sp_store_open(const char *dir, enum sp_store_mode mode, const char *command, struct sp_store **out,
+/* Opens the store at dir (mode: enum sp_store_mode bits). command names the
+ * holder in the lock file for whoever waits. */
+int sp_store_open(const char *dir, unsigned mode, const char *command, struct sp_store **out,
                   struct sp_error *err);
 void sp_store_close(struct sp_store *s);
 
@@ -154,6 +161,26 @@ void sp_store_import_abort(struct sp_store *s, struct sp_staging *st);
  * owner, one child): what export does for its temporary snapshot, so that
  * exports do not make chains grow. */
 int sp_gc_coalesce_node(struct sp_store *s, const char *node, struct sp_error *err);
+
+/* ---- an export's hold on what it reads (hold.c) ----------------------- */
+
+/* An export reads frozen nodes without the store's lock, so that writers go
+ * on meanwhile. Its job row (owner: this process) is written before its
+ * temporary snapshot is taken, so that a kill leaves nothing that the next
+ * opener cannot undo; pins on every file of the chains it reads keep gc
+ * from rewriting them. */
+struct sp_hold {
+    int64_t job;
+    char snap[SP_UUID_STR];  /* the snapshot read */
+    bool temporary;          /* taken for this export, deleted at its end */
+};
+/* Under the write lock. snapshot: a snapshot of vm_uuid to read, or NULL
+ * for a temporary one (memory: with the VM's memory image). */
+int sp_hold_begin(struct sp_store *s, const char *vm_uuid, const char *snapshot, bool memory, struct sp_hold *h,
+                  struct sp_error *err);
+/* Takes the write lock again (an interrupt cannot stop this), deletes the
+ * temporary snapshot and merges its layer back, drops the pins and the job. */
+int sp_hold_end(struct sp_store *s, struct sp_hold *h, struct sp_error *err);
 
 /* Catalog and files agree; problem() gets one line per finding. */
 int sp_store_check(struct sp_store *s, void (*problem)(void *ctx, const char *msg), void *ctx, int *count,
