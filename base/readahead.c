@@ -28,10 +28,15 @@ struct sp_readahead {
     struct sp_error err;               /* the source's, when rc != SP_OK */
 };
 
-/* One chunk from the source, as full as it gets. */
-static int fill(struct sp_readahead *ra, uint8_t *b, size_t *len, struct sp_error *err)
+/* One chunk from the source, as full as it gets, into slot (its buffer
+ * made on first use: a member of a few KiB needs one chunk, not the
+ * ring's 8 MiB). */
+static int fill(struct sp_readahead *ra, int slot, size_t *len, struct sp_error *err)
 {
     *len = 0;
+    if (!ra->buf[slot] && !(ra->buf[slot] = malloc(RA_CHUNK)))
+        return sp_error_set(err, SP_ENOMEM, "out of memory (read-ahead)");
+    uint8_t *b = ra->buf[slot];
     while (*len < RA_CHUNK) {
         size_t got = 0;
         int rc = ra->src(ra->src_ctx, b + *len, RA_CHUNK - *len, &got, err);
@@ -56,7 +61,7 @@ static void *producer(void *arg)
         /* the slot is ours until count covers it */
         size_t len = 0;
         struct sp_error err;
-        int rc = fill(ra, ra->buf[slot], &len, &err);
+        int rc = fill(ra, slot, &len, &err);
         pthread_mutex_lock(&ra->mu);
         if (len) {
             ra->len[slot] = len;
@@ -83,20 +88,11 @@ int sp_readahead_start(sp_read_fn src, void *src_ctx, struct sp_readahead **out,
         return SP_ENOMEM;
     ra->src = src;
     ra->src_ctx = src_ctx;
-    for (int i = 0; i < RA_CHUNKS; i++)
-        if (!(ra->buf[i] = malloc(RA_CHUNK))) {
-            for (int k = 0; k < i; k++)
-                free(ra->buf[k]);
-            free(ra);
-            return sp_error_set(err, SP_ENOMEM, "out of memory (read-ahead)");
-        }
     pthread_mutex_init(&ra->mu, NULL);
     pthread_cond_init(&ra->cv, NULL);
     if (sp_thread_start(&ra->tid, producer, ra) != 0) {
         pthread_cond_destroy(&ra->cv);
         pthread_mutex_destroy(&ra->mu);
-        for (int i = 0; i < RA_CHUNKS; i++)
-            free(ra->buf[i]);
         free(ra);
         return sp_error_set(err, SP_ENOMEM, "cannot start the read-ahead thread");
     }

@@ -347,7 +347,7 @@ struct dec_pool {
     int nthreads;
     pthread_t tids[DEC_THREADS_MAX];
     struct libdeflate_decompressor *dec[DEC_THREADS_MAX];
-    size_t grain_bytes;
+    size_t grain_bytes, cbytes;
     struct dec_batch b[2];
 };
 
@@ -414,17 +414,9 @@ static int dec_pool_new(size_t grain_bytes, size_t cbytes, struct dec_pool **out
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     p->grain_bytes = grain_bytes;
+    p->cbytes = cbytes;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int want = cores < 1 ? 1 : cores > DEC_THREADS_MAX ? DEC_THREADS_MAX : (int)cores;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < DEC_BATCH; i++) {
-            p->b[k].s[i].c = malloc(cbytes);
-            p->b[k].s[i].g = malloc(grain_bytes);
-            if (!p->b[k].s[i].c || !p->b[k].s[i].g) {
-                dec_pool_free(p);
-                return sp_error_set(err, SP_ENOMEM, "out of memory (vmdk decoder)");
-            }
-        }
     for (int i = 0; i < want; i++) {
         struct dec_worker *wk = malloc(sizeof *wk);
         p->dec[i] = libdeflate_alloc_decompressor();
@@ -443,6 +435,20 @@ static int dec_pool_new(size_t grain_bytes, size_t cbytes, struct dec_pool **out
         p->nthreads = i + 1;
     }
     *out = p;
+    return SP_OK;
+}
+
+/* A slot's buffers are made when a grain first lands in it: a stream of a
+ * few grains needs a few, not both batches' (up to 24 MiB for 128 KiB
+ * grains). Once made, a slot keeps them for the batches after. */
+static int dec_slot_ready(struct dec_pool *p, struct dec_slot *sl, struct sp_error *err)
+{
+    if (!sl->c)
+        sl->c = malloc(p->cbytes);
+    if (!sl->g)
+        sl->g = malloc(p->grain_bytes);
+    if (!sl->c || !sl->g)
+        return sp_error_set(err, SP_ENOMEM, "out of memory (vmdk decoder)");
     return SP_OK;
 }
 
@@ -603,6 +609,9 @@ int sp_vmdk_read_stream(sp_vmdk_in in, void *in_ctx,
             size_t total = (size_t)round_sector(VMDK_GRAIN_MARKER_LEN + size);
             struct dec_batch *b = &run.p->b[run.fi];
             struct dec_slot *sl = &b->s[b->n];
+            rc = dec_slot_ready(run.p, sl, err);
+            if (rc != SP_OK)
+                goto out;
             memcpy(sl->c, sec, VMDK_SECTOR);
             if (total > VMDK_SECTOR) {
                 rc = s_read(&s, sl->c + VMDK_SECTOR, total - VMDK_SECTOR, NULL, err);

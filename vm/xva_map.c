@@ -226,7 +226,8 @@ int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const cha
         free(vbds);
         return sp_error_set(err, SP_ENOMEM, "out of memory");
     }
-    memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
+    if (m->nvbds > 0) /* an ova.xml without VBDs has no array: memcpy from NULL is UB even for 0 bytes */
+        memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
     if (m->nvbds > 1)
         qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
     for (int i = 0; i < m->nvbds; i++) {

@@ -28,7 +28,8 @@ malformed ova.xml, ova.xml missing or not first, virtual_size smaller /
 larger / not matching the last block, members ../x, /tmp/x, Ref:00/../x,
 a directory entry, a symlink and a hard link in place of a block, a member
 after the last VDI, DOCTYPE with billion-laughs entities and with an
-external (XXE) entity, an empty file, random bytes, a missing file.
+external (XXE) entity, an empty file, random bytes, a missing file, bytes
+in lrzip/lzop/grzip compression (refused without running those programs).
 """
 
 import gzip
@@ -52,9 +53,12 @@ EVIL = "sp_evil_%d" % os.getpid()
 EVIL_PATHS = ["/tmp/" + EVIL, "/tmp/" + EVIL + "_abs", "/tmp/" + EVIL + "_tail", "/tmp/" + EVIL + "_link"]
 
 
-def run(*args, stdin=None, timeout=T.TIMEOUT):
-    """snapport in the empty working folder CWD; stdin: a file path."""
+def run(*args, stdin=None, timeout=T.TIMEOUT, path_first=None):
+    """snapport in the empty working folder CWD; stdin: a file path;
+    path_first: a folder put first in PATH."""
     e = dict(os.environ)
+    if path_first:
+        e["PATH"] = path_first + os.pathsep + e.get("PATH", "")
     for k in ("SNAPPORT_STORE", "SNAPPORT_CRASH_AFTER", "SNAPPORT_CRASH_LOG", "SNAPPORT_LOCK_TIMEOUT"):
         e.pop(k, None)
     argv = [EXE] + [str(a) for a in args]
@@ -246,6 +250,36 @@ def good_case(st, name, data, a_expect, b_expect):
 
 # ---------------------------------------------------------------- main
 
+# Compressions libarchive leaves to a program of that name (no library):
+# their magic bytes and then zeros.
+OUTSIDE_FILTERS = {
+    "lrzip": b"LRZI\x00\x06" + bytes(64),
+    "lzop": b"\x89LZO\x00\r\n\x1a\n" + bytes(64),
+    "grzip": b"GRZipII\x00\x02\x04:)" + bytes(64),
+}
+
+
+def no_outside_programs():
+    """An archive in such a compression is refused without running anything:
+    programs of those names first in PATH must not run (fuzzing found the
+    reader exec'ing lrzip -d)."""
+    bindir = os.path.join(TMP, "fakebin")
+    os.makedirs(bindir)
+    marker = os.path.join(TMP, "outside-program-ran")
+    for prog in OUTSIDE_FILTERS:
+        p = os.path.join(bindir, prog)
+        with open(p, "w") as f:
+            f.write("#!/bin/sh\necho %s >> %s\ncat >/dev/null\n" % (prog, marker))
+        os.chmod(p, 0o755)
+    for prog, data in OUTSIDE_FILTERS.items():
+        path = os.path.join(TMP, prog + ".xva")
+        with open(path, "wb") as f:
+            f.write(data)
+        r = run("verify", path, path_first=bindir)
+        expect_refused(r, "verify of %s bytes" % prog, path, (1, 3), [])
+        T.check(not os.path.exists(marker), "verify of %s bytes ran an outside program: %s" % (prog, r.describe()))
+
+
 def main():
     global EXE, TMP, CWD
     EXE, TMP = T.setup()
@@ -351,6 +385,7 @@ def main():
     bad_case(st, "empty-file", b"", verify_rcs=(1, 3))
     bad_case(st, "random-bytes", RNG.randbytes(64 * K), verify_rcs=(1, 3))
     bad_case(st, "zeros", bytes(10240), verify_rcs=(1, 3))
+    no_outside_programs()
     missing = os.path.join(TMP, "no-such.xva")
     r = run("verify", missing)
     expect_refused(r, "verify of a missing file", missing, (3,), [])

@@ -11,12 +11,18 @@ secs="${1:?usage: run.sh SECONDS [TARGET ...]}"
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(disk vhd_meta vmdk_stream ovf xva_xml manifest xlcfg)
+  targets=(disk vhd_meta vmdk_stream ovf xva_xml manifest xlcfg archive)
 fi
 build="$root/build-fuzz"
-CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSNAPPORT_FUZZ=ON -DSNAPPORT_SANITIZE=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
+# Two run.sh may share the machine (half the targets each): the build tree
+# is one, so its configure and build run under a lock, one at a time.
+mkdir -p "$build"
+(
+  flock 9
+  CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSNAPPORT_FUZZ=ON -DSNAPPORT_SANITIZE=ON >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
+) 9>"$build/.build.lock"
 mkdir -p "$root/tests/data/bad"
 summary=()
 for t in "${targets[@]}"; do
