@@ -217,6 +217,18 @@ static int vmdk_layers(struct sp_disk *d, struct sp_disk_layer *l, int max, int 
     return sp_disk_data_bytes(d, &l->allocated, err);
 }
 
+/* A sparse extent: its own check (every table, grains named twice); a
+ * descriptor with extents: every extent's metadata, read by walking the
+ * disk (what disk check does for a driver without a check). */
+static int vmdk_check(struct sp_disk *d, void (*problem)(void *ctx, const char *msg), void *ctx,
+                      struct sp_error *err)
+{
+    if (sp_vmdk_sparse_header(d))
+        return sp_vmdk_sparse_check(d, problem, ctx, err);
+    uint64_t n = 0;
+    return sp_disk_data_bytes(d, &n, err);
+}
+
 /* streamOptimized: compressed grains with markers, readable front to back. */
 static bool vmdk_streamable(const struct sp_probe *p)
 {
@@ -275,6 +287,7 @@ const struct sp_disk_driver sp_disk_driver_vmdk = {
     .open = vmdk_driver_open,
     .layers_are_extents = true,
     .layers = vmdk_layers,
+    .check = vmdk_check,
     .streamable = vmdk_streamable,
     .read_stream = vmdk_driver_read_stream,
     .create_copy = vmdk_create_copy,
