@@ -31,6 +31,7 @@
 
 #define SMALL_MAX (1u << 20)          /* .mf and .cert */
 #define CHUNK (1u << 20)
+#define SPOOL_SLACK (64ull << 20)     /* spooled(): tables and headers beyond 3 x capacity */
 #define ALL_DIGESTS ((1u << SP_DIGEST_SHA1) | (1u << SP_DIGEST_SHA256) | (1u << SP_DIGEST_SHA512))
 #define VHD_URI_KEY "bb676673"        /* Microsoft's VHD specification page, as XenServer names it */
 
@@ -305,16 +306,37 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, const struct sp_
      * by the readers through its descriptor */
     unlink(path);
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    /* A file of a format we read holds at most about twice its capacity
+     * (a dynamic VHD of 512-byte blocks: a bitmap sector per data sector)
+     * plus its tables: past SPOOL_MAX(capacity) it is no such image but a
+     * gzip bomb or padding, refused before it fills the spool's file
+     * system. Zeros are not written (holes): a bomb of zeros under a
+     * capacity claimed in petabytes still takes no space. */
+    uint64_t max = k->capacity > (UINT64_MAX - SPOOL_SLACK) / 3 ? UINT64_MAX : 3 * k->capacity + SPOOL_SLACK;
+    uint64_t total = 0;
     uint8_t *buf = sp_alloc(CHUNK, err);
     int rc = buf ? SP_OK : SP_ENOMEM;
     for (size_t got = 1; rc == SP_OK && got;) {
         rc = in(ctx, buf, CHUNK, &got, err);
-        if (rc == SP_OK && got) {
-            ssize_t w = write(fd, buf, got);
-            if (w != (ssize_t)got)
-                rc = sp_error_errno(err, w < 0 ? errno : ENOSPC, "%s: spool file", k->member);
+        if (rc != SP_OK || !got)
+            break;
+        if (got > max - total) {
+            rc = sp_error_set(err, SP_EFORMAT, "more than %llu bytes for a %s image of %llu bytes: not such an image",
+                              (unsigned long long)max, drv->name, (unsigned long long)k->capacity);
+            break;
         }
+        total += got;
+        if (sp_is_zero(buf, got)) {
+            if (lseek(fd, (off_t)got, SEEK_CUR) < 0)
+                rc = sp_error_errno(err, errno, "%s: spool file", k->member);
+            continue;
+        }
+        ssize_t w = write(fd, buf, got);
+        if (w != (ssize_t)got)
+            rc = sp_error_errno(err, w < 0 ? errno : ENOSPC, "%s: spool file", k->member);
     }
+    if (rc == SP_OK && ftruncate(fd, (off_t)total) != 0) /* a hole at the end */
+        rc = sp_error_errno(err, errno, "%s: spool file", k->member);
     free(buf);
     struct sp_disk *src = NULL;
     struct sp_disk_open_opts oo = {.standalone = true};
