@@ -418,7 +418,12 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         rc = sp_readahead_start(member_read, &m, &ra, err);
     if (rc == SP_OK && di >= 0) {
         const struct sp_ovf_disk *d = &st->sys.disks[di];
-        struct disk_sink k = {st, dst, d->capacity, name, err, SP_OK, NULL, 0, 0};
+        /* The sink's own message (driver.h: "the sink keeps its own
+         * message"): a decoder that reports the sink's failure writes its
+         * own into err, and a full disk would read "sink failed". */
+        struct sp_error kerr;
+        sp_error_clear(&kerr);
+        struct disk_sink k = {st, dst, d->capacity, name, &kerr, SP_OK, NULL, 0, 0};
         k.run = dst ? malloc(CHUNK) : NULL; /* without it, grain by grain */
         struct gunzip_in g;
         memset(&g, 0, sizeof g);
@@ -434,6 +439,8 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
             rc = gz ? decode_disk(st, d, gunzip_read, &g, &k, sf, err) : decode_disk(st, d, sp_readahead_read, ra, &k, sf, err);
         if (rc == SP_OK && dst)
             rc = sink_flush(&k);
+        if (k.failed)
+            *err = kerr;
         free(k.run);
         if (gz) {
             inflateEnd(&g.z);

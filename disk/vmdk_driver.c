@@ -248,6 +248,7 @@ static int vmdk_driver_read_stream(sp_stream_in in, void *in_ctx, sp_stream_sink
 }
 
 struct vmdk_fd_out {
+    const char *path;      /* for messages */
     int fd;
     uint64_t written;
     struct sp_writeback wb;
@@ -259,7 +260,7 @@ static int vmdk_fd_write(void *ctx, const void *buf, size_t len, struct sp_error
     while (len > 0) {
         ssize_t n = sp_write_out(v->fd, buf, len, &v->wb, &v->written);
         if (n < 0)
-            return sp_error_errno(err, errno, "write");
+            return sp_error_errno(err, errno, "%s: write", v->path);
         buf = (const uint8_t *)buf + n;
         len -= (size_t)n;
     }
@@ -270,7 +271,7 @@ static int vmdk_fd_write(void *ctx, const void *buf, size_t len, struct sp_error
 static int vmdk_create_copy(int fd, struct sp_disk *src, const struct sp_disk_create_opts *o,
                             const struct sp_progress *prog, struct sp_error *err)
 {
-    struct vmdk_fd_out v = {fd, 0, {0, 0, 0}};
+    struct vmdk_fd_out v = {o->path, fd, 0, {0, 0, 0}};
     sp_writeback_init(&v.wb, o->durable ? fd : -1);
     const char *base = strrchr(o->path, '/');
     struct sp_vmdk_write_opts wo = {.level = o->level ? o->level : SP_VMDK_EXPORT_LEVEL,

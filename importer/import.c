@@ -93,6 +93,11 @@ int sp_import_archive(struct sp_store *s, const char *path, const char *format, 
     }
     if (rc == SP_OK)
         snprintf(uuid, SP_UUID_STR, "%s", r->vm.uuid);
+    /* A failure of the store's side (a full disk while a VDI fills) names
+     * a file in the staging folder, which is gone by now: name the archive
+     * too. */
+    if (rc != SP_OK && r && !strstr(err->msg, r->label))
+        sp_error_prefix(err, "%s", r->label);
     sp_store_import_abort(s, &st);
     free(nv);
     sp_archive_reader_free(r);
