@@ -354,6 +354,11 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, const struct sp_
     }
     sp_disk_close(src);
     close(fd);
+    /* the drivers name the file they opened: the spool's /proc path means
+     * nothing to a reader of the message, which names the member instead */
+    size_t n = strlen(path);
+    if (rc != SP_OK && strncmp(err->msg, path, n) == 0 && strncmp(err->msg + n, ": ", 2) == 0)
+        memmove(err->msg, err->msg + n + 2, strlen(err->msg + n + 2) + 1);
     return rc;
 }
 
@@ -446,7 +451,8 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
             inflateEnd(&g.z);
             free(g.in);
         }
-        if (rc != SP_OK && !k.failed)
+        /* (the tar reader's messages name the archive and member already) */
+        if (rc != SP_OK && !k.failed && strncmp(err->msg, st->label, strlen(st->label)) != 0)
             sp_error_prefix(err, "%s: %s", st->label, name);
     } else if (rc == SP_OK && f->compression[0] && strcasecmp(f->compression, "gzip") != 0) {
         rc = ierr(st, SP_EUNSUPPORTED, err, "%s: compression \"%s\" (only gzip)", name, f->compression);
