@@ -109,7 +109,7 @@ def run(*args, stdin=None, timeout=T.TIMEOUT):
     """snapport in the empty working folder CWD, spooling into SPOOL."""
     r = H.run_measured([EXE] + list(args), cwd=CWD, env=env(), stdin_path=stdin, timeout=timeout)
     if os.environ.get("SP_DEBUG"):
-        print("  %.2fs %dM rc=%s %s" % (r.secs, r.rss // 1024, r.rc, " ".join(map(str, args))[:150]))
+        print("  %.2fs %dM rc=%s %s\n      %s" % (r.secs, r.rss // 1024, r.rc, " ".join(map(str, args))[:150], r.err.strip()[:300]))
     return r
 
 
@@ -120,7 +120,11 @@ def no_escape(what):
 
 
 def expect_refused(r, what, path, rc, words=(), bound=False):
-    S.expect_failure(r, what, rc, [os.path.basename(path)], words)
+    label = os.path.basename(path)
+    if S.expect_failure(r, what, rc, [label], words):
+        line = S.error_lines(r)[0]
+        T.check(line.count(label) == 1, "%s: the message names %s more than once: %r" % (what, label, line))
+        T.check("/proc/" not in line, "%s: the message names a /proc path: %r" % (what, line))
     T.check("ok" not in r.out.split(), "%s: printed ok: %r" % (what, r.out))
     if bound and not r.crashed():
         within(r, what)
@@ -317,24 +321,34 @@ def tar_cases(st, kind, mems, target, after):
 
 
 def oversize_cases(mems, desc, target):
-    """Headers that claim more than the archive holds, or sizes near 2^63.
-    Each is the archive up to the hostile header, its (short) data, and no
-    end: the reader must stop at the header or at the end of the input."""
+    """Headers that claim more than the archive holds, or sizes near 2^63:
+    (label, bytes, words the message must hold). Each is the archive up to
+    the hostile header, its (short) data, and no end: the reader must stop
+    at the header or at the end of the input."""
     out = []
     data = dict(mems)[target]
     i = [m[0] for m in mems].index(target)
     head = tar(mems[:i])[:-2 * H.BLOCK]
+    before = mems[i - 1][0]
     # the descriptor's header claims 1 MiB, 3 KiB follow
     dd = dict(mems)[desc]
-    out.append(("desc-larger-than-archive", H.header(desc, M) + H.padded(dd[:3 * K])))
-    # the target claims 12 MiB (under the XVA block cap), 100 KiB follow
-    out.append(("target-larger-than-archive", head + H.header(target, 12 * M) + data[:100 * K]))
+    out.append(("desc-larger-than-archive", H.header(desc, M) + H.padded(dd[:3 * K]), ["truncated"]))
+    # the target claims more than follows (an XVA block: its 1 MiB; an OVA
+    # disk: 12 MiB), 100 KiB follow
+    claim = M if desc == "ova.xml" else 12 * M
+    out.append(("target-larger-than-archive", head + H.header(target, claim) + data[:100 * K], ["truncated"]))
+    # sizes no reader may take: named as the header after the last member
     for label, size, enc in (("b256-2^63-1", (1 << 63) - 1, "b256"), ("b256-2^64-1", (1 << 64) - 1, "b256"),
-                             ("b256-negative", -512, "b256"), ("octal12-64GiB", (1 << 36) - 1, "octal12")):
-        out.append(("size-" + label, head + H.header(target, size, enc=enc) + H.padded(data[:64 * K])))
+                             ("b256-negative", -512, "b256")):
+        out.append(("size-" + label, head + H.header(target, size, enc=enc) + H.padded(data[:64 * K]),
+                    ["after " + before]))
     for label, val in (("pax-2^63-1", (1 << 63) - 1), ("pax-2^64", 1 << 64), ("pax-negative", -1)):
         out.append(("size-" + label, head + H.pax_member(target, {"size": val}, data[:64 * K],
-                                                         size_in_header=len(data[:64 * K]))))
+                                                         size_in_header=len(data[:64 * K])), ["after " + before]))
+    # 64 GiB - 1 in 12 octal digits: a size tar allows, more than follows
+    # (XVA: more than a block may be)
+    out.append(("size-octal12-64GiB", head + H.header(target, (1 << 36) - 1, enc="octal12") +
+                H.padded(data[:64 * K]), [target]))
     return out
 
 
@@ -577,8 +591,8 @@ def main():
         for label, ms in tar_cases(st, kind, mems, target, after):
             bad_archive(st, kind, label, tar(ms))
         print("%s: sizes" % kind)
-        for label, data in oversize_cases(mems, desc, target):
-            bad_archive(st, kind, label, data, bound=True)
+        for label, data, words in oversize_cases(mems, desc, target):
+            bad_archive(st, kind, label, data, words, bound=True)
         print("%s: bombs" % kind)
         for label, data in bomb_cases(kind, mems, target):
             # a compressed OVA is not told from its bytes (only XVAs are
@@ -639,7 +653,7 @@ def main():
     o4 = set_ovf_disk(ovf, capacity=str(vsize), capacityAllocationUnits="byte", format=
                       "http://technet.microsoft.com/en-us/virtualserver/bb676673.aspx")
     bad_archive(st, "ova", "ova-vhd-bat-millions", tar(ova_rebuilt(om, {"src-disk1.vmdk": T.read_file(vp)},
-                                                                   ovf=o4)), ["src-disk1.vmdk"], bound=True)
+                                                                   ovf=o4)), ["src-disk1.vmdk", "BAT"], bound=True)
 
     # ---- VMDK
     print("vmdk stream in the OVA")
