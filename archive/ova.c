@@ -185,8 +185,12 @@ int sp_ova_next(struct sp_ova_reader *r, char name[SP_OVA_NAME_MAX + 1], uint64_
         *eof = true;
         return SP_OK;
     }
-    if (st < ARCHIVE_WARN)
-        return rerr(r, r->member[0] ? r->member : NULL, err);
+    if (st < ARCHIVE_WARN) {
+        /* the header that failed is the one after the last member read */
+        char after[SP_OVA_NAME_MAX + 8];
+        snprintf(after, sizeof after, "after %s", r->member);
+        return rerr(r, r->member[0] ? after : NULL, err);
+    }
     const char *raw = archive_entry_pathname(e);
     char q[SP_OVA_NAME_MAX + 1];
     quote_name(raw ? raw : "(unnamed)", q, sizeof q);

@@ -31,6 +31,7 @@
 
 #define SMALL_MAX (1u << 20)          /* .mf and .cert */
 #define CHUNK (1u << 20)
+#define SPOOL_SLACK (64ull << 20)     /* spooled(): tables and headers beyond 3 x capacity */
 #define ALL_DIGESTS ((1u << SP_DIGEST_SHA1) | (1u << SP_DIGEST_SHA256) | (1u << SP_DIGEST_SHA512))
 #define VHD_URI_KEY "bb676673"        /* Microsoft's VHD specification page, as XenServer names it */
 
@@ -305,16 +306,37 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, const struct sp_
      * by the readers through its descriptor */
     unlink(path);
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    /* A file of a format we read holds at most about twice its capacity
+     * (a dynamic VHD of 512-byte blocks: a bitmap sector per data sector)
+     * plus its tables: past SPOOL_MAX(capacity) it is no such image but a
+     * gzip bomb or padding, refused before it fills the spool's file
+     * system. Zeros are not written (holes): a bomb of zeros under a
+     * capacity claimed in petabytes still takes no space. */
+    uint64_t max = k->capacity > (UINT64_MAX - SPOOL_SLACK) / 3 ? UINT64_MAX : 3 * k->capacity + SPOOL_SLACK;
+    uint64_t total = 0;
     uint8_t *buf = sp_alloc(CHUNK, err);
     int rc = buf ? SP_OK : SP_ENOMEM;
     for (size_t got = 1; rc == SP_OK && got;) {
         rc = in(ctx, buf, CHUNK, &got, err);
-        if (rc == SP_OK && got) {
-            ssize_t w = write(fd, buf, got);
-            if (w != (ssize_t)got)
-                rc = sp_error_errno(err, w < 0 ? errno : ENOSPC, "%s: spool file", k->member);
+        if (rc != SP_OK || !got)
+            break;
+        if (got > max - total) {
+            rc = sp_error_set(err, SP_EFORMAT, "more than %llu bytes for a %s image of %llu bytes: not such an image",
+                              (unsigned long long)max, drv->name, (unsigned long long)k->capacity);
+            break;
         }
+        total += got;
+        if (sp_is_zero(buf, got)) {
+            if (lseek(fd, (off_t)got, SEEK_CUR) < 0)
+                rc = sp_error_errno(err, errno, "%s: spool file", k->member);
+            continue;
+        }
+        ssize_t w = write(fd, buf, got);
+        if (w != (ssize_t)got)
+            rc = sp_error_errno(err, w < 0 ? errno : ENOSPC, "%s: spool file", k->member);
     }
+    if (rc == SP_OK && ftruncate(fd, (off_t)total) != 0) /* a hole at the end */
+        rc = sp_error_errno(err, errno, "%s: spool file", k->member);
     free(buf);
     struct sp_disk *src = NULL;
     struct sp_disk_open_opts oo = {.standalone = true};
@@ -332,6 +354,11 @@ static int spooled(struct ova_in *st, sp_vmdk_in in, void *ctx, const struct sp_
     }
     sp_disk_close(src);
     close(fd);
+    /* the drivers name the file they opened: the spool's /proc path means
+     * nothing to a reader of the message, which names the member instead */
+    size_t n = strlen(path);
+    if (rc != SP_OK && strncmp(err->msg, path, n) == 0 && strncmp(err->msg + n, ": ", 2) == 0)
+        memmove(err->msg, err->msg + n + 2, strlen(err->msg + n + 2) + 1);
     return rc;
 }
 
@@ -396,7 +423,12 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         rc = sp_readahead_start(member_read, &m, &ra, err);
     if (rc == SP_OK && di >= 0) {
         const struct sp_ovf_disk *d = &st->sys.disks[di];
-        struct disk_sink k = {st, dst, d->capacity, name, err, SP_OK, NULL, 0, 0};
+        /* The sink's own message (driver.h: "the sink keeps its own
+         * message"): a decoder that reports the sink's failure writes its
+         * own into err, and a full disk would read "sink failed". */
+        struct sp_error kerr;
+        sp_error_clear(&kerr);
+        struct disk_sink k = {st, dst, d->capacity, name, &kerr, SP_OK, NULL, 0, 0};
         k.run = dst ? malloc(CHUNK) : NULL; /* without it, grain by grain */
         struct gunzip_in g;
         memset(&g, 0, sizeof g);
@@ -412,12 +444,15 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
             rc = gz ? decode_disk(st, d, gunzip_read, &g, &k, sf, err) : decode_disk(st, d, sp_readahead_read, ra, &k, sf, err);
         if (rc == SP_OK && dst)
             rc = sink_flush(&k);
+        if (k.failed)
+            *err = kerr;
         free(k.run);
         if (gz) {
             inflateEnd(&g.z);
             free(g.in);
         }
-        if (rc != SP_OK && !k.failed)
+        /* (the tar reader's messages name the archive and member already) */
+        if (rc != SP_OK && !k.failed && strncmp(err->msg, st->label, strlen(st->label)) != 0)
             sp_error_prefix(err, "%s: %s", st->label, name);
     } else if (rc == SP_OK && f->compression[0] && strcasecmp(f->compression, "gzip") != 0) {
         rc = ierr(st, SP_EUNSUPPORTED, err, "%s: compression \"%s\" (only gzip)", name, f->compression);

@@ -312,6 +312,7 @@ struct sp_xva_reader {
     uint8_t *buf;
     size_t buf_cap;
     struct member cur;     /* the lookahead */
+    char last[XVA_QUOTE_MAX + 1]; /* the member taken last, "" before any */
     bool failed;
     struct sp_instream *own_in; /* opened from a descriptor: ours to free */
 };
@@ -337,7 +338,11 @@ static int peek(struct sp_xva_reader *r, const char *after, struct sp_error *err
         return SP_OK;
     }
     if (st < ARCHIVE_WARN) {
-        char q[XVA_QUOTE_MAX + 1];
+        /* a header that cannot be read (a size past 2^63 ...) is the one
+         * after the member taken last */
+        char q[XVA_QUOTE_MAX + 8];
+        if (!after && r->last[0])
+            after = r->last;
         if (after) {
             snprintf(q, sizeof q, "after %s", after);
             return rerr_archive(r, err, q);
@@ -359,6 +364,7 @@ static int take(struct sp_xva_reader *r, void *buf, size_t len, struct sp_error 
 {
     char member[sizeof r->cur.name];
     memcpy(member, r->cur.name, sizeof member);
+    memcpy(r->last, r->cur.name, sizeof r->last);
     r->cur.valid = false;
     uint8_t *p = buf;
     size_t got = 0;

@@ -137,6 +137,11 @@ int cmd_export(struct cli *c, int argc, char **argv)
     else if (!to_stdout)
         sp_outfile_abort(&out);
     sp_store_close(s);
+    /* A write that failed (a full disk, a closed pipe) is reported by the
+     * archive writer, which knows the member but not the file it writes
+     * to: name the output, as every failure names its file. */
+    if (rc == SP_EIO && !strstr(err.msg, to_stdout ? "stdout" : out_s))
+        sp_error_prefix(&err, "%s", to_stdout ? "stdout" : out_s);
     if (rc != SP_OK)
         return cli_fail(&err);
     if (!to_stdout)

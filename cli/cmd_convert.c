@@ -94,6 +94,10 @@ int cmd_convert(struct cli *c, int argc, char **argv)
         rc = sp_outfile_commit(&out, &err);
     else if (!to_stdout)
         sp_outfile_abort(&out);
+    /* a failed write (a full disk) names the output, as export does */
+    const char *out_label = to_stdout ? "stdout" : pos[1];
+    if (rc == SP_EIO && !strstr(err.msg, out_label))
+        sp_error_prefix(&err, "%s", out_label);
     if (rc != SP_OK)
         return cli_fail(&err);
     const char *in_label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];

@@ -30,7 +30,13 @@ static int raw_next_extent(struct sp_disk *d, uint64_t off, struct sp_extent *ex
         return SP_OK;
     off_t data = lseek(r->fd, (off_t)off, SEEK_DATA);
     if (data < 0) {
-        if (errno == ENXIO) { /* only a hole up to the end */
+        if (errno == ENXIO) { /* only a hole up to the end, or the end has moved */
+            /* The size was the file's at open: a file shrunk since (truncated
+             * under the reader) must not read as zeros where its data was. */
+            struct stat st;
+            if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < d->size)
+                return sp_error_set(err, SP_EIO, "%s: truncated while read: %llu bytes, %llu when opened", r->path,
+                                    (unsigned long long)st.st_size, (unsigned long long)d->size);
             ext->kind = SP_EXTENT_ZERO;
             return SP_OK;
         }

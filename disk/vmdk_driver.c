@@ -217,6 +217,18 @@ static int vmdk_layers(struct sp_disk *d, struct sp_disk_layer *l, int max, int 
     return sp_disk_data_bytes(d, &l->allocated, err);
 }
 
+/* A sparse extent: its own check (every table, grains named twice); a
+ * descriptor with extents: every extent's metadata, read by walking the
+ * disk (what disk check does for a driver without a check). */
+static int vmdk_check(struct sp_disk *d, void (*problem)(void *ctx, const char *msg), void *ctx,
+                      struct sp_error *err)
+{
+    if (sp_vmdk_sparse_header(d))
+        return sp_vmdk_sparse_check(d, problem, ctx, err);
+    uint64_t n = 0;
+    return sp_disk_data_bytes(d, &n, err);
+}
+
 /* streamOptimized: compressed grains with markers, readable front to back. */
 static bool vmdk_streamable(const struct sp_probe *p)
 {
@@ -236,6 +248,7 @@ static int vmdk_driver_read_stream(sp_stream_in in, void *in_ctx, sp_stream_sink
 }
 
 struct vmdk_fd_out {
+    const char *path;      /* for messages */
     int fd;
     uint64_t written;
     struct sp_writeback wb;
@@ -247,7 +260,7 @@ static int vmdk_fd_write(void *ctx, const void *buf, size_t len, struct sp_error
     while (len > 0) {
         ssize_t n = sp_write_out(v->fd, buf, len, &v->wb, &v->written);
         if (n < 0)
-            return sp_error_errno(err, errno, "write");
+            return sp_error_errno(err, errno, "%s: write", v->path);
         buf = (const uint8_t *)buf + n;
         len -= (size_t)n;
     }
@@ -258,7 +271,7 @@ static int vmdk_fd_write(void *ctx, const void *buf, size_t len, struct sp_error
 static int vmdk_create_copy(int fd, struct sp_disk *src, const struct sp_disk_create_opts *o,
                             const struct sp_progress *prog, struct sp_error *err)
 {
-    struct vmdk_fd_out v = {fd, 0, {0, 0, 0}};
+    struct vmdk_fd_out v = {o->path, fd, 0, {0, 0, 0}};
     sp_writeback_init(&v.wb, o->durable ? fd : -1);
     const char *base = strrchr(o->path, '/');
     struct sp_vmdk_write_opts wo = {.level = o->level ? o->level : SP_VMDK_EXPORT_LEVEL,
@@ -275,6 +288,7 @@ const struct sp_disk_driver sp_disk_driver_vmdk = {
     .open = vmdk_driver_open,
     .layers_are_extents = true,
     .layers = vmdk_layers,
+    .check = vmdk_check,
     .streamable = vmdk_streamable,
     .read_stream = vmdk_driver_read_stream,
     .create_copy = vmdk_create_copy,

@@ -167,6 +167,10 @@ int sp_vmdk_sparse_open_fd(int fd, const char *path, struct sp_disk **out, struc
 /* The header of a disk sp_vmdk_sparse_open_fd made (with the footer's flags
  * for a directory at the end), or NULL when d is another kind of disk. */
 const struct vmdk_header *sp_vmdk_sparse_header(struct sp_disk *d);
+/* disk check of a sparse extent: every grain table read and checked, and
+ * grains named by two entries reported through problem(). */
+int sp_vmdk_sparse_check(struct sp_disk *d, void (*problem)(void *ctx, const char *msg), void *ctx,
+                         struct sp_error *err);
 /* The embedded descriptor of a sparse disk as text (NUL-terminated, cut at
  * its first NUL; *text NULL when the file has none); caller frees. */
 int sp_vmdk_sparse_descriptor(struct sp_disk *d, char **text, struct sp_error *err);

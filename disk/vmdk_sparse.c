@@ -19,6 +19,17 @@
 #define VMDK_EXTENT_MAX (1ull << 30)
 
 
+/* A stretch of the file's metadata (header, descriptor, grain directory,
+ * grain tables), in sectors: no grain may lie in one, and no two overlap.
+ * Without this a table entry pointing back into the metadata, or a
+ * directory entry pointing at the directory itself (a loop), is read as
+ * data: the disk would show its own tables. */
+struct meta_range {
+    uint64_t start, end;   /* [start, end) */
+    int64_t table;         /* the grain table's index; -1: what names */
+    const char *what;
+};
+
 struct vmdk_disk {
     struct sp_disk disk;
     int fd;
@@ -36,7 +47,39 @@ struct vmdk_disk {
     uint8_t *cbuf;
     size_t cmax;
     struct libdeflate_decompressor *dec;
+    struct meta_range *meta; /* sorted by start */
+    size_t nmeta;
 };
+
+static const char *meta_name(const struct meta_range *m, char *buf, size_t len)
+{
+    if (m->table < 0)
+        return m->what;
+    snprintf(buf, len, "grain table %" PRId64, m->table);
+    return buf;
+}
+
+/* The metadata range overlapping [start, end), or NULL. The ranges do not
+ * overlap each other (load_directory), so their ends ascend too. */
+static const struct meta_range *meta_hit(const struct vmdk_disk *v, uint64_t start, uint64_t end)
+{
+    size_t lo = 0, hi = v->nmeta;
+    while (lo < hi) { /* the first range ending after start */
+        size_t mid = lo + (hi - lo) / 2;
+        if (v->meta[mid].end <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < v->nmeta && v->meta[lo].start < end ? &v->meta[lo] : NULL;
+}
+
+/* Sectors a grain at sector e occupies at least: a whole grain, or for a
+ * compressed one its marker sector. */
+static uint64_t grain_span(const struct vmdk_disk *v)
+{
+    return (v->hd.flags & VMDK_FLAG_COMPRESSED) ? 1 : v->hd.grain;
+}
 
 /* The sector of grain g, 0 when absent (or a zeroed grain). */
 static int grain_sector(struct vmdk_disk *v, uint64_t g, uint64_t *sector, struct sp_error *err)
@@ -50,6 +93,7 @@ static int grain_sector(struct vmdk_disk *v, uint64_t g, uint64_t *sector, struc
         size_t len = (size_t)v->hd.gtes * 4;
         if (off > v->file_size || len > v->file_size - off)
             return sp_error_set(err, SP_EFORMAT, "%s: grain table %" PRIu64 " past the end of the file", v->path, t);
+        v->gt_index = UINT64_MAX; /* v->gt changes below: no table cached until it is whole and checked */
         uint8_t *raw = (uint8_t *)v->gt; /* decoded in place */
         int rc = sp_pread_full(v->fd, raw, len, off, "grain table", err);
         if (rc != SP_OK) {
@@ -58,6 +102,16 @@ static int grain_sector(struct vmdk_disk *v, uint64_t g, uint64_t *sector, struc
         }
         for (size_t i = 0; i < v->hd.gtes; i++)
             v->gt[i] = le32(raw + 4 * i);
+        for (size_t i = 0; i < v->hd.gtes; i++) {
+            uint32_t e = v->gt[i];
+            if (e == 0 || (e == 1 && (v->hd.flags & VMDK_FLAG_ZERO_GTE)))
+                continue;
+            const struct meta_range *m = meta_hit(v, e, e + grain_span(v));
+            char name[48];
+            if (m)
+                return sp_error_set(err, SP_EFORMAT, "%s: grain table %" PRIu64 " entry %zu points at sector %" PRIu32
+                                    ", inside the %s", v->path, t, i, e, meta_name(m, name, sizeof name));
+        }
         v->gt_index = t;
     }
     uint32_t e = v->gt[g % v->hd.gtes];
@@ -184,6 +238,7 @@ static void vmdk_close(struct sp_disk *d)
     free(v->gt);
     free(v->grain);
     free(v->cbuf);
+    free(v->meta);
     free(v->path);
     free(v);
 }
@@ -214,6 +269,46 @@ static int footer_gd(struct vmdk_disk *v, uint64_t *gd, struct sp_error *err)
     return SP_OK;
 }
 
+static int meta_cmp(const void *a, const void *b)
+{
+    const struct meta_range *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The metadata ranges: header, descriptor, directory (and the redundant
+ * one), every grain table the directory names; two that overlap (a table
+ * in the directory's place, two entries naming one table) are refused. */
+static int load_meta(struct vmdk_disk *v, uint64_t gd, struct sp_error *err)
+{
+    uint64_t gd_sectors = sp_div_round_up(v->ngt * 4, VMDK_SECTOR);
+    uint64_t gt_sectors = sp_div_round_up((uint64_t)v->hd.gtes * 4, VMDK_SECTOR);
+    v->meta = sp_alloc(sizeof *v->meta * (size_t)(v->ngt + 4), err);
+    if (!v->meta)
+        return SP_ENOMEM;
+    size_t n = 0;
+    v->meta[n++] = (struct meta_range){0, 1, -1, "header"};
+    if (v->hd.desc_off && v->hd.desc_size)
+        v->meta[n++] = (struct meta_range){v->hd.desc_off, v->hd.desc_off + v->hd.desc_size, -1, "descriptor"};
+    v->meta[n++] = (struct meta_range){gd, gd + gd_sectors, -1, "grain directory"};
+    if ((v->hd.flags & VMDK_FLAG_RGD) && v->hd.rgd && v->hd.rgd != gd)
+        v->meta[n++] = (struct meta_range){v->hd.rgd, v->hd.rgd + gd_sectors, -1, "redundant grain directory"};
+    for (uint64_t t = 0; t < v->ngt; t++)
+        if (v->gd[t])
+            v->meta[n++] = (struct meta_range){v->gd[t], v->gd[t] + gt_sectors, (int64_t)t, NULL};
+    qsort(v->meta, n, sizeof *v->meta, meta_cmp);
+    for (size_t i = 1; i < n; i++) {
+        const struct meta_range *a = &v->meta[i - 1], *b = &v->meta[i];
+        if (b->start < a->end) {
+            char na[48], nb[48];
+            const struct meta_range *t = b->table >= 0 ? b : a, *o = t == b ? a : b;
+            return sp_error_set(err, SP_EFORMAT, "%s at sector %" PRIu64 " overlaps the %s at sector %" PRIu64,
+                                meta_name(t, na, sizeof na), t->start, meta_name(o, nb, sizeof nb), o->start);
+        }
+    }
+    v->nmeta = n;
+    return SP_OK;
+}
+
 /* The grain directory at sector gd, which must lie in the file: that
  * bounds its allocation. */
 static int load_directory(struct vmdk_disk *v, uint64_t gd, struct sp_error *err)
@@ -233,7 +328,7 @@ static int load_directory(struct vmdk_disk *v, uint64_t gd, struct sp_error *err
     const uint8_t *raw = (const uint8_t *)v->gd;
     for (uint64_t i = 0; i < v->ngt; i++)
         v->gd[i] = le32(raw + 4 * i); /* in place: entry i reads bytes 4i.. before writing them */
-    return SP_OK;
+    return load_meta(v, gd, err);
 }
 
 /* The header (and footer), the directory; the caches and the inflater. */
@@ -310,6 +405,63 @@ int sp_vmdk_open(const char *path, struct sp_disk **out, struct sp_error *err)
         return rc;
     }
     return sp_vmdk_sparse_open_fd(fd, path, out, err);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int sp_vmdk_sparse_check(struct sp_disk *d, void (*problem)(void *ctx, const char *msg), void *ctx,
+                         struct sp_error *err)
+{
+    struct vmdk_disk *v = (struct vmdk_disk *)d;
+    /* Every table read (grain_sector checks its entries against the
+     * metadata), every grain's sector kept: two entries naming one grain
+     * make two places of the disk one (readers agree on the bytes, a
+     * writer into either would change both). The tables lie in the file
+     * without overlapping, so the entries are at most file size / 4. */
+    size_t cap = 0, n = 0;
+    uint32_t *all = NULL;
+    int rc = SP_OK;
+    for (uint64_t t = 0; rc == SP_OK && t < v->ngt; t++) {
+        if (!v->gd[t])
+            continue;
+        uint64_t s;
+        rc = grain_sector(v, t * v->hd.gtes, &s, err);
+        for (uint32_t i = 0; rc == SP_OK && i < v->hd.gtes; i++) {
+            uint32_t e = v->gt[i];
+            if (e == 0 || (e == 1 && (v->hd.flags & VMDK_FLAG_ZERO_GTE)))
+                continue;
+            if (n == cap) {
+                size_t nc = cap ? 2 * cap : 4096;
+                uint32_t *p = realloc(all, nc * sizeof *p);
+                if (!p) {
+                    rc = sp_error_set(err, SP_ENOMEM, "out of memory");
+                    break;
+                }
+                all = p;
+                cap = nc;
+            }
+            all[n++] = e;
+        }
+    }
+    if (rc == SP_OK && n > 1) {
+        qsort(all, n, sizeof *all, u32_cmp);
+        uint64_t shared = 0, first = 0;
+        for (size_t i = 1; i < n; i++)
+            if ((uint64_t)all[i] < (uint64_t)all[i - 1] + grain_span(v) && shared++ == 0)
+                first = all[i];
+        if (shared) {
+            char msg[SP_ERROR_MAX];
+            snprintf(msg, sizeof msg, "%s: %" PRIu64 " grain table entries point at a grain another entry uses"
+                     " (first at sector %" PRIu64 ")", v->path, shared, first);
+            problem(ctx, msg);
+        }
+    }
+    free(all);
+    return rc;
 }
 
 const struct vmdk_header *sp_vmdk_sparse_header(struct sp_disk *d)

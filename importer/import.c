@@ -5,7 +5,21 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "disk/vhd_footer.h"
 #include "importer/import.h"
+
+/* Every disk must fit a store VDI (a VHD: 2040 GiB) before anything is
+ * made for it: an ova.xml or .ovf claiming petabytes is refused here, in
+ * the archive's words, not by the VHD writer in the staging folder (whose
+ * message would name a temporary file). A memory image is a raw file. */
+static int check_sizes(const struct sp_archive_reader *r, struct sp_error *err)
+{
+    for (int k = 0; k < r->ndisks; k++)
+        if (!r->disks[k].memory && r->disks[k].size > SP_VHD_MAX_SIZE)
+            return sp_error_set(err, SP_ELIMIT, "%s: disk %s: %llu bytes, more than a store disk holds (2040 GiB)",
+                                r->label, r->disks[k].id, (unsigned long long)r->disks[k].size);
+    return SP_OK;
+}
 
 /* Each disk the archive gives into its new VDI. */
 static int fill_vdis(struct sp_archive_reader *r, const struct sp_new_vdi *nv, struct sp_error *err)
@@ -55,6 +69,8 @@ int sp_import_archive(struct sp_store *s, const char *path, const char *format, 
      * first. */
     sp_store_unlock(s);
     int rc = sp_archive_reader_open(path, format, &r, err);
+    if (rc == SP_OK)
+        rc = check_sizes(r, err);
     if (rc == SP_OK && !(nv = sp_zalloc(sizeof *nv * (size_t)(r->ndisks + 1), err)))
         rc = SP_ENOMEM;
     for (int k = 0; rc == SP_OK && k < r->ndisks; k++) {
@@ -77,6 +93,11 @@ int sp_import_archive(struct sp_store *s, const char *path, const char *format, 
     }
     if (rc == SP_OK)
         snprintf(uuid, SP_UUID_STR, "%s", r->vm.uuid);
+    /* A failure of the store's side (a full disk while a VDI fills) names
+     * a file in the staging folder, which is gone by now: name the archive
+     * too. */
+    if (rc != SP_OK && r && !strstr(err->msg, r->label))
+        sp_error_prefix(err, "%s", r->label);
     sp_store_import_abort(s, &st);
     free(nv);
     sp_archive_reader_free(r);

@@ -38,17 +38,7 @@ RNG = random.Random(4242)
 SPACE_WORDS = ("no space", "disk is full", "space")
 
 
-def mount_tmpfs(path, size):
-    os.makedirs(path, exist_ok=True)
-    r = T.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path])
-    if r.rc != 0:
-        T.fatal("cannot mount a tmpfs at %s (this test needs root and mount permission): %s" % (path, r.describe()))
-
-
-def umount(path):
-    r = T.run(["umount", path])
-    if r.rc != 0:
-        T.run(["umount", "-l", path])
+mount_tmpfs, umount = S.mount_tmpfs, S.umount
 
 
 def avail():
@@ -141,16 +131,7 @@ def case_full(st):
         before = st.vdi_files()
         if os.path.exists(filler):
             os.unlink(filler)
-        with open(filler, "wb") as f:
-            n = max(0, avail() - level)
-            chunk = b"\xff" * M
-            try:
-                while n > 0:
-                    f.write(chunk[:min(n, M)])
-                    n -= min(n, M)
-                f.flush()
-            except OSError:
-                pass        # full already
+        S.fill(filler, level)
         tag = "%d KiB free" % (avail() // K)
         for args in (["vm", "create", "--config", cfg], ["snapshot", "create", "vm1", "--name", "x%d" % level]):
             what = "%s (%s)" % (" ".join(args[:2]), tag)

@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.join(os.environ.get("SP_TESTS", os.path.dirname(__fil
 import sptest as T  # noqa: E402
 import storetest as S  # noqa: E402
 import xvatest as X  # noqa: E402
+import hostile as H  # noqa: E402
 
 K, M = S.K, S.M
 EXE = TMP = CWD = None
@@ -173,18 +174,7 @@ def doctype_xml(xml, decl, ref):
 # ---------------------------------------------------------------- checks
 
 def no_escape(what):
-    for p in EVIL_PATHS:
-        if os.path.lexists(p):
-            T.check(False, "%s: a file was written outside the store: %s" % (what, p))
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
-    T.check(os.listdir(CWD) == [], "%s: files appeared in the working folder: %s" % (what, os.listdir(CWD)))
-    for root, dirs, files in os.walk(TMP):
-        for n in files + dirs:
-            if n.startswith("sp_evil"):
-                T.check(False, "%s: a file named after a hostile member appeared: %s" % (what, os.path.join(root, n)))
+    H.no_escape(what, EVIL_PATHS, "sp_evil", TMP, [CWD])
 
 
 def expect_refused(r, what, path, rcs, words):

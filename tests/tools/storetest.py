@@ -63,6 +63,53 @@ def one_error_line(r, what):
                    "%s: expected one 'snapport: ...' line on stderr, got %r" % (what, r.err))
 
 
+def expect_failure(r, what, rc, names, words=()):
+    """A failed command: exit rc, no crash, exactly one stderr line
+    'snapport: ...' that names one of names and says every one of words
+    (case-insensitive). Returns whether all held."""
+    if r.crashed():
+        return T.check(False, "%s: crashed or hung: %s" % (what, r.describe()))
+    ok = T.check(r.rc == rc, "%s: exit %s, expected %s: %s" % (what, r.rc, rc, r.describe()))
+    lines = error_lines(r)
+    if not T.check(len(lines) == 1 and lines[0].startswith("snapport: "),
+                   "%s: expected one 'snapport: ...' line on stderr, got %r" % (what, r.err)):
+        return False
+    ok &= T.check(any(n in lines[0] for n in names), "%s: the message names none of %s: %r" % (what, list(names),
+                                                                                             lines[0]))
+    for w in words:
+        ok &= T.check(w.lower() in lines[0].lower(), "%s: the message does not say %r: %r" % (what, w, lines[0]))
+    return ok
+
+
+def mount_tmpfs(path, size):
+    """A tmpfs of size (e.g. "48m") at path (needs root; fails the test, no skip)."""
+    os.makedirs(path, exist_ok=True)
+    r = T.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path])
+    if r.rc != 0:
+        T.fatal("cannot mount a tmpfs at %s (this test needs root and mount permission): %s" % (path, r.describe()))
+
+
+def umount(path):
+    r = T.run(["umount", path])
+    if r.rc != 0:
+        T.run(["umount", "-l", path])
+
+
+def fill(path, leave):
+    """A file at path that fills its file system up to `leave` bytes free."""
+    with open(path, "wb") as f:
+        sv = os.statvfs(os.path.dirname(path))
+        n = max(0, sv.f_bavail * sv.f_frsize - leave)
+        chunk = b"\xff" * M
+        try:
+            while n > 0:
+                f.write(chunk[:min(n, M)])
+                n -= min(n, M)
+            f.flush()
+        except OSError:
+            pass        # full already
+
+
 class Store:
     def __init__(self, exe, path, scratch):
         self.exe = exe
