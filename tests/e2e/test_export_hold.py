@@ -53,6 +53,22 @@ def make_vm(name, mb):
     sp("vm", "create", "--config", cfg, "-q")
 
 
+def flatten_guard():
+    """disk flatten refuses to write over its input or a file its chain reads (item 4)."""
+    parent, child = os.path.join(TMP, "p.vhd"), os.path.join(TMP, "c.vhd")
+    sp("disk", "create", parent, "--size", "4M", "-q")
+    sp("disk", "write", parent, "--offset", "0", "--pattern", "7", "--length", str(M))
+    sp("disk", "create", child, "--size", "4M", "--parent", parent, "-q")
+    before = {p: open(p, "rb").read() for p in (parent, child)}
+    for out in (parent, child, os.path.join(TMP, ".", "p.vhd")):
+        r = sp("disk", "flatten", child, "-o", out, "--force", "--format", "vhd", check=False)
+        lines = r.stderr.splitlines()
+        T.check(r.returncode == 3 and len(lines) == 1 and "chain" in lines[0],
+                "flatten %s -o %s --force: exit %d %r" % (child, out, r.returncode, r.stderr))
+    T.check(all(open(p, "rb").read() == b for p, b in before.items()), "a refused flatten changed its chain")
+    T.check(sorted(n for n in os.listdir(TMP) if ".snapport-" in n) == [], "a refused flatten left a temporary")
+
+
 def main():
     make_vm("a", 16)
     make_vm("b", 4)
@@ -84,6 +100,7 @@ def main():
     T.check(names == ["a", "a2", "b", "imp"], "VMs: %s" % names)
     r = sp("store", "check", check=False)
     T.check(r.returncode == 0, "store check: %s %s" % (r.stdout, r.stderr))
+    flatten_guard()
     T.finish("test_export_hold")
 
 
