@@ -291,8 +291,11 @@ static int coalesce(struct sp_store *s, struct pair *p, struct sp_vhd *node, str
     } else {
         db_rollback(s);
     }
-    if (rc != SP_OK)
+    if (rc != SP_OK) {
+        sp_vhd_close(node);
+        sp_vhd_close(child);
         return rc;
+    }
     sp_crashpoint("coalesce.journal");
     rc = copy_sectors(node, child, err);
     if (rc == SP_OK)
@@ -305,6 +308,8 @@ static int coalesce(struct sp_store *s, struct pair *p, struct sp_vhd *node, str
         /* the node may have grown; it stays valid, and so does everything else */
         struct sp_error ignored;
         db_run(s, &ignored, "DELETE FROM jobs WHERE id = ?", "i", job);
+        sp_vhd_close(node); /* the caller leaves them to us */
+        sp_vhd_close(child);
         return rc;
     }
     sp_crashpoint("coalesce.switching");
