@@ -199,6 +199,17 @@ int filelist_add(char **list, const char *path, struct sp_error *err)
     return SP_OK;
 }
 
+bool filelist_next(const char **p, char *out, size_t len)
+{
+    if (!*p || !**p)
+        return false;
+    const char *nl = strchr(*p, '\n');
+    size_t n = nl ? (size_t)(nl - *p) : strlen(*p);
+    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), *p);
+    *p = nl ? nl + 1 : NULL;
+    return true;
+}
+
 /* ---- cfg files ---------------------------------------------------------- */
 
 void store_write_cfg(struct sp_store *s, const char *vm)

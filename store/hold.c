@@ -96,12 +96,8 @@ int sp_hold_begin(struct sp_store *s, const char *vm_uuid, const char *snapshot,
     if (rc == SP_OK)
         rc = pin_chains(s, h, err);
     if (rc != SP_OK && h->job) {
-        struct sp_hold undo = *h;
         struct sp_error ignored;
-        sp_cancel_defer();
-        sp_hold_end(s, &undo, &ignored);
-        sp_cancel_resume();
-        h->job = 0;
+        sp_hold_end(s, h, &ignored); /* not cancellable itself; clears h->job */
     }
     return rc;
 }
@@ -113,14 +109,10 @@ int sp_hold_begin(struct sp_store *s, const char *vm_uuid, const char *snapshot,
  * a merge that cannot be done now is left to gc. */
 static void merge_back(struct sp_store *s, const char *list)
 {
-    for (const char *p = list; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char vdi[SP_UUID_STR];
+    char vdi[SP_UUID_STR];
+    for (const char *p = list; filelist_next(&p, vdi, sizeof vdi);) {
         struct sp_error ignored;
-        snprintf(vdi, sizeof vdi, "%.*s", (int)(n < sizeof vdi ? n : sizeof vdi - 1), p);
         sp_gc_coalesce_node(s, vdi, &ignored);
-        p = nl ? nl + 1 : NULL;
     }
 }
 

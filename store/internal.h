@@ -79,6 +79,8 @@ int coalesce_recover(struct sp_store *s, int64_t id, const char *state, const ch
 
 /* Appends "path\n" to a growable list (malloc'd, *list may be NULL). */
 int filelist_add(char **list, const char *path, struct sp_error *err);
+/* The next entry of such a list into out (cut to len); false at its end. */
+bool filelist_next(const char **p, char *out, size_t len);
 
 /* Staging folders of imports that died (their lock is free): each given to
  * found (may be NULL) with its size, and removed when remove (under the

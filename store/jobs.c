@@ -35,25 +35,22 @@ int job_switch(struct sp_store *s, int64_t id, const char *old_files, struct sp_
                   old_files ? old_files : "", id);
 }
 
-/* Removes each listed file that no VDI row names (a row means it is live). */
-static int remove_unreferenced(struct sp_store *s, const char *list, struct sp_error *err)
+/* Removes each listed file that no VDI row names (a row means it is live);
+ * dead_writer: also what the killed writer of each left (its temporary). */
+static int remove_unreferenced(struct sp_store *s, const char *list, bool dead_writer, struct sp_error *err)
 {
-    const char *p = list;
-    while (p && *p) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char rel[256], path[4096];
-        snprintf(rel, sizeof rel, "%.*s", (int)(n < sizeof rel ? n : sizeof rel - 1), p);
+    char rel[256], path[4096];
+    for (const char *p = list; filelist_next(&p, rel, sizeof rel);) {
         int64_t refs = 0;
         int rc = db_int(s, err, &refs, NULL, "SELECT count(*) FROM vdis WHERE file = ?", "t", rel);
         if (rc != SP_OK)
             return rc;
         store_path(s, rel, path, sizeof path);
-        sp_outfile_sweep(path); /* a killed writer's temporary of it */
+        if (dead_writer)
+            sp_outfile_sweep(path);
         if (refs == 0 && unlink(path) != 0 && errno != ENOENT)
             return sp_error_errno(err, errno, "store %s: removing", path);
         sp_crashpoint("job.file-removed");
-        p = nl ? nl + 1 : NULL;
     }
     return SP_OK;
 }
@@ -63,7 +60,7 @@ int job_finish(struct sp_store *s, int64_t id, struct sp_error *err)
     char old[65536] = "";
     int rc = db_text(s, err, old, sizeof old, NULL, "SELECT old_files FROM jobs WHERE id = ?", "i", id);
     if (rc == SP_OK)
-        rc = remove_unreferenced(s, old, err);
+        rc = remove_unreferenced(s, old, false, err);
     if (rc == SP_OK)
         rc = store_sync_dir(s, err);
     if (rc == SP_OK)
@@ -77,7 +74,7 @@ void job_abort(struct sp_store *s, int64_t id)
     char files[65536] = "";
     db_rollback(s);
     if (db_text(s, &ignored, files, sizeof files, NULL, "SELECT new_files FROM jobs WHERE id = ?", "i", id) == SP_OK
-        && remove_unreferenced(s, files, &ignored) == SP_OK)
+        && remove_unreferenced(s, files, false, &ignored) == SP_OK)
         db_run(s, &ignored, "DELETE FROM jobs WHERE id = ?", "i", id);
 }
 
@@ -128,7 +125,7 @@ static int recover_one(struct sp_store *s, int64_t id, struct sp_error *err)
     else if (strcmp(kind, "export") == 0)
         rc = hold_recover(s, id, state, node, err);
     else
-        rc = remove_unreferenced(s, files, err);
+        rc = remove_unreferenced(s, files, true, err);
     free(files);
     if (rc == SP_OK)
         rc = db_run(s, err, "DELETE FROM jobs WHERE id = ?", "i", id);
