@@ -7,6 +7,7 @@
 
 #include "disk/copy.h"
 #include "base/error.h"
+#include "base/notes.h"
 
 /* Exit statuses (CLI.md). */
 enum {
@@ -40,6 +41,9 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(const struct sp_error *err);
 /* Info lines on stdout unless -q or --json. */
 void cli_say(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What a command changed on the way ("snapport: LABEL: note" on stderr,
+ * not with -q), then frees the notes. */
+void cli_print_notes(const struct cli *c, const char *label, struct sp_notes *notes);
 
 int cli_parse_size(const char *what, const char *s, uint64_t *out);
 

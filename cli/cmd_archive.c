@@ -166,13 +166,15 @@ int cmd_import(struct cli *c, int argc, char **argv)
         return rc;
     char uuid[SP_UUID_STR];
     struct cli_progress *bar = cli_progress_start(c, "import");
-    struct sp_import_opts o = {.name = name, .prog = cli_progress_hook(bar)};
+    struct sp_notes notes = {0};
+    struct sp_import_opts o = {.name = name, .prog = cli_progress_hook(bar), .notes = &notes};
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
     rc = sp_import_archive(s, pos[0], fmt, &o, uuid, &err);
     cli_progress_finish(bar);
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
+    cli_print_notes(c, label, &notes);
     cli_report_uuid(c, uuid, "%s: imported as VM %s\n", label, uuid);
     return EXIT_OK_;
 }

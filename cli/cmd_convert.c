@@ -98,9 +98,12 @@ int cmd_convert(struct cli *c, int argc, char **argv)
     const char *out_label = to_stdout ? "stdout" : pos[1];
     if (rc == SP_EIO && !strstr(err.msg, out_label))
         sp_error_prefix(&err, "%s", out_label);
-    if (rc != SP_OK)
+    if (rc != SP_OK) {
+        sp_notes_free(&res.notes);
         return cli_fail(&err);
+    }
     const char *in_label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
+    cli_print_notes(c, in_label, &res.notes);
     /* what was left out goes to stderr: stdout may be the archive */
     if (res.memory_dropped && !c->quiet)
         fprintf(stderr, "snapport: %s: the VM is suspended; an OVA does not carry its memory image (it imports "

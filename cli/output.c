@@ -46,6 +46,15 @@ void cli_say(const struct cli *c, const char *fmt, ...)
     va_end(ap);
 }
 
+void cli_print_notes(const struct cli *c, const char *label, struct sp_notes *notes)
+{
+    for (int i = 0; !c->quiet && i < notes->n; i++)
+        fprintf(stderr, "snapport: %s: %s\n", label, notes->items[i]);
+    if (!c->quiet && notes->dropped)
+        fprintf(stderr, "snapport: %s: %d more note(s) not shown\n", label, notes->dropped);
+    sp_notes_free(notes);
+}
+
 int cli_parse_size(const char *what, const char *s, uint64_t *out)
 {
     if (sp_parse_size(s, out) != SP_OK)

@@ -281,6 +281,10 @@ int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct
                           r->label, o->to == SP_ARCHIVE_OVA ? "OVA" : "XVA");
     if (rc == SP_OK)
         rc = convert_to(r, f, o, fd, res, err);
+    if (rc == SP_OK && res != &scratch) {
+        res->notes = r->notes;
+        memset(&r->notes, 0, sizeof r->notes);
+    }
     sp_archive_reader_free(r);
     return rc;
 }

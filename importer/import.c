@@ -91,8 +91,13 @@ int sp_import_archive(struct sp_store *s, const char *path, const char *format, 
         retarget_vm(r, nv, o->name);
         rc = sp_store_import_commit(s, &st, nv, r->ndisks, &r->vm, err);
     }
-    if (rc == SP_OK)
+    if (rc == SP_OK) {
         snprintf(uuid, SP_UUID_STR, "%s", r->vm.uuid);
+        if (o->notes) {
+            *o->notes = r->notes;
+            memset(&r->notes, 0, sizeof r->notes);
+        }
+    }
     /* A failure of the store's side (a full disk while a VDI fills) names
      * a file in the staging folder, which is gone by now: name the archive
      * too. */

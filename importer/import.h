@@ -15,6 +15,7 @@
 struct sp_import_opts {
     const char *name;                /* NULL: the archive's VM name */
     const struct sp_progress *prog;
+    struct sp_notes *notes;          /* filled on success with what changed on the way; may be NULL */
 };
 
 /* path: a file, "-" (stdin), a folder or an .ovf; format "xva", "ova" or

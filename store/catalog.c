@@ -219,8 +219,9 @@ static int insert_vifs(struct sp_store *s, const struct sp_vm *vm, struct sp_err
     for (int i = 0; i < vm->cfg.nvifs; i++) {
         const struct sp_vm_vif *v = &vm->cfg.vifs[i];
         int rc = db_run(s, err,
-                        "INSERT INTO vifs (vm, position, mac, bridge, model, ip, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        "tittttt", vm->uuid, (int64_t)i, v->mac, v->bridge, v->model, v->ip, v->extra);
+                        "INSERT INTO vifs (vm, position, mac, bridge, model, ip, extra, network) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "titttttt", vm->uuid, (int64_t)i, v->mac, v->bridge, v->model, v->ip, v->extra, v->network);
         if (rc != SP_OK)
             return rc;
     }
@@ -232,13 +233,13 @@ int vm_row_insert(struct sp_store *s, const struct sp_vm *vm, struct sp_error *e
     const struct sp_vm_config *c = &vm->cfg;
     int rc = db_run(s, err,
                     "INSERT INTO vms (uuid, name, type, memory_mb, maxmem_mb, vcpus, maxvcpus, boot, extra, "
-                    "power_state, suspend_vdi, snapshot_of, snapshot_time, is_system, parent_snapshot, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    "tttiiiitttttiiti", vm->uuid, c->name, sp_vm_type_name(c->type), (int64_t)c->memory_mb,
+                    "power_state, suspend_vdi, snapshot_of, snapshot_time, is_system, parent_snapshot, created, bios) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "tttiiiitttttiitit", vm->uuid, c->name, sp_vm_type_name(c->type), (int64_t)c->memory_mb,
                     (int64_t)c->maxmem_mb, (int64_t)c->vcpus, (int64_t)c->maxvcpus, c->boot,
                     c->extra ? c->extra : "", vm->suspended ? "suspended" : "halted", empty_null(vm->suspend_vdi),
                     empty_null(vm->snapshot_of), vm->snapshot_time, (int64_t)vm->is_system,
-                    empty_null(vm->parent_snapshot), vm->created);
+                    empty_null(vm->parent_snapshot), vm->created, c->bios);
     if (rc == SP_OK)
         rc = insert_vbds(s, vm, err);
     if (rc == SP_OK)
@@ -324,7 +325,7 @@ static int load_vifs(struct sp_store *s, struct sp_vm *vm, struct sp_error *err)
     vm->cfg.vifs = sp_zalloc((size_t)(n ? n : 1) * sizeof *vm->cfg.vifs, err);
     if (!vm->cfg.vifs)
         return SP_ENOMEM;
-    rc = db_query(s, err, &st, "SELECT mac, bridge, model, ip, extra FROM vifs WHERE vm = ? ORDER BY position", "t",
+    rc = db_query(s, err, &st, "SELECT mac, bridge, model, ip, extra, network FROM vifs WHERE vm = ? ORDER BY position", "t",
                   vm->uuid);
     if (rc != SP_OK)
         return rc;
@@ -335,6 +336,7 @@ static int load_vifs(struct sp_store *s, struct sp_vm *vm, struct sp_error *err)
         copy_col(st, 1, v->bridge, sizeof v->bridge);
         copy_col(st, 2, v->model, sizeof v->model);
         copy_col(st, 3, v->ip, sizeof v->ip);
+        copy_col(st, 5, v->network, sizeof v->network);
         if (sqlite3_column_type(st, 4) != SQLITE_NULL)
             v->extra = strdup((const char *)sqlite3_column_text(st, 4));
         vm->cfg.nvifs = ++i;
@@ -349,7 +351,7 @@ int sp_store_load_vm(struct sp_store *s, const char *uuid, struct sp_vm *vm, str
     sqlite3_stmt *st;
     int rc = db_query(s, err, &st,
                       "SELECT uuid, name, type, memory_mb, maxmem_mb, vcpus, maxvcpus, boot, extra, power_state, "
-                      "suspend_vdi, snapshot_of, snapshot_time, is_system, parent_snapshot, created "
+                      "suspend_vdi, snapshot_of, snapshot_time, is_system, parent_snapshot, created, bios "
                       "FROM vms WHERE uuid = ?", "t", uuid);
     if (rc != SP_OK)
         return rc;
@@ -370,6 +372,7 @@ int sp_store_load_vm(struct sp_store *s, const char *uuid, struct sp_vm *vm, str
     c->vcpus = sqlite3_column_int64(st, 5);
     c->maxvcpus = sqlite3_column_int64(st, 6);
     copy_col(st, 7, c->boot, sizeof c->boot);
+    copy_col(st, 16, c->bios, sizeof c->bios);
     c->extra = strdup(sqlite3_column_text(st, 8) ? (const char *)sqlite3_column_text(st, 8) : "");
     vm->suspended = strcmp((const char *)sqlite3_column_text(st, 9), "suspended") == 0;
     copy_col(st, 10, vm->suspend_vdi, sizeof vm->suspend_vdi);
@@ -469,12 +472,12 @@ int vm_row_update(struct sp_store *s, const struct sp_vm *vm, struct sp_error *e
     const struct sp_vm_config *c = &vm->cfg;
     int rc = db_run(s, err,
                     "UPDATE vms SET name = ?2, type = ?3, memory_mb = ?4, maxmem_mb = ?5, vcpus = ?6, maxvcpus = ?7, "
-                    "boot = ?8, extra = ?9, power_state = ?10, suspend_vdi = ?11, parent_snapshot = ?12 "
+                    "boot = ?8, extra = ?9, power_state = ?10, suspend_vdi = ?11, parent_snapshot = ?12, bios = ?13 "
                     "WHERE uuid = ?1",
-                    "tttiiiittttt", vm->uuid, c->name, sp_vm_type_name(c->type), (int64_t)c->memory_mb,
+                    "tttiiiitttttt", vm->uuid, c->name, sp_vm_type_name(c->type), (int64_t)c->memory_mb,
                     (int64_t)c->maxmem_mb, (int64_t)c->vcpus, (int64_t)c->maxvcpus, c->boot,
                     c->extra ? c->extra : "", vm->suspended ? "suspended" : "halted", empty_null(vm->suspend_vdi),
-                    empty_null(vm->parent_snapshot));
+                    empty_null(vm->parent_snapshot), c->bios);
     if (rc == SP_OK)
         rc = db_run(s, err, "DELETE FROM vbds WHERE vm = ?", "t", vm->uuid);
     if (rc == SP_OK)

@@ -68,6 +68,15 @@ static const char SCHEMA_2[] =
     "CREATE INDEX pins_vdi ON pins(vdi);"
     "UPDATE meta SET value = '2' WHERE key = 'schema';";
 
+/* Schema 3: the firmware (xl's bios=) and the VIFs' network names. */
+static const char SCHEMA_3[] =
+    "ALTER TABLE vms ADD COLUMN bios TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE vifs ADD COLUMN network TEXT NOT NULL DEFAULT '';"
+    "UPDATE meta SET value = '3' WHERE key = 'schema';";
+
+/* What takes schema N to N+1, from 1. */
+static const char *const UPGRADES[] = {SCHEMA_2, SCHEMA_3};
+
 static int make_dir(const char *path, struct sp_error *err)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
@@ -107,17 +116,19 @@ static int create_schema(struct sp_store *s, struct sp_error *err)
     if (rc == SP_OK && tables == 0)
         rc = db_run(s, err, "INSERT INTO meta (key, value) VALUES ('schema', '1'), ('created_by', 'snapport 0.1')",
                     NULL);
-    if (rc == SP_OK && tables == 0 && sqlite3_exec(s->db, SCHEMA_2, NULL, NULL, NULL) != SQLITE_OK)
-        rc = db_error(s, err, "create schema");
+    for (size_t i = 0; i < sizeof UPGRADES / sizeof UPGRADES[0]; i++)
+        if (rc == SP_OK && tables == 0 && sqlite3_exec(s->db, UPGRADES[i], NULL, NULL, NULL) != SQLITE_OK)
+            rc = db_error(s, err, "create schema");
     if (rc == SP_OK)
         return db_commit(s, err);
     db_rollback(s);
     return rc;
 }
 
-/* A store of schema 1 gains the owners and the pins, under the write lock
- * (taken for this moment by a reader), in one transaction. */
-static int migrate_1_to_2(struct sp_store *s, struct sp_error *err)
+/* An older store is upgraded in place, under the write lock (taken for
+ * this moment by a reader), in one transaction: schema 1 gains the job
+ * owners and the pins, 2 the firmware and network names. */
+static int migrate(struct sp_store *s, struct sp_error *err)
 {
     int rc = s->writer ? SP_OK : sp_lock_change(s->lock_fd, s->dir, true, err);
     char v[32] = "";
@@ -126,8 +137,9 @@ static int migrate_1_to_2(struct sp_store *s, struct sp_error *err)
     if (rc == SP_OK)
         rc = db_text(s, err, v, sizeof v, NULL, "SELECT value FROM meta WHERE key = 'schema'", NULL);
     /* another process may have migrated it while we waited */
-    if (rc == SP_OK && strcmp(v, "1") == 0 && sqlite3_exec(s->db, SCHEMA_2, NULL, NULL, NULL) != SQLITE_OK)
-        rc = db_error(s, err, "upgrade schema 1 to 2");
+    for (long from = strtol(v, NULL, 10); rc == SP_OK && from >= 1 && from < SP_STORE_SCHEMA; from++)
+        if (sqlite3_exec(s->db, UPGRADES[from - 1], NULL, NULL, NULL) != SQLITE_OK)
+            rc = db_error(s, err, "upgrade the schema");
     if (rc == SP_OK)
         rc = db_commit(s, err);
     else
@@ -167,8 +179,8 @@ static int check_schema(struct sp_store *s, struct sp_error *err)
     if (rc != SP_OK)
         return rc;
     long version = found ? strtol(v, NULL, 10) : 0;
-    if (version == 1)
-        return migrate_1_to_2(s, err);
+    if (version >= 1 && version < SP_STORE_SCHEMA)
+        return migrate(s, err);
     if (version != SP_STORE_SCHEMA)
         return sp_error_set(err, SP_EUNSUPPORTED,
                             "store %s: catalog schema version %s, this snapport reads version %d only%s", s->dir,

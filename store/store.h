@@ -23,7 +23,7 @@
 #include "vm/vmconfig.h"
 
 /* Catalog format this build writes; it reads this one only. */
-#define SP_STORE_SCHEMA 2
+#define SP_STORE_SCHEMA 3
 /* At most 30 snapshots per VM, system snapshots included (XenServer's
  * limit), and a chain no deeper than what 30 snapshots make: each adds one
  * layer, so 30 read-only layers and the VM's own leaf, 31 files. (sm's

@@ -6,7 +6,7 @@
 - A store of another catalog version is refused with a clear message,
   never misread; the refusal changes nothing.
 - A store of schema 1 (before export jobs had owners and pins) is upgraded
-  in place to schema 2 by the first command, its VMs intact.
+  in place to schema 3 (through 2) by the first command, its VMs intact.
 """
 import os
 import shutil
@@ -70,9 +70,11 @@ def make_vm(store):
 
 
 def downgrade_to_1(db):
-    """What schema 1 was: jobs without owners, no pins."""
+    """What schema 1 was: jobs without owners, no pins (and, as in 2, no
+    firmware or network names)."""
     con = sqlite3.connect(db)
     con.executescript(
+        "ALTER TABLE vms DROP COLUMN bios; ALTER TABLE vifs DROP COLUMN network;"
         "DROP TABLE pins;"
         "CREATE TABLE jobs1 (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, node TEXT, child TEXT,"
         " new_files TEXT NOT NULL DEFAULT '', old_files TEXT NOT NULL DEFAULT '');"
@@ -92,14 +94,17 @@ def upgrade_case(store):
     version = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
     cols = [row[1] for row in con.execute("PRAGMA table_info(jobs)")]
     pins = con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pins'").fetchone()[0]
+    vm_cols = [row[1] for row in con.execute("PRAGMA table_info(vms)")]
+    vif_cols = [row[1] for row in con.execute("PRAGMA table_info(vifs)")]
     con.close()
-    if version != "2" or "owner_pid" not in cols or pins != 1:
-        fail("schema 1 not upgraded: version %s, jobs %s, pins table %d" % (version, cols, pins))
+    if version != "3" or "owner_pid" not in cols or pins != 1 or "bios" not in vm_cols or "network" not in vif_cols:
+        fail("schema 1 not upgraded: version %s, jobs %s, pins table %d, vms %s, vifs %s"
+             % (version, cols, pins, vm_cols, vif_cols))
     for args in (["export", "vm", "-o", os.path.join(TMP, "up.xva"), "-q"], ["store", "check"]):
         r = sp("--store", store, *args)
         if r.returncode != 0:
             fail("%s after the upgrade: %s" % (args, r.stderr))
-    print("ok: a schema 1 store is upgraded to 2 and works")
+    print("ok: a schema 1 store is upgraded to 3 and works")
 
 
 def main():
@@ -110,7 +115,7 @@ def main():
     make_vm(store)
     db = os.path.join(store, "catalog.db")
     upgrade_case(store)
-    for version, word in (("3", "newer"), ("0", None)):
+    for version, word in (("4", "newer"), ("0", None)):
         con = sqlite3.connect(db)
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
         con.commit()
