@@ -36,13 +36,14 @@ struct sp_archive_info {
     uint64_t vcpus;
     int ndisks;
     struct {
-        char id[32];
+        char id[SP_XVA_ID_MAX];
         char name[256];
         char type[16];
         uint64_t virtual_size;
         uint64_t stored;             /* bytes of blocks present in the archive */
     } disks[SP_ARCHIVE_INFO_DISKS];
-    enum sp_xva_digest digest;
+    bool have_vm;                    /* the archive was read up to its VM: the fields above hold */
+    unsigned digests;                /* XVA: 1 << sp_xva_digest of the checksum members seen; 0: none seen */
     enum sp_xva_compress compress;
     /* OVA: disks[].type is the file's format, name its member */
     int nnics;
@@ -134,7 +135,7 @@ const struct sp_archive_read_format *sp_archive_bid_best(const struct sp_archive
 int sp_archive_next_disk(struct sp_archive_reader *r, int *k, struct sp_error *err);
 int sp_archive_read_disk(struct sp_archive_reader *r, struct sp_disk *target, struct sp_error *err);
 int sp_archive_finish(struct sp_archive_reader *r, struct sp_error *err);
-/* info is zeroed first; its format is the reader's. */
+/* info is zeroed first; its format is the reader's, have_vm set. */
 void sp_archive_info(const struct sp_archive_reader *r, struct sp_archive_info *info);
 void sp_archive_reader_free(struct sp_archive_reader *r); /* accepts NULL */
 

@@ -169,6 +169,7 @@ void sp_archive_info(const struct sp_archive_reader *r, struct sp_archive_info *
 {
     memset(info, 0, sizeof *info);
     snprintf(info->format, sizeof info->format, "%s", r->format->name);
+    info->have_vm = true; /* a reader exists only once open read the VM */
     r->format->info(r, info);
 }
 
