@@ -1,8 +1,8 @@
 /* The archive table (in the spirit of libarchive's format descriptors):
  * every archive format snapport reads or writes fills one reader and one
  * writer struct, listed once in archive/registry.c. A reader is chosen by
- * bid (the input's first bytes and first tar member's name, never its file
- * name), a writer by name. Readers give a VM (vm/vmconfig.h, through the
+ * bid (the input's first bytes and first real tar member's name, behind any
+ * PAX or GNU long-name headers; never its file name), a writer by name. Readers give a VM (vm/vmconfig.h, through the
  * vm/ maps) and its disks' bytes; writers take a VM and struct sp_disk
  * readers. Neither knows the store: importer/, exporter/ and convert/ are
  * loops over this table.
@@ -68,7 +68,8 @@ struct sp_archive_disk {
 struct sp_archive_bid {
     const uint8_t *head;             /* the first bytes of the input (none for a folder) */
     size_t head_len;
-    const char *first_member;        /* the first tar member's name, "" when not a tar */
+    const char *first_member;        /* the first real tar member's name (PAX path, GNU long
+                                        name applied), "" when not a tar */
     bool unpacked;                   /* a folder or an .ovf file: an unpacked OVF */
 };
 
