@@ -1,8 +1,8 @@
 /* The archive table (in the spirit of libarchive's format descriptors):
  * every archive format snapport reads or writes fills one reader and one
  * writer struct, listed once in archive/registry.c. A reader is chosen by
- * bid (the input's first bytes and first tar member's name, never its file
- * name), a writer by name. Readers give a VM (vm/vmconfig.h, through the
+ * bid (the input's first bytes and first real tar member's name, behind any
+ * PAX or GNU long-name headers; never its file name), a writer by name. Readers give a VM (vm/vmconfig.h, through the
  * vm/ maps) and its disks' bytes; writers take a VM and struct sp_disk
  * readers. Neither knows the store: importer/, exporter/ and convert/ are
  * loops over this table.
@@ -37,13 +37,14 @@ struct sp_archive_info {
     uint64_t vcpus;
     int ndisks;
     struct {
-        char id[32];
+        char id[SP_XVA_ID_MAX];
         char name[256];
         char type[16];
         uint64_t virtual_size;
         uint64_t stored;             /* bytes of blocks present in the archive */
     } disks[SP_ARCHIVE_INFO_DISKS];
-    enum sp_xva_digest digest;
+    bool have_vm;                    /* the archive was read up to its VM: the fields above hold */
+    unsigned digests;                /* XVA: 1 << sp_xva_digest of the checksum members seen; 0: none seen */
     enum sp_xva_compress compress;
     /* OVA: disks[].type is the file's format, name its member */
     int nnics;
@@ -68,7 +69,8 @@ struct sp_archive_disk {
 struct sp_archive_bid {
     const uint8_t *head;             /* the first bytes of the input (none for a folder) */
     size_t head_len;
-    const char *first_member;        /* the first tar member's name, "" when not a tar */
+    const char *first_member;        /* the first real tar member's name (PAX path, GNU long
+                                        name applied), "" when not a tar */
     bool unpacked;                   /* a folder or an .ovf file: an unpacked OVF */
 };
 
@@ -136,7 +138,7 @@ const struct sp_archive_read_format *sp_archive_bid_best(const struct sp_archive
 int sp_archive_next_disk(struct sp_archive_reader *r, int *k, struct sp_error *err);
 int sp_archive_read_disk(struct sp_archive_reader *r, struct sp_disk *target, struct sp_error *err);
 int sp_archive_finish(struct sp_archive_reader *r, struct sp_error *err);
-/* info is zeroed first; its format is the reader's. */
+/* info is zeroed first; its format is the reader's, have_vm set. */
 void sp_archive_info(const struct sp_archive_reader *r, struct sp_archive_info *info);
 void sp_archive_reader_free(struct sp_archive_reader *r); /* accepts NULL */
 

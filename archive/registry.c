@@ -1,7 +1,9 @@
 /* The archive table: every reader and writer, the input's opening, and the
  * choice of a reader by bid. An input is a file, stdin ("-"), or an
  * unpacked OVF (a folder or an .ovf); which archive it is, the readers tell
- * from its first bytes and its first tar member's name. */
+ * from its first bytes and its first real tar member's name (behind any
+ * PAX or GNU long-name headers: COT, Python's tarfile and GNU tar
+ * --format=posix put one before every member). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,11 +14,16 @@
 
 #include "archive/archive.h"
 #include "archive/ova.h"
+#include "base/sniff.h"
 #include "base/util.h"
 
 /* A tar header: the member's name is its first 100 bytes. */
 #define TAR_HEADER 512u
 #define TAR_NAME 100u
+/* The longest first member name a bid sees (PAX and GNU names may exceed
+ * the header's 100 bytes); a longer one is cut, which only a bid on its
+ * extension could notice. */
+#define BID_NAME_MAX 1024u
 
 static const struct sp_archive_read_format *const READERS[] = {&sp_archive_ova_reader, &sp_archive_xva_reader, NULL};
 static const struct sp_archive_write_format *const WRITERS[] = {&sp_archive_xva_writer, &sp_archive_ova_writer, NULL};
@@ -72,43 +79,69 @@ static int open_stream(struct sp_archive_reader *r, const char *path, struct sp_
     return SP_OK;
 }
 
-/* What a bid sees of head; name holds the first tar member's name. */
-static void bid_of(const uint8_t *head, size_t len, char name[TAR_NAME + 1], struct sp_archive_bid *b)
+/* The first member's name from the head: the real one when libarchive can
+ * tell it from these bytes, else the first header's name field (a V7
+ * header libarchive does not take, a head cut short). */
+static void first_name(const uint8_t *head, size_t len, char name[BID_NAME_MAX])
+{
+    if (sp_sniff_tar_first_name(head, len, name, BID_NAME_MAX) || len < TAR_HEADER)
+        return;
+    memcpy(name, head, TAR_NAME);
+    name[TAR_NAME] = '\0';
+}
+
+/* What a bid sees of head (len bytes, complete: the input's whole head). */
+static void bid_of(const uint8_t *head, size_t len, char name[BID_NAME_MAX], struct sp_archive_bid *b)
 {
     memset(b, 0, sizeof *b);
     b->head = head;
     b->head_len = len;
-    name[0] = '\0';
-    if (len >= TAR_HEADER) {
-        memcpy(name, head, TAR_NAME);
-        name[TAR_NAME] = '\0';
-    }
+    first_name(head, len, name);
     b->first_member = name;
+}
+
+/* Reads the stream's head further while extension headers hide the first
+ * member's name (and the input and the peek limit allow). */
+static int peek_first_member(struct sp_instream *in, const char *label, struct sp_error *err)
+{
+    char name[BID_NAME_MAX];
+    while (!sp_sniff_tar_first_name(in->head, in->head_len, name, sizeof name) && !in->head_eof &&
+           in->head_len < SP_INSTREAM_PEEK_MAX && sp_sniff_tar(in->head, in->head_len)) {
+        int rc = sp_instream_peek(in, 4 * in->head_len, label, err);
+        if (rc != SP_OK)
+            return rc;
+    }
+    return SP_OK;
 }
 
 int sp_archive_bid_file(const char *path, int *score, struct sp_error *err)
 {
-    uint8_t head[TAR_HEADER];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sp_error_errno(err, errno, "%s", path);
-    ssize_t n = pread(fd, head, sizeof head, 0);
+    uint8_t *head = sp_alloc(SP_INSTREAM_PEEK_MAX, err);
+    ssize_t n = head ? pread(fd, head, SP_INSTREAM_PEEK_MAX, 0) : 0;
+    int rc = !head ? SP_ENOMEM : n < 0 ? sp_error_errno(err, errno, "%s", path) : SP_OK;
     close(fd);
-    if (n < 0)
-        return sp_error_errno(err, errno, "%s", path);
-    char name[TAR_NAME + 1];
-    struct sp_archive_bid b;
-    bid_of(head, (size_t)n, name, &b);
-    const struct sp_archive_read_format *f = sp_archive_bid_best(&b);
-    *score = f ? f->bid(&b) : SP_ARCHIVE_BID_NO;
-    return SP_OK;
+    if (rc == SP_OK) {
+        char name[BID_NAME_MAX];
+        struct sp_archive_bid b;
+        bid_of(head, (size_t)n, name, &b);
+        const struct sp_archive_read_format *f = sp_archive_bid_best(&b);
+        *score = f ? f->bid(&b) : SP_ARCHIVE_BID_NO;
+    }
+    free(head);
+    return rc;
 }
 
 /* The format given (checked against the input), else the best bid. */
 static int choose(struct sp_archive_reader *r, const char *format, struct sp_error *err)
 {
     struct sp_archive_bid b;
-    char name[TAR_NAME + 1];
+    char name[BID_NAME_MAX];
+    int rc = r->in ? peek_first_member(r->in, r->label, err) : SP_OK;
+    if (rc != SP_OK)
+        return rc;
     bid_of(r->in ? r->in->head : NULL, r->in ? r->in->head_len : 0, name, &b);
     b.unpacked = r->in == NULL;
     if (!format) {
@@ -169,6 +202,7 @@ void sp_archive_info(const struct sp_archive_reader *r, struct sp_archive_info *
 {
     memset(info, 0, sizeof *info);
     snprintf(info->format, sizeof info->format, "%s", r->format->name);
+    info->have_vm = true; /* a reader exists only once open read the VM */
     r->format->info(r, info);
 }
 

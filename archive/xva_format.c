@@ -21,7 +21,9 @@
 struct xva_in {
     struct sp_xva_reader *x;
     struct sp_xva_meta meta;
-    int next;                        /* the VDI the stream gives next */
+    int next;                        /* the VDI the stream gives next (next_disk's answer) */
+    int nread;                       /* VDIs read so far */
+    bool *done;                      /* per VDI: read (or being read) */
     uint64_t *stored;                /* per VDI: bytes of blocks present */
 };
 
@@ -74,18 +76,34 @@ static int xva_open(struct sp_archive_reader *r, struct sp_error *err)
         return SP_ENOMEM;
     r->priv = x;
     int rc = read_meta(r, x, err);
-    if (rc == SP_OK && !(x->stored = sp_zalloc(sizeof *x->stored * (size_t)(x->meta.nvdis + 1), err)))
+    size_t n = (size_t)x->meta.nvdis + 1;
+    if (rc == SP_OK && (!(x->stored = sp_zalloc(sizeof *x->stored * n, err)) ||
+                        !(x->done = sp_zalloc(sizeof *x->done * n, err))))
         rc = SP_ENOMEM;
     if (rc == SP_OK)
         rc = map_vm(r, x, err);
     return rc;
 }
 
+/* The VDI the stream gives next: the unread one the next member's folder
+ * names (an XVA's VDIs may come in any order, each one's blocks together;
+ * XAPI sorts them by id, image builders need not). Anything else (the end,
+ * a member of no unread VDI): the first unread VDI, whose read then says
+ * what is wrong; -1 when all were read. */
 static int xva_next_disk(struct sp_archive_reader *r, int *k, struct sp_error *err)
 {
-    (void)err;
     struct xva_in *x = r->priv;
-    *k = x->next < x->meta.nvdis ? x->next : -1;
+    *k = -1;
+    if (x->nread >= x->meta.nvdis)
+        return SP_OK;
+    char id[SP_XVA_ID_MAX];
+    int rc = sp_xva_reader_next_id(x->x, id, err);
+    if (rc != SP_OK)
+        return rc;
+    for (int v = 0; v < x->meta.nvdis; v++)
+        if (!x->done[v] && (*k < 0 || strcmp(x->meta.vdis[v].id, id) == 0))
+            *k = v;
+    x->next = *k;
     return SP_OK;
 }
 
@@ -106,23 +124,30 @@ static int write_block(void *ctx, uint64_t off, const void *data, size_t len)
 static int xva_read_disk(struct sp_archive_reader *r, struct sp_disk *target, struct sp_error *err)
 {
     struct xva_in *x = r->priv;
-    if (x->next >= x->meta.nvdis)
+    int n = x->next;
+    if (n < 0 || n >= x->meta.nvdis || x->done[n])
         return sp_error_set(err, SP_EINVAL, "%s: no more disks", r->label);
-    const struct sp_xva_vdi *v = &x->meta.vdis[x->next];
+    const struct sp_xva_vdi *v = &x->meta.vdis[n];
     struct block_sink k = {target, err};
-    int rc = sp_xva_read_disk(x->x, v->id, v->virtual_size, target ? write_block : NULL, &k, &x->stored[x->next],
-                              r->prog, err);
-    x->next++;
-    return rc;
+    x->done[n] = true;
+    x->nread++;
+    x->next = -1;
+    return sp_xva_read_disk(x->x, v->id, v->virtual_size, target ? write_block : NULL, &k, &x->stored[n], r->prog,
+                            err);
 }
 
 static int xva_finish(struct sp_archive_reader *r, struct sp_error *err)
 {
-    struct xva_in *x = r->priv;
-    int rc = SP_OK;
-    while (rc == SP_OK && x->next < x->meta.nvdis)
-        rc = xva_read_disk(r, NULL, err);
-    return rc == SP_OK ? sp_xva_reader_finish(x->x, err) : rc;
+    for (;;) {
+        int k = -1;
+        int rc = xva_next_disk(r, &k, err);
+        if (rc == SP_OK && k >= 0)
+            rc = xva_read_disk(r, NULL, err);
+        if (rc != SP_OK)
+            return rc;
+        if (k < 0)
+            return sp_xva_reader_finish(((struct xva_in *)r->priv)->x, err);
+    }
 }
 
 static void xva_info(const struct sp_archive_reader *r, struct sp_archive_info *info)
@@ -134,14 +159,17 @@ static void xva_info(const struct sp_archive_reader *r, struct sp_archive_info *
     info->memory_bytes = m->vm.memory_dynamic_max;
     info->vcpus = m->vm.vcpus_at_startup;
     info->compress = sp_xva_reader_compress(x->x);
-    info->digest = sp_xva_reader_digest(x->x);
-    for (int i = 0; i < x->next && i < SP_ARCHIVE_INFO_DISKS; i++) {
-        snprintf(info->disks[i].id, sizeof info->disks[i].id, "%s", m->vdis[i].id);
-        snprintf(info->disks[i].name, sizeof info->disks[i].name, "%s", m->vdis[i].name);
-        snprintf(info->disks[i].type, sizeof info->disks[i].type, "%s", m->vdis[i].type);
-        info->disks[i].virtual_size = m->vdis[i].virtual_size;
-        info->disks[i].stored = x->stored[i];
-        info->ndisks = i + 1;
+    info->digests = sp_xva_reader_digests(x->x);
+    /* the VDIs read (whatever order they came in), in ova.xml's order */
+    for (int k = 0; k < m->nvdis && info->ndisks < SP_ARCHIVE_INFO_DISKS; k++) {
+        if (!x->done[k])
+            continue;
+        int i = info->ndisks++;
+        snprintf(info->disks[i].id, sizeof info->disks[i].id, "%s", m->vdis[k].id);
+        snprintf(info->disks[i].name, sizeof info->disks[i].name, "%s", m->vdis[k].name);
+        snprintf(info->disks[i].type, sizeof info->disks[i].type, "%s", m->vdis[k].type);
+        info->disks[i].virtual_size = m->vdis[k].virtual_size;
+        info->disks[i].stored = x->stored[k];
     }
 }
 
@@ -151,6 +179,7 @@ static void xva_in_free(struct sp_archive_reader *r)
     sp_xva_reader_free(x->x);
     sp_xva_meta_free(&x->meta);
     free(x->stored);
+    free(x->done);
     free(x);
     r->priv = NULL;
 }

@@ -36,9 +36,13 @@
 /* The block size comes from the first data member (XAPI does the same);
  * XAPI writes 1 MiB, and we hold one block in memory, so cap it. */
 #define XVA_BLOCK_MAX (16u << 20)
-/* 8 decimal digits in the counter: XAPI compares the suffixes as strings. */
+/* The writer's counters: 8 decimal digits, as XAPI writes them. */
 #define XVA_COUNTER_DIGITS 8
 #define XVA_COUNTER_MAX 99999999u
+/* The reader takes wider counters (some tools write 20 digits): XAPI
+ * parses the counter as a number and only needs it to increase. 20 digits
+ * hold any 64-bit value; the value must also fit (checked). */
+#define XVA_COUNTER_DIGITS_MAX 20
 /* V7 tar: the name field is 100 bytes, NUL-terminated when shorter. */
 #define XVA_NAME_MAX 99
 /* The longest checksum member content (SHA-1 hex) with some slack for a
@@ -84,23 +88,22 @@ static const char *quote(const char *s, char *out, size_t outlen)
     return out;
 }
 
-/* "Ref:" followed by 1 to 20 digits: how XAPI (Ref:<n>) and XO (Ref:000)
- * name VDIs in the tar stream. Returns the length of the id, or 0. */
-static size_t id_len(const char *s)
+bool sp_xva_id_valid(const char *id)
 {
-    if (strncmp(s, "Ref:", 4) != 0)
-        return 0;
-    size_t n = 4;
-    while (s[n] >= '0' && s[n] <= '9' && n < 4 + 20)
-        n++;
-    return n > 4 ? n : 0;
+    size_t n = strnlen(id, SP_XVA_ID_MAX);
+    if (n == 0 || n >= SP_XVA_ID_MAX || strcmp(id, ".") == 0 || strstr(id, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c <= ' ' || c >= 0x7f || c == '/' || c == '\\')
+            return false;
+    }
+    return true;
 }
 
-static bool valid_id(const char *id)
-{
-    size_t n = id_len(id);
-    return n && id[n] == '\0';
-}
+/* The longest member name the reader accepts fits a V7 header. */
+_Static_assert(SP_XVA_ID_MAX - 1 + 1 + XVA_COUNTER_DIGITS_MAX + sizeof ".checksum" - 1 <= XVA_NAME_MAX,
+               "an XVA member name must fit a V7 tar header");
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -197,8 +200,8 @@ int sp_xva_write_disk(struct sp_xva_writer *w, const char *id, struct sp_disk *d
 {
     if (w->failed || w->closed || !w->wrote_xml)
         return sp_error_set(err, SP_EINVAL, "%s: blocks must follow ova.xml", id);
-    if (!valid_id(id) || strlen(id) + 1 + XVA_COUNTER_DIGITS + strlen(".checksum") > XVA_NAME_MAX)
-        return sp_error_set(err, SP_EINVAL, "%s: not a VDI id of the form Ref:<number>", id);
+    if (!sp_xva_id_valid(id))
+        return sp_error_set(err, SP_EINVAL, "%s: not a VDI id usable as a tar folder name", id);
     if (w->last_id[0] && strcmp(id, w->last_id) <= 0)
         return sp_error_set(err, SP_EINVAL, "%s: VDIs must be written in the order of their ids (after %s)", id,
                             w->last_id);
@@ -305,7 +308,7 @@ struct sp_xva_reader {
     char *name;            /* the archive, for messages */
     char *xml;
     size_t xml_len;
-    enum sp_xva_digest digest;
+    unsigned digests;      /* 1 << kind of every checksum member seen */
     enum sp_xva_compress compress;
     uint64_t block_size;   /* 0 until a data member defines it */
     EVP_MD *sha1;
@@ -490,52 +493,130 @@ const char *sp_xva_reader_xml(const struct sp_xva_reader *r, size_t *len)
     return r->xml;
 }
 
-enum sp_xva_digest sp_xva_reader_digest(const struct sp_xva_reader *r) { return r->digest; }
+unsigned sp_xva_reader_digests(const struct sp_xva_reader *r) { return r->digests; }
 
 enum sp_xva_compress sp_xva_reader_compress(const struct sp_xva_reader *r) { return r->compress; }
 
-/* Parses r->cur.name as "<id>/<8 digits>" (*counter) or
- * "<id>/<8 digits>.xxhash|.checksum" (*is_sum, *kind). 1: a member of id;
- * 0: a member of another VDI; -1: not an XVA member name at all. */
-static int parse_member(const struct sp_xva_reader *r, const char *id, uint32_t *counter, enum sp_xva_digest *kind,
-                        bool *is_sum)
+/* A member name taken apart: "<id>/<counter>" or "<id>/<counter>.xxhash"
+ * (or ".checksum"). */
+struct member_name {
+    char id[SP_XVA_ID_MAX];
+    uint64_t counter;
+    bool is_sum;
+    enum sp_xva_digest kind;   /* of a checksum member */
+};
+
+/* 1 to XVA_COUNTER_DIGITS_MAX decimal digits whose value fits 64 bits:
+ * the end of them, or NULL. */
+static const char *parse_counter(const char *d, uint64_t *out)
 {
-    const char *s = r->cur.name;
-    if (!r->cur.name_ok)
-        return -1;
-    size_t n = id_len(s);
-    if (!n || s[n] != '/')
-        return -1;
-    const char *d = s + n + 1;
-    uint32_t c = 0;
-    for (int i = 0; i < XVA_COUNTER_DIGITS; i++) {
-        if (d[i] < '0' || d[i] > '9')
-            return -1;
-        c = c * 10 + (uint32_t)(d[i] - '0');
+    uint64_t c = 0;
+    size_t i = 0;
+    for (; d[i] >= '0' && d[i] <= '9'; i++) {
+        uint64_t digit = (uint64_t)(d[i] - '0');
+        if (i >= XVA_COUNTER_DIGITS_MAX || c > (UINT64_MAX - digit) / 10)
+            return NULL;
+        c = c * 10 + digit;
     }
-    const char *rest = d + XVA_COUNTER_DIGITS;
-    *is_sum = false;
-    if (strcmp(rest, ".xxhash") == 0) {
-        *kind = SP_XVA_XXHASH;
-        *is_sum = true;
-    } else if (strcmp(rest, ".checksum") == 0) {
-        *kind = SP_XVA_SHA1;
-        *is_sum = true;
-    } else if (*rest) {
+    *out = c;
+    return i > 0 ? d + i : NULL;
+}
+
+/* Takes m's name apart; false: not the name of an XVA block or checksum. */
+static bool split_member(const struct member *m, struct member_name *out)
+{
+    const char *slash = m->name_ok ? strchr(m->name, '/') : NULL;
+    if (!slash || (size_t)(slash - m->name) >= sizeof out->id)
+        return false;
+    memcpy(out->id, m->name, (size_t)(slash - m->name));
+    out->id[slash - m->name] = '\0';
+    const char *rest = parse_counter(slash + 1, &out->counter);
+    if (!sp_xva_id_valid(out->id) || !rest)
+        return false;
+    out->is_sum = *rest != '\0';
+    out->kind = SP_XVA_XXHASH;
+    if (strcmp(rest, ".checksum") == 0)
+        out->kind = SP_XVA_SHA1;
+    else if (*rest && strcmp(rest, ".xxhash") != 0)
+        return false;
+    return true;
+}
+
+/* Parses r->cur.name into *mn. 1: a member of id; 0: a member of another
+ * VDI; -1: not an XVA member name at all. */
+static int parse_member(const struct sp_xva_reader *r, const char *id, struct member_name *mn)
+{
+    if (!split_member(&r->cur, mn))
         return -1;
+    return strcmp(mn->id, id) == 0 ? 1 : 0;
+}
+
+int sp_xva_reader_next_id(struct sp_xva_reader *r, char id[SP_XVA_ID_MAX], struct sp_error *err)
+{
+    id[0] = '\0';
+    if (r->failed)
+        return sp_error_set(err, SP_EINVAL, "%s: the reader failed before", r->name);
+    int rc = peek(r, NULL, err);
+    struct member_name mn;
+    if (rc == SP_OK && !r->cur.eof && split_member(&r->cur, &mn))
+        memcpy(id, mn.id, SP_XVA_ID_MAX);
+    return rc;
+}
+
+/* The checksum member that must follow the block member (counter, len
+ * bytes in r->buf), read and compared. */
+static int check_sum(struct sp_xva_reader *r, const char *id, const char *member, uint64_t counter, size_t len,
+                     struct sp_error *err)
+{
+    int rc = peek(r, member, err);
+    if (rc != SP_OK)
+        return rc;
+    if (r->cur.eof) {
+        r->failed = true;
+        return sp_error_set(err, SP_EFORMAT, "%s: %s: the archive ends before its checksum member", r->name,
+                            member);
     }
-    *counter = c;
-    return strlen(id) == n && strncmp(s, id, n) == 0 ? 1 : 0;
+    struct member_name sum;
+    int ms = parse_member(r, id, &sum);
+    if (ms == 1 && sum.is_sum)
+        r->digests |= 1u << sum.kind; /* what the archive uses, even if this one is wrong */
+    if (ms != 1 || !sum.is_sum || sum.counter != counter)
+        return sp_error_set(err, SP_EFORMAT, "%s: %s: expected its checksum member, found %s", r->name, member,
+                            r->cur.name);
+    char sum_member[XVA_QUOTE_MAX + 1];
+    memcpy(sum_member, r->cur.name, sizeof sum_member);
+    if (!r->cur.regular || r->cur.size < 0 || r->cur.size > XVA_SUM_MAX)
+        return sp_error_set(err, SP_EFORMAT, "%s: %s: not a checksum (%lld bytes)", r->name, sum_member,
+                            (long long)r->cur.size);
+    char stored_hex[XVA_SUM_MAX + 1];
+    size_t slen = (size_t)r->cur.size;
+    if ((rc = take(r, stored_hex, slen, err)) != SP_OK)
+        return rc;
+    stored_hex[slen] = '\0';
+    quote(stored_hex, stored_hex, sizeof stored_hex);
+    char hex[XVA_SHA1_HEX + 1];
+    enum sp_xva_digest kind = sum.kind;
+    if (digest_hex(r->sha1, kind, r->buf, len, hex, sizeof hex) != 0)
+        return sp_error_set(err, SP_EUNSUPPORTED, "%s: %s: SHA-1 is not available", r->name, sum_member);
+    /* XAPI compares exact strings; other tools write xxhash in lowercase. */
+    bool match = kind == SP_XVA_XXHASH ? strcasecmp(stored_hex, hex) == 0 : strcmp(stored_hex, hex) == 0;
+    if (!match) {
+        r->failed = true;
+        return sp_error_set(err, SP_EFORMAT, "%s: %s: %s mismatch (stored %s, computed %s)", r->name, member,
+                            kind == SP_XVA_XXHASH ? "xxhash" : "sha1", stored_hex, hex);
+    }
+    return SP_OK;
 }
 
 static int read_disk(struct sp_xva_reader *r, const char *id, uint64_t virtual_size,
                      int (*sink)(void *ctx, uint64_t off, const void *data, size_t len), void *ctx, uint64_t *stored,
                      const struct sp_progress *prog, struct sp_error *err)
 {
-    if (!valid_id(id))
-        return sp_error_set(err, SP_EINVAL, "%s: %s: not a VDI id of the form Ref:<number>", r->name, id);
+    if (!sp_xva_id_valid(id))
+        return sp_error_set(err, SP_EINVAL, "%s: %s: not a VDI id usable as a tar folder name", r->name, id);
     uint64_t off = 0, have = 0;
-    int64_t prev = -1;
+    uint64_t prev = 0;
+    bool have_prev = false;   /* prev is the counter of the block taken last */
     int rc;
     char member[XVA_QUOTE_MAX + 1];
     report(prog, 0, virtual_size);
@@ -545,23 +626,22 @@ static int read_disk(struct sp_xva_reader *r, const char *id, uint64_t virtual_s
         if (r->cur.eof)
             return sp_error_set(err, SP_EFORMAT, "%s: VDI %s: the last block is missing (the archive ends at %llu of %llu bytes)",
                                 r->name, id, (unsigned long long)off, (unsigned long long)virtual_size);
-        uint32_t counter = 0;
-        enum sp_xva_digest kind = SP_XVA_XXHASH;
-        bool is_sum = false;
-        int m = parse_member(r, id, &counter, &kind, &is_sum);
+        struct member_name mn;
+        int m = parse_member(r, id, &mn);
         if (m < 0)
             return sp_error_set(err, SP_EFORMAT, "%s: %s: unexpected member (in VDI %s)", r->name, r->cur.name, id);
         if (m == 0)
             return sp_error_set(err, SP_EFORMAT, "%s: VDI %s: the last block is missing (%llu of %llu bytes, next member is %s)",
                                 r->name, id, (unsigned long long)off, (unsigned long long)virtual_size, r->cur.name);
         memcpy(member, r->cur.name, sizeof member);
-        if (is_sum)
+        uint64_t counter = mn.counter;
+        if (mn.is_sum)
             return sp_error_set(err, SP_EFORMAT, "%s: %s: checksum member without its block", r->name, member);
         if (!r->cur.regular)
             return sp_error_set(err, SP_EFORMAT, "%s: %s: not a regular file", r->name, member);
-        if ((int64_t)counter <= prev)
-            return sp_error_set(err, SP_EFORMAT, "%s: %s: block counter does not increase (after %08lld)", r->name,
-                                member, (long long)prev);
+        if (have_prev && counter <= prev)
+            return sp_error_set(err, SP_EFORMAT, "%s: %s: block counter does not increase (after %08llu)", r->name,
+                                member, (unsigned long long)prev);
         if (r->cur.size < 0 || (uint64_t)r->cur.size > XVA_BLOCK_MAX)
             return sp_error_set(err, SP_ELIMIT, "%s: %s: block of %lld bytes (more than 16 MiB)", r->name, member,
                                 (long long)r->cur.size);
@@ -571,7 +651,7 @@ static int read_disk(struct sp_xva_reader *r, const char *id, uint64_t virtual_s
                                 r->name, member, len, (unsigned long long)r->block_size);
         /* Absent blocks before this one: gap x block size (XAPI's rule;
          * 1 MiB until the archive has shown a full block). */
-        uint64_t gap = (uint64_t)((int64_t)counter - prev - 1);
+        uint64_t gap = have_prev ? counter - prev - 1 : counter;
         uint64_t bs = r->block_size ? r->block_size : SP_XVA_BLOCK;
         if (gap > (virtual_size - off) / bs || len > virtual_size - off - gap * bs)
             return sp_error_set(err, SP_EFORMAT, "%s: %s: block runs past the virtual size of %s (%llu bytes)",
@@ -591,45 +671,14 @@ static int read_disk(struct sp_xva_reader *r, const char *id, uint64_t virtual_s
         if (!r->block_size && len > 0 && off + len < virtual_size)
             r->block_size = len;
 
-        /* Its checksum member, immediately after. */
-        if ((rc = peek(r, member, err)) != SP_OK)
+        if ((rc = check_sum(r, id, member, counter, len, err)) != SP_OK)
             return rc;
-        if (r->cur.eof) {
-            r->failed = true;
-            return sp_error_set(err, SP_EFORMAT, "%s: %s: the archive ends before its checksum member", r->name,
-                                member);
-        }
-        uint32_t c2 = 0;
-        if (parse_member(r, id, &c2, &kind, &is_sum) != 1 || !is_sum || c2 != counter)
-            return sp_error_set(err, SP_EFORMAT, "%s: %s: expected its checksum member, found %s", r->name, member,
-                                r->cur.name);
-        char sum_member[XVA_QUOTE_MAX + 1];
-        memcpy(sum_member, r->cur.name, sizeof sum_member);
-        if (!r->cur.regular || r->cur.size < 0 || r->cur.size > XVA_SUM_MAX)
-            return sp_error_set(err, SP_EFORMAT, "%s: %s: not a checksum (%lld bytes)", r->name, sum_member,
-                                (long long)r->cur.size);
-        char stored_hex[XVA_SUM_MAX + 1];
-        size_t slen = (size_t)r->cur.size;
-        if ((rc = take(r, stored_hex, slen, err)) != SP_OK)
-            return rc;
-        stored_hex[slen] = '\0';
-        quote(stored_hex, stored_hex, sizeof stored_hex);
-        char hex[XVA_SHA1_HEX + 1];
-        if (digest_hex(r->sha1, kind, r->buf, len, hex, sizeof hex) != 0)
-            return sp_error_set(err, SP_EUNSUPPORTED, "%s: %s: SHA-1 is not available", r->name, sum_member);
-        /* XAPI compares exact strings; other tools write xxhash in lowercase. */
-        bool match = kind == SP_XVA_XXHASH ? strcasecmp(stored_hex, hex) == 0 : strcmp(stored_hex, hex) == 0;
-        if (!match) {
-            r->failed = true;
-            return sp_error_set(err, SP_EFORMAT, "%s: %s: %s mismatch (stored %s, computed %s)", r->name, member,
-                                kind == SP_XVA_XXHASH ? "xxhash" : "sha1", stored_hex, hex);
-        }
-        r->digest = kind;
         if (sink && len > 0 && (rc = sink(ctx, off, r->buf, len)) != SP_OK)
             return rc;
         off += len;
         have += len;
         prev = counter;
+        have_prev = true;
         if (stored)
             *stored = have;
         report(prog, off, virtual_size);

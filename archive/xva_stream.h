@@ -1,9 +1,11 @@
 /* The XVA tar stream (reference/xva.md section 1): ova.xml first, then per
- * VDI 1 MiB blocks "Ref:<n>/%08d", each followed by its checksum member
+ * VDI 1 MiB blocks "<id>/%08d", each followed by its checksum member
  * (".xxhash": XXH64 as 16 uppercase hex digits, XAPI 8.1+; ".checksum":
- * SHA-1, 40 lowercase hex digits). Old-style tar headers through libarchive
- * (v7tar: names under 100 bytes, no directory entries, no PAX). All-zero
- * blocks are left out, except the first and the last of each VDI. */
+ * SHA-1, 40 lowercase hex digits). Written with old-style tar headers
+ * through libarchive (v7tar: names under 100 bytes, no directory entries,
+ * no PAX); read in any tar dialect libarchive knows (ustar, GNU, PAX), the
+ * names still under 100 bytes. All-zero blocks are left out, except the
+ * first and the last of each VDI. */
 #ifndef SP_XVA_STREAM_H
 #define SP_XVA_STREAM_H
 
@@ -16,6 +18,15 @@
 #include "base/error.h"
 
 #define SP_XVA_BLOCK (1u << 20)
+
+/* A VDI's id is only the tar folder of its blocks ("<id>/00000000.checksum"):
+ * XAPI writes "Ref:<n>", Xen Orchestra "Ref:000", image builders names such
+ * as "Ref:VDI-1-root". Any id that is safe as one folder name is taken:
+ * printable ASCII without blanks, '/' or '\\', not "." and no "..", not empty, shorter
+ * than SP_XVA_ID_MAX (so that "<id>/<20-digit counter>.checksum" stays
+ * within a V7 header's 99-byte name). */
+#define SP_XVA_ID_MAX 64
+bool sp_xva_id_valid(const char *id);
 
 enum sp_xva_digest {
     SP_XVA_XXHASH,
@@ -63,10 +74,15 @@ struct sp_instream;
 int sp_xva_reader_open_in(struct sp_instream *in, const char *name, struct sp_xva_reader **out,
                           struct sp_error *err);
 const char *sp_xva_reader_xml(const struct sp_xva_reader *r, size_t *len);
-/* The digest kind of the blocks read so far (for info). */
-enum sp_xva_digest sp_xva_reader_digest(const struct sp_xva_reader *r);
+/* The digest kinds of the checksum members seen so far (for info): bit
+ * 1 << SP_XVA_XXHASH, 1 << SP_XVA_SHA1; 0 before any was seen. */
+unsigned sp_xva_reader_digests(const struct sp_xva_reader *r);
 enum sp_xva_compress sp_xva_reader_compress(const struct sp_xva_reader *r);
 
+/* The VDI id whose blocks come next (the folder of the next member), or ""
+ * when the archive ends or the next member is not a block of a valid id.
+ * id holds SP_XVA_ID_MAX bytes. */
+int sp_xva_reader_next_id(struct sp_xva_reader *r, char id[SP_XVA_ID_MAX], struct sp_error *err);
 /* Reads the blocks of the VDI id (the next one in the archive), of
  * virtual_size bytes, checking every checksum as it streams. sink gets each
  * block present (offset, bytes); absent blocks are zeros and are not

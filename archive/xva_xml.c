@@ -41,20 +41,13 @@ static bool is_null_ref(const char *s)
     return !s || !*s || strcmp(s, XVA_NULL_REF) == 0;
 }
 
-/* An object id we accept: "Ref:" then [A-Za-z0-9._:-], no "..", shorter than
- * SP_XVA_ID_MAX. A VDI's id becomes a tar folder name, so nothing that could
- * walk out of a folder or need quoting. */
+/* An object id we accept: any name that is safe as a tar folder
+ * (sp_xva_id_valid: XAPI's "Ref:<n>", XO's "Ref:000", an image builder's
+ * "Ref:VDI-1-root" ...), since a VDI's id becomes the folder of its blocks:
+ * nothing that could walk out of a folder or need quoting. */
 static bool valid_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n <= 4 || n >= SP_XVA_ID_MAX || strncmp(s, "Ref:", 4) != 0 || strstr(s, ".."))
-        return false;
-    for (size_t i = 4; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
-            return false;
-    }
-    return true;
+    return sp_xva_id_valid(s);
 }
 
 static void map_free(struct sp_xva_map *m)
@@ -271,7 +264,7 @@ static int check_meta(const struct sp_xva_meta *meta, struct sp_error *err)
     if (meta->nvbds > SP_XVA_DEVICES_MAX || meta->nvifs > SP_XVA_DEVICES_MAX)
         return sp_error_set(err, SP_ELIMIT, "ova.xml: more than %d VBDs or VIFs", SP_XVA_DEVICES_MAX);
     if (!valid_id(vm->id))
-        return sp_error_set(err, SP_EINVAL, "ova.xml: VM id '%s' is not Ref:<name>", vm->id);
+        return sp_error_set(err, SP_EINVAL, "ova.xml: VM id '%s' is not usable as a tar folder name", vm->id);
     if (vm->memory_static_max == 0 || vm->vcpus_max == 0 || vm->vcpus_at_startup == 0 ||
         vm->vcpus_at_startup > vm->vcpus_max)
         return sp_error_set(err, SP_EINVAL, "ova.xml: VM %s: memory or vCPUs missing or inconsistent", vm->id);
@@ -291,7 +284,7 @@ static int check_meta(const struct sp_xva_meta *meta, struct sp_error *err)
         else
             id = meta->networks[j - meta->nvifs].id;
         if (!valid_id(id))
-            return sp_error_set(err, SP_EINVAL, "ova.xml: id '%s' is not Ref:<name>", id);
+            return sp_error_set(err, SP_EINVAL, "ova.xml: id '%s' is not usable as a tar folder name", id);
         if (id_count(meta, id) != 1)
             return sp_error_set(err, SP_EINVAL, "ova.xml: id %s used twice", id);
     }
@@ -964,7 +957,7 @@ static struct obj *find_obj(struct objs *all, const char *cls, const char *id)
 static int need_id(struct pctx *p, const struct obj *o)
 {
     if (!o->id_ok)
-        return perr(p, SP_EFORMAT, "%s id '%s' is not Ref:<name> usable as a folder name", o->cls, o->id);
+        return perr(p, SP_EFORMAT, "%s id '%s' is not usable as a tar folder name", o->cls, o->id);
     return SP_OK;
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "archive/xva_stream.h"
 #include "base/error.h"
 
 /* The VM other_config key that carries the xl.cfg statements snapport does
@@ -19,9 +20,9 @@
 /* ova.xml larger than this is not a VM description. */
 #define SP_XVA_XML_MAX (16u << 20)
 
-/* Object ids ("Ref:<n>") are shorter than this: a VDI's id is the tar folder
- * of its blocks ("<id>/00000000.xxhash" must stay under V7's 100 bytes). */
-#define SP_XVA_ID_MAX 40
+/* Object ids ("Ref:<n>", or any name sp_xva_id_valid takes) are shorter
+ * than SP_XVA_ID_MAX (archive/xva_stream.h): a VDI's id is the tar folder of
+ * its blocks. */
 /* A VDI larger than this (64 TiB, below the 8-digit block counter's 95 TiB)
  * is not a disk we take. */
 #define SP_XVA_VDI_MAX (64ull << 40)
@@ -41,7 +42,7 @@ struct sp_xva_map {
 };
 
 struct sp_xva_vdi {
-    char id[SP_XVA_ID_MAX];             /* "Ref:<n>": also the tar folder of its blocks */
+    char id[SP_XVA_ID_MAX];             /* "Ref:<n>" or another safe name: the tar folder of its blocks */
     char uuid[37];
     char name[256];
     char description[256];

@@ -25,19 +25,27 @@ static ssize_t read_retry(int fd, void *buf, size_t len)
     }
 }
 
+int sp_instream_peek(struct sp_instream *in, size_t want, const char *name, struct sp_error *err)
+{
+    if (in->head_pos > 0)
+        return sp_error_set(err, SP_EINVAL, "%s: read ahead after a reader took bytes", name);
+    if (want > SP_INSTREAM_PEEK_MAX)
+        want = SP_INSTREAM_PEEK_MAX;
+    while (in->head_len < want && !in->head_eof) {
+        ssize_t n = read_retry(in->fd, in->head + in->head_len, want - in->head_len);
+        if (n < 0)
+            return sp_error_errno(err, errno, "%s", name);
+        in->head_eof = n == 0;
+        in->head_len += (size_t)n;
+    }
+    return SP_OK;
+}
+
 int sp_instream_init(struct sp_instream *in, int fd, const char *name, struct sp_error *err)
 {
     memset(in, 0, sizeof *in);
     in->fd = fd;
-    while (in->head_len < SP_INSTREAM_HEAD) {
-        ssize_t n = read_retry(fd, in->head + in->head_len, SP_INSTREAM_HEAD - in->head_len);
-        if (n < 0)
-            return sp_error_errno(err, errno, "%s", name);
-        if (n == 0)
-            break;
-        in->head_len += (size_t)n;
-    }
-    return SP_OK;
+    return sp_instream_peek(in, SP_INSTREAM_HEAD, name, err);
 }
 
 int sp_instream_read(struct sp_instream *in, void *buf, size_t len, size_t *got, struct sp_error *err)

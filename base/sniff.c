@@ -1,5 +1,8 @@
 #include "base/sniff.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdio.h>
 #include <string.h>
 
 #define TAR_BLOCK 512u
@@ -27,6 +30,27 @@ bool sp_sniff_tar(const uint8_t *h, size_t len)
     for (i = 0; i < TAR_BLOCK; i++)
         sum += i >= TAR_CHKSUM && i < TAR_CHKSUM + TAR_CHKSUM_LEN ? ' ' : h[i];
     return sum == want;
+}
+
+bool sp_sniff_tar_first_name(const uint8_t *head, size_t len, char *name, size_t cap)
+{
+    name[0] = '\0';
+    if (!sp_sniff_tar(head, len))
+        return false;
+    struct archive *a = archive_read_new();
+    if (!a)
+        return false;
+    struct archive_entry *e = NULL;
+    const char *path = NULL;
+    /* tar only, no filters: these bytes are not decompressed or handed
+     * to any program */
+    if (archive_read_support_format_tar(a) == ARCHIVE_OK && archive_read_open_memory(a, head, len) == ARCHIVE_OK &&
+        archive_read_next_header(a, &e) >= ARCHIVE_WARN)
+        path = archive_entry_pathname(e);
+    if (path)
+        snprintf(name, cap, "%s", path);
+    archive_read_free(a);
+    return path != NULL;
 }
 
 bool sp_sniff_compressed(const uint8_t *h, size_t len)

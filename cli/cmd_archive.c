@@ -179,33 +179,55 @@ int cmd_import(struct cli *c, int argc, char **argv)
     return EXIT_OK_;
 }
 
-static const char *digest_name(enum sp_xva_digest d) { return d == SP_XVA_SHA1 ? "sha1" : "xxhash"; }
+/* The checksum kinds an XVA's members showed; NULL when none was seen (an
+ * archive that failed before its first checksum member, or has no disk). */
+static const char *digests_name(unsigned digests)
+{
+    bool xxh = digests & (1u << SP_XVA_XXHASH), sha1 = digests & (1u << SP_XVA_SHA1);
+    return xxh && sha1 ? "xxhash+sha1" : xxh ? "xxhash" : sha1 ? "sha1" : NULL;
+}
+
 static const char *compress_name(enum sp_xva_compress k)
 {
     return k == SP_XVA_GZIP ? "gzip" : k == SP_XVA_ZSTD ? "zstd" : "none";
 }
 
+/* Only what was read: an archive that failed before its VM gives nothing
+ * but its name; one that failed later leaves out what comes at its end
+ * (an OVA's manifest, a signature) unless it was seen. */
 static void print_info_json(const char *label, const struct sp_archive_info *in, bool ok)
 {
     bool ova = strcmp(in->format, "ova") == 0;
     json_begin_object();
     json_key_string("archive", label);
-    json_key_string("format", in->format[0] ? in->format : "xva");
+    if (in->have_vm)
+        json_key_string("format", in->format);
     json_key_bool("ok", ok);
+    if (!in->have_vm) {
+        json_end_object();
+        json_finish();
+        return;
+    }
     json_key_string("vm", in->vm_name);
     json_key_string("boot", in->hvm ? "hvm" : "pv");
     json_key_uint("memory", in->memory_bytes);
     json_key_uint("vcpus", in->vcpus);
     if (ova) {
-        json_key_string("manifest", in->manifest);
+        if (ok || in->manifest[0])
+            json_key_string("manifest", in->manifest);
         json_key_uint("nics", (uint64_t)in->nnics);
-        json_key_bool("signed", in->is_signed);
+        if (ok || in->is_signed)
+            json_key_bool("signed", in->is_signed);
         if (in->is_signed) {
             json_key_string("signer", in->signer);
             json_key_bool("trusted", in->trusted);
         }
     } else {
-        json_key_string("checksum", digest_name(in->digest));
+        const char *dg = digests_name(in->digests);
+        if (dg)
+            json_key_string("checksum", dg);
+        else
+            json_key_null("checksum");
         json_key_string("compression", compress_name(in->compress));
     }
     json_begin_array("disks");
@@ -223,6 +245,21 @@ static void print_info_json(const char *label, const struct sp_archive_info *in,
     json_finish();
 }
 
+static void print_archive_line(const char *label, const struct sp_archive_info *in, bool ok)
+{
+    if (strcmp(in->format, "ova") == 0) {
+        const char *mf = in->manifest[0] ? in->manifest : ok ? "none" : NULL;
+        printf("archive:     %s (ova%s%s%s%s)\n", label, mf ? ", manifest " : "", mf ? mf : "",
+               in->is_signed ? ", signed by " : "", in->is_signed ? in->signer : "");
+        if (in->is_signed && !in->trusted)
+            printf("signer:      not trusted here: %s\n", in->trust_problem);
+        return;
+    }
+    const char *dg = digests_name(in->digests);
+    printf("archive:     %s (xva%s%s, compression %s)\n", label, dg ? ", checksums " : "", dg ? dg : "",
+           compress_name(in->compress));
+}
+
 static void print_info(struct cli *c, const char *label, const struct sp_archive_info *in, bool ok)
 {
     char a[32], b[32], m[32];
@@ -230,17 +267,9 @@ static void print_info(struct cli *c, const char *label, const struct sp_archive
         print_info_json(label, in, ok);
         return;
     }
-    if (c->quiet)
+    if (c->quiet || !in->have_vm)
         return;
-    if (strcmp(in->format, "ova") == 0) {
-        printf("archive:     %s (ova, manifest %s%s%s)\n", label, in->manifest[0] ? in->manifest : "none",
-               in->is_signed ? ", signed by " : "", in->is_signed ? in->signer : "");
-        if (in->is_signed && !in->trusted)
-            printf("signer:      not trusted here: %s\n", in->trust_problem);
-    } else {
-        printf("archive:     %s (xva, checksums %s, compression %s)\n", label, digest_name(in->digest),
-               compress_name(in->compress));
-    }
+    print_archive_line(label, in, ok);
     printf("vm:          %s (%s, %s memory, %llu vcpus)\n", in->vm_name, in->hvm ? "hvm" : "pv",
            sp_format_size(in->memory_bytes, m, sizeof m), (unsigned long long)in->vcpus);
     for (int i = 0; i < in->ndisks; i++)

@@ -5,7 +5,7 @@ sp_unit_test(vhd_header utf16_round_trip utf16_rejects_lone_surrogate decode_w2k
              locator_space_units header_round_trip)
 sp_unit_test(vmconfig parse_hvm parse_pv_builder round_trip syntax_error_line bad_disk missing_keys bad_mac bad_uuid
              format_refuses copy_free sample_web01)
-sp_unit_test(xva_stream round_trip end_of_archive known_digests empty_disk_first_last deterministic gzip_round_trip
+sp_unit_test(xva_stream ids_valid wide_counters round_trip end_of_archive known_digests empty_disk_first_last deterministic gzip_round_trip
              zstd_round_trip lookahead corrupt_block truncated handmade abandoned id_order xva_img_export xva_img_import)
 sp_unit_test(xva_xml round_trip deterministic writer_refuses writer_xmllint parse_xapi parse_xo parse_minimal
              rejects_not_well_formed rejects_doctype rejects_missing_vdi rejects_bad_sizes rejects_bad_id

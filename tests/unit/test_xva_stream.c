@@ -149,7 +149,7 @@ static int to_mem(void *ctx, uint64_t off, const void *data, size_t len)
 /* Reads the XVA at path holding n VDIs of the given sizes; returns 0 and the
  * concatenated images in *imgs (n buffers), or the error code with err. */
 static int read_xva(const char *path, int n, const uint64_t *sizes, uint8_t **imgs, enum sp_xva_compress *comp,
-                    enum sp_xva_digest *dg, struct sp_error *err)
+                    unsigned *dg, struct sp_error *err)
 {
     int fd = open(path, O_RDONLY);
     CHECK(fd >= 0);
@@ -177,7 +177,7 @@ static int read_xva(const char *path, int n, const uint64_t *sizes, uint8_t **im
     if (rc == 0)
         rc = sp_xva_reader_finish(r, err);
     if (dg)
-        *dg = sp_xva_reader_digest(r);
+        *dg = sp_xva_reader_digests(r);
     sp_xva_reader_free(r);
     close(fd);
     if (rc)
@@ -252,9 +252,9 @@ static void round_trip(void)
     uint8_t *back;
     struct sp_error err;
     enum sp_xva_compress c;
-    enum sp_xva_digest dg;
+    unsigned dg;
     CHECK_OK(read_xva(tpath("a.xva"), 1, &size, &back, &c, &dg, &err));
-    CHECK(c == SP_XVA_PLAIN && dg == SP_XVA_XXHASH);
+    CHECK(c == SP_XVA_PLAIN && dg == 1u << SP_XVA_XXHASH);
     CHECK(memcmp(img, back, size) == 0);
     free(img);
     free(back);
@@ -360,9 +360,9 @@ static void compressed(enum sp_xva_compress c, const char *magic, size_t mlen)
     uint8_t *back[2];
     struct sp_error err;
     enum sp_xva_compress got;
-    enum sp_xva_digest dg;
+    unsigned dg;
     CHECK_OK(read_xva(tpath("c.xva"), 2, sizes, back, &got, &dg, &err));
-    CHECK(got == c && dg == SP_XVA_SHA1);
+    CHECK(got == c && dg == 1u << SP_XVA_SHA1);
     CHECK(memcmp(img, back[0], size) == 0 && memcmp(img, back[1], size) == 0);
     free(back[0]);
     free(back[1]);
@@ -468,7 +468,7 @@ static void abandoned(void)
     cleanup();
 }
 
-/* Ids: Ref:<number>, in strcmp order (Ref:10 before Ref:9). */
+/* Ids: safe folder names, in strcmp order (Ref:10 before Ref:9). */
 static void id_order(void)
 {
     setup();
@@ -480,8 +480,9 @@ static void id_order(void)
     struct sp_xva_writer *w;
     CHECK_OK(sp_xva_writer_open(fd, SP_XVA_PLAIN, SP_XVA_XXHASH, MTIME, &w, &err));
     CHECK_OK(sp_xva_write_xml(w, XML, strlen(XML), &err));
-    CHECK(sp_xva_write_disk(w, "disk1", d, NULL, &err) == SP_EINVAL);
+    CHECK(sp_xva_write_disk(w, "", d, NULL, &err) == SP_EINVAL);
     CHECK(sp_xva_write_disk(w, "Ref:1/x", d, NULL, &err) == SP_EINVAL);
+    CHECK(sp_xva_write_disk(w, "..", d, NULL, &err) == SP_EINVAL);
     CHECK_OK(sp_xva_write_disk(w, "Ref:10", d, NULL, &err));
     CHECK(sp_xva_write_disk(w, "Ref:10", d, NULL, &err) == SP_EINVAL);
     CHECK(sp_xva_write_disk(w, "Ref:1", d, NULL, &err) == SP_EINVAL);
@@ -625,6 +626,71 @@ static void handmade(void)
     cleanup();
 }
 
+/* Which ids are folder names the reader and writer take. */
+static void ids_valid(void)
+{
+    const char *good[] = {"Ref:1", "Ref:000", "Ref:VDI-1-root", "OpaqueRef:5b1c-0d", "disk_0.img", "a", "x.y"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        CHECK(sp_xva_id_valid(good[i]));
+    char longest[SP_XVA_ID_MAX], too_long[SP_XVA_ID_MAX + 1];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    memset(too_long, 'a', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    CHECK(sp_xva_id_valid(longest));
+    CHECK(!sp_xva_id_valid(too_long));
+    const char *bad[] = {"", ".", "..", "Ref:..", "../x", "Ref:1/..", "a/b", "/a", "a\\b", "Ref 1", "Ref:\t1",
+                         "Ref:\x01", "Ref:\x7f", "Ref:\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(!sp_xva_id_valid(bad[i]));
+}
+
+/* Counters wider than 8 digits (some tools write 20): a number that must
+ * increase; more than 20 digits, or a value past 64 bits, is no counter. */
+static void wide_counters(void)
+{
+    setup();
+    uint8_t *d = malloc(MIB);
+    CHECK(d != NULL);
+    fill(d, 7, MIB);
+    const char *s = xxh(d, MIB, false);
+    struct sp_error err;
+    uint64_t sz3 = 3 * MIB;
+    uint8_t *img;
+    struct m ok[] = {{"ova.xml", XML, strlen(XML), false}, BLK("Ref:1/00000000000000000000", d, MIB, s),
+                     BLK("Ref:1/000000002", d, MIB, s)};
+    craft(tpath("ok.xva"), ok, 5);
+    CHECK_OK(read_xva(tpath("ok.xva"), 1, &sz3, &img, NULL, NULL, &err));
+    CHECK(memcmp(img, d, MIB) == 0 && memcmp(img + 2 * MIB, d, MIB) == 0);
+    for (size_t i = MIB; i < 2 * MIB; i++)
+        CHECK(img[i] == 0);
+    free(img);
+
+    struct m wide[] = {{"ova.xml", XML, strlen(XML), false}, BLK("Ref:1/000000000000000000000", d, MIB, s)};
+    craft(tpath("wide.xva"), wide, 3);
+    CHECK(read_xva(tpath("wide.xva"), 1, &sz3, NULL, NULL, NULL, &err) == SP_EFORMAT);
+    CHECK(strcmp(err.msg, "t.xva: Ref:1/000000000000000000000: unexpected member (in VDI Ref:1)") == 0);
+
+    struct m over[] = {{"ova.xml", XML, strlen(XML), false}, BLK("Ref:1/18446744073709551616", d, MIB, s)};
+    craft(tpath("over.xva"), over, 3);
+    CHECK(read_xva(tpath("over.xva"), 1, &sz3, NULL, NULL, NULL, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "unexpected member") != NULL);
+
+    /* the largest 64-bit counter: a number, but far past the disk */
+    struct m far[] = {{"ova.xml", XML, strlen(XML), false}, BLK("Ref:1/18446744073709551615", d, MIB, s)};
+    craft(tpath("far.xva"), far, 3);
+    CHECK(read_xva(tpath("far.xva"), 1, &sz3, NULL, NULL, NULL, &err) == SP_EFORMAT);
+    CHECK(strstr(err.msg, "block runs past the virtual size") != NULL);
+
+    struct m same[] = {{"ova.xml", XML, strlen(XML), false}, BLK("Ref:1/0000000000", d, MIB, s),
+                       BLK("Ref:1/00000000", d, MIB, s)};
+    craft(tpath("same.xva"), same, 5);
+    CHECK(read_xva(tpath("same.xva"), 1, &sz3, NULL, NULL, NULL, &err) == SP_EFORMAT);
+    CHECK(strcmp(err.msg, "t.xva: Ref:1/00000000: block counter does not increase (after 00000000)") == 0);
+    free(d);
+    cleanup();
+}
+
 /* ---- peers: xva-img 1.4.2 (SHA-1 .checksum only, extracted folders) ----- */
 
 
@@ -662,12 +728,12 @@ static void xva_img_import(void)
         tpath("g.xva"), "");
     uint8_t *back;
     struct sp_error err;
-    enum sp_xva_digest dg;
+    unsigned dg;
     int rc = read_xva(tpath("g.xva"), 1, &size, &back, NULL, &dg, &err);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     CHECK_OK(rc);
-    CHECK(dg == SP_XVA_SHA1);
+    CHECK(dg == 1u << SP_XVA_SHA1);
     CHECK(memcmp(img, back, size) == 0);
     free(back);
     /* xva-img's own packager (wants absolute dir/ova.xml dir/Ref:1/). */
@@ -686,5 +752,5 @@ TEST_MAIN({"round_trip", round_trip}, {"end_of_archive", end_of_archive}, {"know
           {"empty_disk_first_last", empty_disk_first_last}, {"deterministic", deterministic},
           {"gzip_round_trip", gzip_round_trip}, {"zstd_round_trip", zstd_round_trip}, {"lookahead", lookahead},
           {"corrupt_block", corrupt_block}, {"truncated", truncated}, {"handmade", handmade},
-          {"abandoned", abandoned}, {"id_order", id_order},
+          {"abandoned", abandoned}, {"id_order", id_order}, {"ids_valid", ids_valid}, {"wide_counters", wide_counters},
           {"xva_img_export", xva_img_export}, {"xva_img_import", xva_img_import})

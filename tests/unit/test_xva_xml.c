@@ -733,6 +733,9 @@ static void rejects_bad_sizes(void)
     free(big);
 }
 
+/* 60 characters: with "Ref:", one more than an id may have (SP_XVA_ID_MAX). */
+#define LONG_ID "012345678901234567890123456789012345678901234567890123456789"
+
 static void rejects_bad_id(void)
 {
     static const char xml[] =
@@ -742,16 +745,16 @@ static void rejects_bad_id(void)
         OBJ("VDI", "Ref:1/../x", M("virtual_size", "4194304"))
         "</data></array></value></member></struct></value>";
     expect_error(xml, SP_EFORMAT, "Ref:1/../x");
-    static const char notref[] =
+    static const char blank[] =
         "<value><struct><member><name>objects</name><value><array><data>"
-        OBJ("VM", "OpaqueRef:5", M("memory_static_max", "536870912") M("VCPUs_max", "1"))
+        OBJ("VM", "Ref 5", M("memory_static_max", "536870912") M("VCPUs_max", "1"))
         "</data></array></value></member></struct></value>";
-    expect_error(notref, SP_EFORMAT, "not Ref:");
+    expect_error(blank, SP_EFORMAT, "not usable as a tar folder name");
     static const char longid[] =
         "<value><struct><member><name>objects</name><value><array><data>"
         OBJ("VM", "Ref:1", M("memory_static_max", "536870912") M("VCPUs_max", "1"))
-        OBJ("VBD", "Ref:2", M("VM", "Ref:1") M("VDI", "Ref:0123456789012345678901234567890123456789") M("type", "Disk"))
-        OBJ("VDI", "Ref:0123456789012345678901234567890123456789", M("virtual_size", "4194304"))
+        OBJ("VBD", "Ref:2", M("VM", "Ref:1") M("VDI", "Ref:" LONG_ID) M("type", "Disk"))
+        OBJ("VDI", "Ref:" LONG_ID, M("virtual_size", "4194304"))
         "</data></array></value></member></struct></value>";
     expect_error(longid, SP_EFORMAT, "VBD Ref:2");
 }
