@@ -34,6 +34,7 @@
 #define SPOOL_SLACK (64ull << 20)     /* spooled(): tables and headers beyond 3 x capacity */
 #define ALL_DIGESTS ((1u << SP_DIGEST_SHA1) | (1u << SP_DIGEST_SHA256) | (1u << SP_DIGEST_SHA512))
 #define VHD_URI_KEY "bb676673"        /* Microsoft's VHD specification page, as XenServer names it */
+#define VHD_URI_KEY_XC "vhdspec.mspx" /* ... and as XenCenter does (.../virtualserver/downloads/) */
 #define ISO_URI_KEY "Ecma-119"        /* ISO 9660 (SP_OVF_ISO_URI) */
 
 struct seen_file {                    /* per References/File */
@@ -445,7 +446,7 @@ static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_i
     struct sp_probe pr = {.head = p.head, .head_len = p.hlen};
     const struct sp_disk_driver *drv = sp_disk_probe(&pr);
     bool raw = drv == sp_disk_driver_find("raw"); /* nothing else bid */
-    if (raw && strstr(d->format, VHD_URI_KEY)) {
+    if (raw && (strstr(d->format, VHD_URI_KEY) || strstr(d->format, VHD_URI_KEY_XC))) {
         raw = false;
         drv = sp_disk_driver_find("vhd"); /* a fixed VHD: its footer is at the end */
     }

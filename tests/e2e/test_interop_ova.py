@@ -7,7 +7,8 @@ Cases:
               bytes (no byte order mark): an OVA with such an .ovf (prefixed
               ovf: elements, a dynamic VHD disk, a "Storage Extent" item 19,
               a name with non-ASCII letters) verifies and imports: the name
-              as written, the disk equal to its source. The same .ovf really
+              as written, the disk equal to its source; a fixed VHD under
+              XenCenter's VHD format URI (vhdspec.mspx) too. The same .ovf really
               in UTF-16 (with its byte order mark) imports too. Labelled
               utf-16 without a byte order mark but not UTF-8 either: verify
               and import refuse it with one line naming the .ovf and UTF-8,
@@ -233,6 +234,15 @@ def case_xencenter():
     if T.check(r.rc == 0, "xencenter: import without --name: %s" % r.describe()):
         T.check(vm in st.vms(), "xencenter: no VM named %r: %s" % (vm, sorted(st.vms())))
 
+    # XenCenter's VHD URI on a fixed VHD (its footer at the end, raw-looking bytes before)
+    fixed = qemu_image(raw, "xcfixed", "vpc", "subformat=fixed,force_size=on")
+    pf = T.write_file(os.path.join(TMP, "xcfixed.ova"), tar_of([
+        ("xcfixed.ovf", xencenter_ovf(vm, "xc-disk.vhd", len(fixed), len(raw)).encode()), ("xc-disk.vhd", fixed)]))
+    j = import_ok(st, pf, "xcfixed", "xencenter fixed VHD")
+    if j:
+        fl = flat_disks(st, j)
+        T.check(len(fl) == 1 and fl[0][2] == raw, "xencenter fixed VHD: the disk differs from its source")
+
     # the same document really in UTF-16, byte order mark first
     utf16 = text.encode("utf-16")
     T.check(utf16[:2] in (b"\xff\xfe", b"\xfe\xff"), "setup: UTF-16 with a BOM")
@@ -247,7 +257,7 @@ def case_xencenter():
     T.check(b"Pr\xfcf" in bad, "setup: the Latin-1 byte")
     pb = T.write_file(os.path.join(TMP, "xcbad.ova"), tar_of([("xcbad.ovf", bad), ("xc-disk.vhd", vhd)]))
     r = refused(st, pb, "xencenter label, bytes neither UTF-16 nor UTF-8", ["xcbad.ovf"])
-    T.check("UTF-8" in r.err, "xencenter bad bytes: the message should say UTF-8: %r" % r.err)
+    T.check("not UTF-8" in r.err, "xencenter bad bytes: the message should say not UTF-8: %r" % r.err)
 
     # a DOCTYPE is refused under that label too
     evil = text.replace('<ovf:Envelope', '<!DOCTYPE x [ <!ENTITY e "e"> ]>\n<ovf:Envelope', 1).encode()
