@@ -192,11 +192,22 @@ static bool our_vdev(const struct sp_ovf_system *sys, int i, char *out, size_t l
     return false;
 }
 
-/* Our own export names the disks; else hd* while IDE can hold them all. */
+/* The disk that is the CD drive's image, -1 when none. */
+static int cd_disk(const struct sp_ovf_system *sys)
+{
+    for (int i = 0; i < sys->ndisks; i++)
+        if (sys->disks[i].cd)
+            return i;
+    return -1;
+}
+
+/* Our own export names the disks; else hd* while IDE can hold them all
+ * (the CD drive after the hard disks, whether it holds an image or not). */
 static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int total, char *out, size_t len)
 {
     if (!our_vdev(sys, i, out, len))
-        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
+        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd",
+                 'a' + (i < 0 ? sys->ndisks - (cd_disk(sys) >= 0) : i) % 26);
 }
 
 /* The name given, else the system's Name, else its id. */
@@ -217,10 +228,7 @@ int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char
     c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
     snprintf(c->boot, sizeof c->boot, "%s", ours ? sys->xen_boot : c->type == SP_VM_HVM ? "cd" : "");
     c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
-    int cd = -1; /* the CD drive's image among the disks */
-    for (int i = 0; i < sys->ndisks; i++)
-        if (sys->disks[i].cd)
-            cd = i;
+    int cd = cd_disk(sys);
     int n = sys->ndisks - (cd >= 0) + (sys->cdrom ? 1 : 0);
     c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
     vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
