@@ -40,6 +40,12 @@ static void on_entity(void *ctx, const xmlChar *name, int type, const xmlChar *p
     xmlStopParser(ctxt);
 }
 
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 /* The XML declaration's encoding="..." value, when text starts with one
  * in 8-bit characters (no UTF-16 byte order mark); "" otherwise. */
 static void declared_encoding(const char *text, size_t len, char *out, size_t cap)
@@ -130,7 +136,14 @@ int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what
      * NOERROR/NOWARNING: the library does not print, the message is ours. */
     xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA |
                                 (ignore_decl ? XML_PARSE_IGNORE_ENC : 0));
+    /* a conversion error of the input (a UTF-16 document with a broken
+     * code unit) goes to libxml2's generic handler, which prints: muted for
+     * the parse, the parse fails on its own */
+    xmlGenericErrorFunc generic = xmlGenericError;
+    void *generic_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(NULL, quiet);
     xmlParseDocument(ctxt);
+    xmlSetGenericErrorFunc(generic_ctx, generic);
     xmlDoc *doc = ctxt->myDoc;
     ctxt->myDoc = NULL;
     if (doctype || (doc && (doc->intSubset || doc->extSubset))) {

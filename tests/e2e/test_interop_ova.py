@@ -9,7 +9,9 @@ Cases:
               a name with non-ASCII letters) verifies and imports: the name
               as written, the disk equal to its source; a fixed VHD under
               XenCenter's VHD format URI (vhdspec.mspx) too. The same .ovf really
-              in UTF-16 (with its byte order mark) imports too. Labelled
+              in UTF-16 (with its byte order mark) imports too; with a lone
+              surrogate in it, refused in one line (libxml2 prints nothing).
+              Labelled
               utf-16 without a byte order mark but not UTF-8 either: verify
               and import refuse it with one line naming the .ovf and UTF-8,
               the store unchanged. A DOCTYPE under the utf-16 label is still
@@ -251,6 +253,12 @@ def case_xencenter():
     if j:
         fl = flat_disks(st, j)
         T.check(len(fl) == 1 and fl[0][2] == raw, "xencenter utf-16: the disk differs from its source")
+
+    # real UTF-16 with a broken code unit (a lone surrogate): one line, libxml2 prints nothing
+    broken = utf16.replace(vm.encode("utf-16-le"), b"\x00\xd8", 1)
+    T.check(broken != utf16, "setup: the lone surrogate")
+    refused(st, T.write_file(os.path.join(TMP, "xc16bad.ova"), tar_of([("xc16bad.ovf", broken), ("xc-disk.vhd", vhd)])),
+            "xencenter UTF-16 with a lone surrogate", ["xc16bad.ovf"])
 
     # labelled utf-16, no BOM, not UTF-8 either (a Latin-1 byte in the name)
     bad = text.replace(vm, "Pr\udcfcf").encode("utf-8", "surrogateescape")
