@@ -450,7 +450,8 @@ static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_i
         raw = false;
         drv = sp_disk_driver_find("vhd"); /* a fixed VHD: its footer is at the end */
     }
-    if (strstr(d->format, ISO_URI_KEY)) {
+    bool iso = strstr(d->format, ISO_URI_KEY) != NULL;
+    if (iso) {
         /* an ISO is its bytes, whatever its first sectors look like (a
          * hybrid ISO's start with a partition table, any may hold a header) */
         drv = sp_disk_driver_find("raw");
@@ -459,7 +460,7 @@ static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_i
     if (!drv->open)
         return sp_error_set(err, SP_EUNSUPPORTED, "unsupported format: %s", drv->refuse);
     if (drv->streamable && drv->streamable(&pr)) {
-        snprintf(sf->format, sizeof sf->format, raw ? "%s" : "%s-stream", drv->name);
+        snprintf(sf->format, sizeof sf->format, raw ? "%s" : "%s-stream", iso ? "iso" : drv->name);
         uint64_t size = 0;
         rc = drv->read_stream(peek_read, &p, sink_write, k, &size, err);
         if (rc != SP_OK && k->failed)

@@ -518,6 +518,8 @@ def case_vbox_iso():
     mems = [("Debian VBox.ovf", ovf), ("Debian VBox-disk001.vmdk", vmdk), ("Debian VBox-file1.iso", iso)]
     p = T.write_file(os.path.join(TMP, "vbox.ova"), tar_of(mems + [("Debian VBox.mf", mf_of(mems, "SHA1"))]))
     T.expect_ok(T.sp(EXE, "verify", p, timeout=60), "vbox: verify")
+    r = T.sp(EXE, "info", p)
+    T.check(r.rc == 0 and re.search(r"vmdisk2\s+iso\b", r.out), "vbox: info should call the ISO iso: %s" % r.describe())
     if import_ok(st, p, "vb", "vbox ISO") is None:
         return
     check_vbox_vm(st, "vb", raw, iso, "vbox import")
