@@ -12,7 +12,7 @@
 
 #include "base/util.h"
 
-#define PKG_MAX_FILES (SP_OVF_MAX_ITEMS + 3)
+#define PKG_MAX_FILES (SP_OVF_MAX_ITEMS + 3 + SP_OVF_MAX_CHUNKS)
 
 struct ova_package {
     struct sp_ova_reader *tar;    /* a tar, or: */
@@ -121,6 +121,25 @@ static void add_order(struct ova_package *p, const char *name)
         snprintf(p->order[p->norder++], SP_OVA_NAME_MAX + 1, "%s", name);
 }
 
+/* A file, or its chunk members in order up to the first one missing (the
+ * importer reports it). */
+static void plan_file(struct ova_package *p, const struct sp_ovf_file *f)
+{
+    char name[SP_OVA_NAME_MAX + 1];
+    sp_ovf_chunk_name(f, 0, name, sizeof name);
+    if (!f->nchunks || !exists_at(p->dirfd, name)) {
+        if (exists_at(p->dirfd, f->href))
+            add_order(p, f->href);
+        return;
+    }
+    for (int k = 0; k < f->nchunks; k++) {
+        sp_ovf_chunk_name(f, k, name, sizeof name);
+        if (!exists_at(p->dirfd, name))
+            return;
+        add_order(p, name);
+    }
+}
+
 int ova_package_plan(struct ova_package *p, const char *ovf_name, const struct sp_ovf_system *sys,
                      struct sp_error *err)
 {
@@ -136,8 +155,7 @@ int ova_package_plan(struct ova_package *p, const char *ovf_name, const struct s
     if (exists_at(p->dirfd, name))
         add_order(p, name);
     for (int i = 0; i < sys->nfiles; i++)
-        if (exists_at(p->dirfd, sys->files[i].href))
-            add_order(p, sys->files[i].href);
+        plan_file(p, &sys->files[i]);
     return SP_OK;
 }
 

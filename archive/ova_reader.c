@@ -34,11 +34,15 @@
 #define SPOOL_SLACK (64ull << 20)     /* spooled(): tables and headers beyond 3 x capacity */
 #define ALL_DIGESTS ((1u << SP_DIGEST_SHA1) | (1u << SP_DIGEST_SHA256) | (1u << SP_DIGEST_SHA512))
 #define VHD_URI_KEY "bb676673"        /* Microsoft's VHD specification page, as XenServer names it */
+#define VHD_URI_KEY_XC "vhdspec.mspx" /* ... and as XenCenter does (.../virtualserver/downloads/) */
+#define ISO_URI_KEY "Ecma-119"        /* ISO 9660 (SP_OVF_ISO_URI) */
 
 struct seen_file {                    /* per References/File */
     bool seen;
     uint64_t stored;
     char hex[3][SP_DIGEST_HEX_MAX];   /* by kind, "" when not computed */
+    char (*chunk_hex)[3][SP_DIGEST_HEX_MAX]; /* a chunked file's: per chunk member */
+    bool in_chunks;                   /* it came as chunks (else whole, in hex) */
     char format[24];
 };
 
@@ -87,12 +91,68 @@ struct member_in {
     struct ova_in *st;
     struct sp_digest *dg;
     uint64_t n;
+    /* A file in chunk members (ovf:chunkSize) reads on from one to the
+     * next, each digested on its own: f NULL for a file of one member. */
+    const struct sp_ovf_file *f;
+    struct seen_file *sf;
+    int chunk;                         /* the member being read */
+    unsigned mask;                     /* its digests */
 };
+
+static int member_final(struct member_in *m, unsigned mask, char hex[3][SP_DIGEST_HEX_MAX], struct sp_error *err);
+static unsigned digest_mask(const struct ova_in *st, const char *name);
+
+/* Chunk k of f has the size ovf:size and ovf:chunkSize make. */
+static int check_chunk_size(struct ova_in *st, const struct sp_ovf_file *f, int k, const char *name, uint64_t size,
+                            struct sp_error *err)
+{
+    uint64_t want = sp_ovf_chunk_bytes(f, k);
+    if (size != want)
+        return ierr(st, SP_EFORMAT, err,
+                    "%s: %llu bytes, chunk %d of %d of %s has %llu (ovf:size %llu, ovf:chunkSize %llu)", name,
+                    (unsigned long long)size, k, f->nchunks, f->href, (unsigned long long)want,
+                    (unsigned long long)f->size, (unsigned long long)f->chunk_size);
+    return SP_OK;
+}
+
+/* The current chunk ended: its digests kept, the next member must be the
+ * next chunk. */
+static int next_chunk(struct member_in *m, struct sp_error *err)
+{
+    struct ova_in *st = m->st;
+    const struct sp_ovf_file *f = m->f;
+    char want[SP_OVA_NAME_MAX + 1], name[SP_OVA_NAME_MAX + 1];
+    uint64_t size = 0;
+    bool eof = false;
+    int rc = member_final(m, m->mask, m->sf->chunk_hex[m->chunk], err);
+    sp_digest_free(m->dg);
+    m->dg = NULL;
+    sp_ovf_chunk_name(f, m->chunk + 1, want, sizeof want);
+    if (rc == SP_OK)
+        rc = ova_package_next(st->pkg, name, &size, &eof, err);
+    if (rc != SP_OK)
+        return rc;
+    if (eof)
+        return ierr(st, SP_EFORMAT, err, "%s: missing, the archive ends after chunk %d of %d of %s", want, m->chunk,
+                    f->nchunks, f->href);
+    if (strcmp(name, want) != 0)
+        return ierr(st, SP_EFORMAT, err, "%s: missing or out of order, %s follows chunk %d of %s", want, name,
+                    m->chunk, f->href);
+    m->chunk++;
+    m->mask = digest_mask(st, name);
+    rc = check_chunk_size(st, f, m->chunk, name, size, err);
+    return rc == SP_OK ? sp_digest_new(m->mask, &m->dg, err) : rc;
+}
 
 static int member_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_error *err)
 {
     struct member_in *m = ctx;
     int rc = ova_package_read(m->st->pkg, buf, len, got, err);
+    while (rc == SP_OK && *got == 0 && len && m->f && m->chunk + 1 < m->f->nchunks) {
+        rc = next_chunk(m, err);
+        if (rc == SP_OK)
+            rc = ova_package_read(m->st->pkg, buf, len, got, err);
+    }
     if (rc == SP_OK && *got)
         rc = sp_digest_update(m->dg, buf, *got, err);
     m->n += *got;
@@ -225,6 +285,17 @@ static int peek_read(void *ctx, void *buf, size_t len, size_t *got, struct sp_er
 }
 
 /* ---- disks ------------------------------------------------------------------ */
+
+/* The bytes a disk's VDI holds: its capacity; for a CD's ISO image the
+ * file's own size when that is more (the image is its bytes, whatever
+ * ovf:capacity rounds it to or leaves out). */
+static uint64_t disk_capacity(const struct sp_ovf_system *sys, const struct sp_ovf_disk *d)
+{
+    const struct sp_ovf_file *f = d->file_id[0] ? sp_ovf_find_file(sys, d->file_id) : NULL;
+    if (d->cd && f && !f->compression[0] && strstr(d->format, ISO_URI_KEY) && f->size > d->capacity)
+        return f->size;
+    return d->capacity;
+}
 
 struct disk_sink {
     struct ova_in *st;
@@ -375,14 +446,21 @@ static int decode_disk(struct ova_in *st, const struct sp_ovf_disk *d, sp_vmdk_i
     struct sp_probe pr = {.head = p.head, .head_len = p.hlen};
     const struct sp_disk_driver *drv = sp_disk_probe(&pr);
     bool raw = drv == sp_disk_driver_find("raw"); /* nothing else bid */
-    if (raw && strstr(d->format, VHD_URI_KEY)) {
+    if (raw && (strstr(d->format, VHD_URI_KEY) || strstr(d->format, VHD_URI_KEY_XC))) {
         raw = false;
         drv = sp_disk_driver_find("vhd"); /* a fixed VHD: its footer is at the end */
+    }
+    bool iso = strstr(d->format, ISO_URI_KEY) != NULL;
+    if (iso) {
+        /* an ISO is its bytes, whatever its first sectors look like (a
+         * hybrid ISO's start with a partition table, any may hold a header) */
+        drv = sp_disk_driver_find("raw");
+        raw = true;
     }
     if (!drv->open)
         return sp_error_set(err, SP_EUNSUPPORTED, "unsupported format: %s", drv->refuse);
     if (drv->streamable && drv->streamable(&pr)) {
-        snprintf(sf->format, sizeof sf->format, raw ? "%s" : "%s-stream", drv->name);
+        snprintf(sf->format, sizeof sf->format, raw ? "%s" : "%s-stream", iso ? "iso" : drv->name);
         uint64_t size = 0;
         rc = drv->read_stream(peek_read, &p, sink_write, k, &size, err);
         if (rc != SP_OK && k->failed)
@@ -413,7 +491,10 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         return ierr(st, SP_EFORMAT, err, "%s: appears twice", name);
     sf->seen = true;
     unsigned mask = digest_mask(st, name);
-    struct member_in m = {st, NULL, 0};
+    struct member_in m = {st, NULL, 0, NULL, sf, 0, mask};
+    if (sf->chunk_hex && strcmp(name, f->href) != 0)
+        m.f = f; /* chunk 0: the others follow */
+    sf->in_chunks = m.f != NULL;
     int rc = sp_digest_new(mask, &m.dg, err);
     int di = disk_of_file(st, f->id);
     /* The member is read and digested on a thread of its own while the
@@ -428,7 +509,7 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
          * own into err, and a full disk would read "sink failed". */
         struct sp_error kerr;
         sp_error_clear(&kerr);
-        struct disk_sink k = {st, dst, d->capacity, name, &kerr, SP_OK, NULL, 0, 0};
+        struct disk_sink k = {st, dst, disk_capacity(&st->sys, d), name, &kerr, SP_OK, NULL, 0, 0};
         k.run = dst ? malloc(CHUNK) : NULL; /* without it, grain by grain */
         struct gunzip_in g;
         memset(&g, 0, sizeof g);
@@ -461,7 +542,7 @@ static int read_file_member(struct ova_in *st, int fi, const char *name, struct 
         rc = member_drain(sp_readahead_read, ra, err);
     sp_readahead_free(ra); /* the reading thread is done with m from here */
     if (rc == SP_OK)
-        rc = member_final(&m, mask, sf->hex, err);
+        rc = member_final(&m, m.mask, m.f ? sf->chunk_hex[m.chunk] : sf->hex, err);
     sf->stored = m.n;
     sp_digest_free(m.dg);
     if (rc == SP_OK && f->size && f->size != m.n)
@@ -481,7 +562,7 @@ static int read_small(struct ova_in *st, const char *name, uint64_t size, uint64
     char *buf = sp_alloc((size_t)size + 1, err);
     if (!buf)
         return SP_ENOMEM;
-    struct member_in m = {st, NULL, 0};
+    struct member_in m = {.st = st};
     int rc = sp_digest_new(mask ? mask : 1u << SP_DIGEST_SHA256, &m.dg, err);
     for (size_t got = 1; rc == SP_OK && m.n < size && got;)
         rc = member_read(&m, buf + m.n, (size_t)(size - m.n), &got, err);
@@ -518,6 +599,11 @@ static int read_ovf(struct ova_in *st, const char *name, uint64_t size, struct s
     st->files = sp_zalloc(sizeof *st->files * (size_t)(st->sys.nfiles + 1), err);
     if (!st->files)
         return SP_ENOMEM;
+    for (int i = 0; i < st->sys.nfiles; i++) { /* the parser bounds the chunks (SP_OVF_MAX_CHUNKS) */
+        size_t n = (size_t)st->sys.files[i].nchunks;
+        if (n && !(st->files[i].chunk_hex = sp_zalloc(sizeof *st->files[i].chunk_hex * n, err)))
+            return SP_ENOMEM;
+    }
     for (int i = 0; i < st->sys.ndisks; i++) {
         for (int k = 0; k < i; k++)
             if (st->sys.disks[i].file_id[0] && strcmp(st->sys.disks[i].file_id, st->sys.disks[k].file_id) == 0)
@@ -548,6 +634,31 @@ static int find_file(const struct ova_in *st, const char *href)
     return -1;
 }
 
+/* The chunked file name is a chunk member of (ovf:chunkSize), -1 if none. */
+static int find_chunk(const struct ova_in *st, const char *name, int *k)
+{
+    for (int i = 0; i < st->sys.nfiles; i++)
+        if (sp_ovf_chunk_of(&st->sys.files[i], name, k))
+            return i;
+    return -1;
+}
+
+/* A chunk member where a file's first member may come: chunk 0 (checked
+ * and read as the file, the others follow it), or one out of place. */
+static int chunk_member(struct ova_in *st, int fi, int k, const char *name, uint64_t size, struct sp_error *err)
+{
+    const struct sp_ovf_file *f = &st->sys.files[fi];
+    if (k >= f->nchunks)
+        return ierr(st, SP_EFORMAT, err, "%s: a chunk beyond the %d that ovf:size %llu makes of %s", name,
+                    f->nchunks, (unsigned long long)f->size, f->href);
+    if (k > 0 && !st->files[fi].seen)
+        return ierr(st, SP_EFORMAT, err, "%s: comes before chunk 0 of %s (chunks in order, one after another)", name,
+                    f->href);
+    if (k > 0)
+        return ierr(st, SP_EFORMAT, err, "%s: appears twice", name);
+    return check_chunk_size(st, f, k, name, size, err);
+}
+
 static int read_member(struct ova_in *st, const char *name, uint64_t size, struct sp_error *err)
 {
     if (!st->have_sys)
@@ -561,7 +672,12 @@ static int read_member(struct ova_in *st, const char *name, uint64_t size, struc
     }
     if (sp_ova_has_ext(name, ".ovf"))
         return ierr(st, SP_EFORMAT, err, "%s: a second .ovf (one virtual system per package)", name);
-    int fi = find_file(st, name);
+    int fi = find_file(st, name), k = 0;
+    if (fi < 0 && (fi = find_chunk(st, name, &k)) >= 0) {
+        int rc = chunk_member(st, fi, k, name, size, err);
+        if (rc != SP_OK)
+            return rc;
+    }
     if (fi < 0)
         return ierr(st, SP_EFORMAT, err, "%s: a member the OVF does not name in References", name);
     int di = disk_of_file(st, st->sys.files[fi].id);
@@ -587,6 +703,35 @@ static int check_digest(struct ova_in *st, const char *name, const char hex[3][S
     return SP_OK;
 }
 
+/* Whether name is a member that was read: a file of References, or one of
+ * the chunks of a file that came in chunks. */
+static bool was_read(const struct ova_in *st, const char *name)
+{
+    int k = 0, fi = find_file(st, name);
+    if (fi >= 0)
+        return st->files[fi].seen && !st->files[fi].in_chunks;
+    fi = find_chunk(st, name, &k);
+    return fi >= 0 && st->files[fi].in_chunks && k < st->sys.files[fi].nchunks;
+}
+
+/* A file's digests against the manifest: its one member's, or each of its
+ * chunk members'. */
+static int check_file_digests(struct ova_in *st, int fi, struct sp_error *err)
+{
+    const struct sp_ovf_file *f = &st->sys.files[fi];
+    const struct seen_file *sf = &st->files[fi];
+    if (!sf->in_chunks)
+        return check_digest(st, f->href, sf->hex, err);
+    char name[SP_OVA_NAME_MAX + 1];
+    for (int k = 0; k < f->nchunks; k++) {
+        sp_ovf_chunk_name(f, k, name, sizeof name);
+        int rc = check_digest(st, name, sf->chunk_hex[k], err);
+        if (rc != SP_OK)
+            return rc;
+    }
+    return SP_OK;
+}
+
 static int settle(struct ova_in *st, struct sp_error *err)
 {
     if (!st->have_sys)
@@ -599,11 +744,10 @@ static int settle(struct ova_in *st, struct sp_error *err)
         int rc = check_digest(st, st->ovf_name, st->ovf_hex, err);
         for (int i = 0; rc == SP_OK && i < st->sys.nfiles; i++)
             if (st->files[i].seen)
-                rc = check_digest(st, st->sys.files[i].href, st->files[i].hex, err);
+                rc = check_file_digests(st, i, err);
         for (int i = 0; rc == SP_OK && i < st->mf.n; i++) {
             const char *n = st->mf.e[i].name;
-            int fi = find_file(st, n);
-            if (strcmp(n, st->ovf_name) != 0 && (fi < 0 || !st->files[fi].seen))
+            if (strcmp(n, st->ovf_name) != 0 && !was_read(st, n))
                 rc = ierr(st, SP_EFORMAT, err, "%s: in the manifest but not in the archive", n);
         }
         if (rc != SP_OK)
@@ -710,7 +854,7 @@ static int map_vm(struct sp_archive_reader *r, struct ova_in *st, struct sp_erro
             k += file_rank(sys, j) < file_rank(sys, i);
         st->order[k] = i;
         snprintf(r->disks[k].id, sizeof r->disks[k].id, "%s", sys->disks[i].disk_id);
-        r->disks[k].size = sys->disks[i].capacity;
+        r->disks[k].size = disk_capacity(sys, &sys->disks[i]);
         r->disks[k].data_bytes = sys->disks[i].populated_size;
         snprintf(uuids[i], SP_UUID_STR, "%s", r->disks[k].uuid);
     }
@@ -791,6 +935,8 @@ static void ova_info(const struct sp_archive_reader *r, struct sp_archive_info *
 static void ova_in_free(struct sp_archive_reader *r)
 {
     struct ova_in *st = r->priv;
+    for (int i = 0; st->files && i < st->sys.nfiles; i++)
+        free(st->files[i].chunk_hex);
     sp_ovf_free(&st->sys);
     sp_manifest_free(&st->mf);
     free(st->mf_text);

@@ -1,5 +1,6 @@
 /* OVA in the archive table: the writer. A VM -> the .ovf, the .mf (and
- * .cert), then one streamOptimized VMDK per disk.
+ * .cert), then one streamOptimized VMDK per disk, and the CD drive's image
+ * as an ISO file (its raw bytes, as VirtualBox packs one).
  *
  * The .ovf carries each VMDK's size and the .mf its digest, and both come
  * before the disks in the tar. So each disk is compressed once into a
@@ -30,7 +31,8 @@ struct ova_disk {
     uint64_t capacity;
     char member[SP_OVA_NAME_MAX + 1];
     uint64_t data_bytes;
-    uint64_t size;                     /* of the VMDK */
+    uint64_t size;                     /* of the VMDK (the ISO) */
+    bool iso;                          /* the CD drive's image: raw bytes */
     int spool;                         /* the compressed VMDK; -1 before */
     char hex[SP_DIGEST_HEX_MAX];
 };
@@ -65,6 +67,28 @@ static void member_base(const char *name, char *out, size_t len)
         snprintf(out, len, "vm");
 }
 
+static int plan_disk(struct ova_job *j, const struct sp_archive_disk *in, int nin, int i, bool iso,
+                     struct sp_error *err)
+{
+    const struct sp_vm *vm = j->vm;
+    int k = sp_archive_disk_find(in, nin, vm->vbd_vdi[i]);
+    if (k < 0 || j->of[k] >= 0)
+        return sp_error_set(err, SP_EINVAL, "ova: disk %s: its VDI is not among the disks", vm->cfg.disks[i].vdev);
+    struct ova_disk *od = &j->disks[j->ndisks];
+    od->k = k;
+    od->spool = -1;
+    od->iso = iso;
+    od->capacity = in[k].size;
+    od->data_bytes = in[k].data_bytes;
+    if (iso)
+        snprintf(od->member, sizeof od->member, "%s-cd.iso", j->base);
+    else
+        snprintf(od->member, sizeof od->member, "%s-disk%d.vmdk", j->base, j->ndisks + 1);
+    j->grand += od->data_bytes;
+    j->of[k] = j->ndisks++;
+    return SP_OK;
+}
+
 /* The disks the OVA carries, in the VM's order; of[] maps begin's disks. */
 static int plan_disks(struct ova_job *j, const struct sp_archive_disk *in, int nin, struct sp_error *err)
 {
@@ -77,21 +101,19 @@ static int plan_disks(struct ova_job *j, const struct sp_archive_disk *in, int n
     for (int k = 0; k < nin; k++)
         j->of[k] = -1;
     j->ide = sp_vm_ovf_ide(vm);
-    for (int i = 0; i < vm->cfg.ndisks; i++) {
-        if (!sp_vm_ovf_carries(vm, i))
-            continue; /* a CD drive is a hardware item, not a file; outside disks are not the VM's */
-        int k = sp_archive_disk_find(in, nin, vm->vbd_vdi[i]);
-        if (k < 0 || j->of[k] >= 0)
-            return sp_error_set(err, SP_EINVAL, "ova: disk %s: its VDI is not among the disks", vm->cfg.disks[i].vdev);
-        struct ova_disk *od = &j->disks[j->ndisks];
-        od->k = k;
-        od->spool = -1;
-        od->capacity = in[k].size;
-        od->data_bytes = in[k].data_bytes;
-        snprintf(od->member, sizeof od->member, "%s-disk%d.vmdk", j->base, j->ndisks + 1);
-        j->grand += od->data_bytes;
-        j->of[k] = j->ndisks++;
-    }
+    /* the hard disks, then the CD's image (sp_vm_to_ovf takes them so);
+     * an empty CD drive is a hardware item, outside disks are not the VM's */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < vm->cfg.ndisks; i++) {
+            bool iso = pass == 1;
+            if (iso ? !sp_vm_ovf_cd_image(vm, i) : !sp_vm_ovf_carries(vm, i))
+                continue;
+            int rc = plan_disk(j, in, nin, i, iso, err);
+            if (rc != SP_OK)
+                return rc;
+            if (iso)
+                break; /* one CD drive (ovf_map.c) */
+        }
     return SP_OK;
 }
 
@@ -170,18 +192,25 @@ static void pass_update(void *ctx, uint64_t done, uint64_t total)
         up->update(up->ctx, j->done + done, j->grand);
 }
 
+/* A disk's spool (beside the output, else in TMPDIR), k writing into it. */
+static int disk_spool(struct ova_job *j, struct ova_disk *d, struct vmdk_sink *k, struct sp_error *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    const char *dir = j->o.spool_dir ? j->o.spool_dir : tmp && *tmp ? tmp : "/tmp";
+    int rc = open_spool(dir, &d->spool, err);
+    k->spool = d->spool;
+    return rc;
+}
+
 /* One pass over one disk: its VMDK into its spool, digested. A disk read
  * forward once (forward_only) gets no progress hook (which walks the disk
  * first for its total); its data is counted as it is read. */
 static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_disk *disk, struct sp_error *err)
 {
     struct vmdk_sink k = {NULL, -1, 0, {-1, 0, 0}};
-    const char *tmp = getenv("TMPDIR");
-    const char *dir = j->o.spool_dir ? j->o.spool_dir : tmp && *tmp ? tmp : "/tmp";
-    int rc = open_spool(dir, &d->spool, err);
+    int rc = disk_spool(j, d, &k, err);
     if (rc != SP_OK)
         return rc;
-    k.spool = d->spool;
     bool once = j->o.forward_only;
     struct counted c = {{&COUNTED_OPS, disk->size, disk->path, NULL}, disk, 0};
     rc = sp_digest_new(1u << j->o.mf_digest, &k.dg, err);
@@ -201,6 +230,32 @@ static int vmdk_pass(struct ova_job *j, struct ova_disk *d, struct sp_disk *disk
     sp_digest_free(k.dg);
     if (once)
         d->data_bytes = c.data;
+    j->done += d->data_bytes;
+    d->size = k.n;
+    return rc != SP_OK ? sp_error_prefix(err, "%s", d->member) : SP_OK;
+}
+
+/* The CD's image: its bytes as they are (the VDI's virtual size), into its
+ * spool, digested. */
+static int iso_pass(struct ova_job *j, struct ova_disk *d, struct sp_disk *disk, struct sp_error *err)
+{
+    struct vmdk_sink k = {NULL, -1, 0, {-1, 0, 0}};
+    int rc = disk_spool(j, d, &k, err);
+    if (rc != SP_OK)
+        return rc;
+    uint8_t *buf = sp_alloc(SPOOL_CHUNK, err);
+    rc = buf ? sp_digest_new(1u << j->o.mf_digest, &k.dg, err) : SP_ENOMEM;
+    for (uint64_t off = 0; rc == SP_OK && off < disk->size;) {
+        size_t n = (size_t)sp_min_u64(SPOOL_CHUNK, disk->size - off);
+        rc = sp_disk_read(disk, off, buf, n, err);
+        if (rc == SP_OK)
+            rc = vmdk_out(&k, buf, n, err);
+        off += n;
+    }
+    if (rc == SP_OK)
+        rc = sp_digest_final(k.dg, j->o.mf_digest, d->hex, err);
+    sp_digest_free(k.dg);
+    free(buf);
     j->done += d->data_bytes;
     d->size = k.n;
     return rc != SP_OK ? sp_error_prefix(err, "%s", d->member) : SP_OK;
@@ -355,7 +410,7 @@ static int ova_add_disk(struct sp_archive_writer *w, int k, struct sp_disk *disk
     if (d->added)
         return sp_error_set(err, SP_EINVAL, "%s: given twice", d->member);
     d->added = true;
-    return vmdk_pass(j, d, disk, err);
+    return d->iso ? iso_pass(j, d, disk, err) : vmdk_pass(j, d, disk, err);
 }
 
 static int ova_finish(struct sp_archive_writer *w, struct sp_error *err)

@@ -73,6 +73,36 @@ const struct sp_ovf_file *sp_ovf_find_file(const struct sp_ovf_system *sys, cons
     return NULL;
 }
 
+bool sp_ovf_chunk_of(const struct sp_ovf_file *f, const char *name, int *k)
+{
+    size_t n = strlen(f->href);
+    if (!f->nchunks || strncmp(name, f->href, n) != 0 || name[n] != '.' ||
+        strlen(name + n) != SP_OVF_CHUNK_SUFFIX_LEN)
+        return false;
+    uint64_t v = 0;
+    for (const char *q = name + n + 1; *q; q++) {
+        if (!isdigit((unsigned char)*q))
+            return false;
+        v = v * 10 + (uint64_t)(*q - '0');
+    }
+    if (v > INT32_MAX)
+        return false;
+    *k = (int)v;
+    return true;
+}
+
+void sp_ovf_chunk_name(const struct sp_ovf_file *f, int k, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s.%09d", f->href, k);
+}
+
+uint64_t sp_ovf_chunk_bytes(const struct sp_ovf_file *f, int k)
+{
+    if (k < 0 || k >= f->nchunks)
+        return 0;
+    return k + 1 < f->nchunks ? f->chunk_size : f->size - (uint64_t)k * f->chunk_size;
+}
+
 /* A member name inside the OVA: no folder, no "..", not absolute, short. */
 static bool valid_href(const char *s)
 {
@@ -134,6 +164,8 @@ static int plan(const struct sp_ovf_system *sys, struct layout *l, struct sp_err
     memset(l, 0, sizeof *l);
     for (int i = 0; i < sys->ndisks; i++) {
         const struct sp_ovf_disk *d = &sys->disks[i];
+        if (d->cd)
+            continue; /* the CD item's */
         if ((int)d->controller < 0 || d->controller > SP_OVF_NVME || d->controller_index < 0 ||
             d->controller_index >= SP_OVF_MAX_ITEMS || d->address < 0)
             return sp_error_set(err, SP_EINVAL, "ovf: disk %s has no valid controller position", d->disk_id);
@@ -146,7 +178,7 @@ static int plan(const struct sp_ovf_system *sys, struct layout *l, struct sp_err
         for (int k = 0; k < IDE_CONTROLLERS * IDE_SLOTS && l->cd_ctl < 0; k++) {
             bool used = false;
             for (int i = 0; i < sys->ndisks; i++)
-                used |= sys->disks[i].controller == SP_OVF_IDE &&
+                used |= !sys->disks[i].cd && sys->disks[i].controller == SP_OVF_IDE &&
                         sys->disks[i].controller_index == k / IDE_SLOTS && sys->disks[i].address == k % IDE_SLOTS;
             if (!used) {
                 l->cd_ctl = k / IDE_SLOTS;
@@ -259,12 +291,15 @@ static void write_hardware(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
         }
     }
 
+    int hard = 0;
     for (int i = 0; i < sys->ndisks; i++) {
         const struct sp_ovf_disk *d = &sys->disks[i];
+        if (d->cd)
+            continue;
         item_begin(c);
         rasd_i(c, "AddressOnParent", (uint64_t)d->address);
         rasd_s(c, "Description", "Hard disk");
-        snprintf(b, sizeof b, "Hard Disk %d", i + 1);
+        snprintf(b, sizeof b, "Hard Disk %d", ++hard);
         rasd_s(c, "ElementName", b);
         snprintf(b, sizeof b, "ovf:/disk/%s", d->disk_id);
         rasd_s(c, "HostResource", b);
@@ -280,6 +315,12 @@ static void write_hardware(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
         rasd_s(c, "AutomaticAllocation", "false");
         rasd_s(c, "Description", "CD-ROM drive");
         rasd_s(c, "ElementName", "CD-ROM 1");
+        for (int i = 0; i < sys->ndisks; i++)
+            if (sys->disks[i].cd) { /* its image */
+                snprintf(b, sizeof b, "ovf:/disk/%s", sys->disks[i].disk_id);
+                rasd_s(c, "HostResource", b);
+                break;
+            }
         rasd_i(c, "InstanceID", (uint64_t)iid++);
         rasd_i(c, "Parent", (uint64_t)(l->first_iid[SP_OVF_IDE] + l->cd_ctl));
         rasd_i(c, "ResourceType", RT_CD);
@@ -737,6 +778,29 @@ static int grow(struct pctx *p, void **arr, int n, size_t size, const char *what
     return SP_OK;
 }
 
+/* ovf:chunkSize: the file comes as members href.000000000, .000000001 ...
+ * of chunk bytes each but the last; ovf:size (the whole file's) says how
+ * many. */
+static int file_chunks(struct parse *ps, struct sp_ovf_file *f, const char *b)
+{
+    struct pctx *p = ps->p;
+    if (!parse_u64(b, &f->chunk_size) || f->chunk_size == 0)
+        return perr(p, SP_EFORMAT, "file %s: bad ovf:chunkSize \"%s\"", f->id, b);
+    if (f->size == 0)
+        return perr(p, SP_EFORMAT, "file %s: ovf:chunkSize without ovf:size (how many chunks?)", f->id);
+    if (strlen(f->href) + SP_OVF_CHUNK_SUFFIX_LEN > HREF_MAX)
+        return perr(p, SP_EFORMAT, "file %s: href too long for chunk member names", f->id);
+    int total = 0;
+    for (int i = 0; i < ps->sys->nfiles; i++)
+        total += ps->sys->files[i].nchunks;
+    uint64_t n = f->size / f->chunk_size + (f->size % f->chunk_size != 0);
+    if (n > (uint64_t)(SP_OVF_MAX_CHUNKS - total))
+        return perr(p, SP_ELIMIT, "file %s: %llu chunks (ovf:size / ovf:chunkSize), more than the %d of a package",
+                    f->id, (unsigned long long)n, SP_OVF_MAX_CHUNKS);
+    f->nchunks = (int)n;
+    return SP_OK;
+}
+
 static int parse_references(struct parse *ps, xmlNode *sec)
 {
     struct pctx *p = ps->p;
@@ -764,6 +828,9 @@ static int parse_references(struct parse *ps, xmlNode *sec)
         if (r && !parse_u64(b, &f->size))
             return perr(p, SP_EFORMAT, "file %s: bad ovf:size \"%s\"", f->id, b);
         if (attr(p, k, "compression", f->compression, sizeof f->compression) < 0)
+            return p->rc;
+        r = attr(p, k, "chunkSize", b, sizeof b);
+        if (r < 0 || (r && file_chunks(ps, f, b)))
             return p->rc;
         if (sp_ovf_find_file(sys, f->id) != f)
             return perr(p, SP_EFORMAT, "file id %s appears twice", f->id);
@@ -1089,6 +1156,29 @@ static int cmp_placed(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* A CD (or DVD) item whose HostResource names a Disk: that disk is the
+ * drive's image (VirtualBox packs an attached ISO so), not a hard disk.
+ * One drive with an image at most: the VM model has one CD drive. A Disk
+ * without a file is an empty drive: used, and left out. */
+static int cd_image(struct parse *ps, const struct item *it, bool *used)
+{
+    struct sp_ovf_system *sys = ps->sys;
+    int d = it->host[0] ? find_disk(sys, host_disk(it->host)) : -1;
+    if (d < 0)
+        return SP_OK;
+    if (used[d])
+        return perr(ps->p, SP_EFORMAT, "disk %s is attached twice", sys->disks[d].disk_id);
+    used[d] = true;
+    if (!sys->disks[d].file_id[0])
+        return SP_OK;
+    for (int i = 0; i < sys->ndisks; i++)
+        if (sys->disks[i].cd)
+            return perr(ps->p, SP_EUNSUPPORTED, "CD item %s: a second CD image (%s, after %s): a VM has one CD drive",
+                        it->iid, sys->disks[d].disk_id, sys->disks[i].disk_id);
+    sys->disks[d].cd = true;
+    return SP_OK;
+}
+
 static int resolve(struct parse *ps)
 {
     struct pctx *p = ps->p;
@@ -1133,6 +1223,8 @@ static int resolve(struct parse *ps)
         case RT_CD:
         case RT_DVD:
             sys->cdrom = true;
+            if (cd_image(ps, it, used))
+                goto out;
             break;
         case RT_ETHERNET: {
             if (grow(p, (void **)&sys->nics, sys->nnics, sizeof *sys->nics, "NICs"))
@@ -1211,10 +1303,11 @@ static int resolve(struct parse *ps)
             o++;
         }
         for (int i = 0; i < sys->ndisks; i++)
-            if (!used[i])
+            if (!used[i] || sys->disks[i].cd)
                 nd[o++] = sys->disks[i];
         free(sys->disks);
         sys->disks = nd;
+        sys->ndisks = o; /* without a CD's disk that has no file (an empty drive) */
     }
 out:
     free(pl);

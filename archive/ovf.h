@@ -14,6 +14,14 @@
 /* A descriptor larger than this is not a VM description. */
 #define SP_OVF_MAX (16u << 20)
 #define SP_OVF_MAX_ITEMS 256
+/* Chunk members of all the package's files together (ovf:chunkSize): VMware
+ * cuts at 7 GiB, so this is far more than a store disk (2040 GiB) needs,
+ * and bounds what the reader keeps per chunk (its digests). */
+#define SP_OVF_MAX_CHUNKS 4096
+/* A chunk member is the href and ".%09d" (ova.md section 1). */
+#define SP_OVF_CHUNK_SUFFIX_LEN 10
+/* The format URI of an ISO 9660 image (a CD's, as VirtualBox packs it). */
+#define SP_OVF_ISO_URI "http://www.ecma-international.org/publications/standards/Ecma-119.htm"
 
 enum sp_ovf_version {
     SP_OVF_1,    /* OVF 1.0 / 1.x (also reads 0.9) */
@@ -32,6 +40,9 @@ struct sp_ovf_file {          /* References/File */
     char href[256];           /* member name: no '/', no '..' */
     uint64_t size;            /* ovf:size, 0 when absent */
     char compression[16];     /* "" or "gzip" */
+    uint64_t chunk_size;      /* ovf:chunkSize, 0 when the file is one member */
+    int nchunks;              /* its members href.000000000 ... (size / chunk_size
+                               * rounded up), 0 when the file is one member */
 };
 
 struct sp_ovf_disk {          /* DiskSection/Disk + its hardware item */
@@ -44,6 +55,8 @@ struct sp_ovf_disk {          /* DiskSection/Disk + its hardware item */
     int controller_index;     /* which controller of that kind; parse: -1 for a
                                * DiskSection disk no hardware item attaches */
     int address;              /* AddressOnParent; parse: -1 when absent */
+    bool cd;                  /* the image of the CD drive (its item's
+                               * HostResource), not a hard disk; no controller */
 };
 
 struct sp_ovf_nic {
@@ -78,7 +91,8 @@ struct sp_ovf_system {
                                * firmware, VirtualBox's Firmware type */
     uint64_t memory_mb;
     uint64_t vcpus;
-    bool cdrom;               /* a CD drive is present */
+    bool cdrom;               /* a CD drive is present (with the disk marked cd
+                               * as its image, if one is) */
     struct sp_ovf_file *files;
     int nfiles;
     struct sp_ovf_disk *disks;    /* in the order the VM sees them */
@@ -112,5 +126,12 @@ const struct sp_ovf_file *sp_ovf_find_file(const struct sp_ovf_system *sys, cons
 
 /* XenCenter's value for name, or NULL. */
 const char *sp_ovf_xen_config(const struct sp_ovf_system *sys, const char *name);
+
+/* Whether name is chunk member k of file f (href + ".%09d"). */
+bool sp_ovf_chunk_of(const struct sp_ovf_file *f, const char *name, int *k);
+/* The name of chunk member k of f. */
+void sp_ovf_chunk_name(const struct sp_ovf_file *f, int k, char *out, size_t cap);
+/* Bytes chunk member k of f holds: chunk_size, the last one the rest. */
+uint64_t sp_ovf_chunk_bytes(const struct sp_ovf_file *f, int k);
 
 #endif

@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+/* An XML declaration is short; its encoding is looked for this far in. */
+#define XML_DECL_MAX 256
+#define UTF8_BOM "\xef\xbb\xbf"
 
 /* SAX hooks: a DOCTYPE stops the parser where it starts, before any entity
  * declaration of its internal subset is read (whatever the encoding). */
@@ -35,6 +40,76 @@ static void on_entity(void *ctx, const xmlChar *name, int type, const xmlChar *p
     xmlStopParser(ctxt);
 }
 
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
+/* The XML declaration's encoding="..." value, when text starts with one
+ * in 8-bit characters (no UTF-16 byte order mark); "" otherwise. */
+static void declared_encoding(const char *text, size_t len, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t n = len < XML_DECL_MAX ? len : XML_DECL_MAX;
+    if (n >= 3 && memcmp(text, UTF8_BOM, 3) == 0) {
+        text += 3;
+        n -= 3;
+    }
+    if (n < 5 || memcmp(text, "<?xml", 5) != 0)
+        return;
+    const char *end = memmem(text, n, "?>", 2);
+    const char *enc = end ? memmem(text, (size_t)(end - text), "encoding", 8) : NULL;
+    if (!enc)
+        return;
+    const char *p = enc + 8;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == '='))
+        p++;
+    if (p >= end || (*p != '"' && *p != '\''))
+        return;
+    const char *q = memchr(p + 1, *p, (size_t)(end - p - 1));
+    if (q && (size_t)(q - p - 1) < cap)
+        snprintf(out, cap, "%.*s", (int)(q - p - 1), p + 1);
+}
+
+/* Offset of the first byte that is not UTF-8, len when all are. */
+static size_t utf8_bad_at(const char *text, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        int n = (int)(len - i > 4 ? 4 : len - i);
+        if (xmlGetUTF8Char(u + i, &n) < 0 || n <= 0)
+            return i;
+        i += (size_t)n;
+    }
+    return len;
+}
+
+/* XenCenter's OVF library declares encoding="utf-16" over UTF-8 bytes
+ * without a byte order mark, which libxml2 refuses ("Document labelled
+ * UTF-16 but has UTF-8 content"). Such a document is read as the UTF-8 it
+ * is (*ignore_decl), if it is UTF-8; a real UTF-16 document starts with
+ * its byte order mark or with "<\0", never with "<?xml" in single bytes. */
+static int utf16_label(const char *text, size_t len, const char *what, bool *ignore_decl, struct sp_error *err)
+{
+    char enc[32];
+    *ignore_decl = false;
+    declared_encoding(text, len, enc, sizeof enc);
+    if (strncasecmp(enc, "utf-16", 6) != 0 && strncasecmp(enc, "utf16", 5) != 0)
+        return SP_OK;
+    size_t bad = utf8_bad_at(text, len);
+    if (bad < len)
+        return sp_error_set(err, SP_EFORMAT,
+                            "%s: declared %s but has no byte order mark, and is not UTF-8 either "
+                            "(byte %zu is not)", what, enc, bad);
+    *ignore_decl = true;
+    return SP_OK;
+}
+
 int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what, xmlDoc **out,
                       struct sp_error *err)
 {
@@ -44,6 +119,10 @@ int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what
                             max);
     if (len == 0)
         return sp_error_set(err, SP_EFORMAT, "%s: not well-formed XML (empty document)", what);
+    bool ignore_decl = false;
+    int rc = utf16_label(text, len, what, &ignore_decl, err);
+    if (rc != SP_OK)
+        return rc;
     xmlInitParser();
     /* xmlReadMemory's steps, with our SAX hooks on the context */
     xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(text, (int)len);
@@ -55,11 +134,18 @@ int sp_xml_parse_safe(const char *text, size_t len, size_t max, const char *what
     ctxt->sax->entityDecl = on_entity;
     /* NONET, and neither NOENT (substitute entities) nor DTDLOAD/DTDATTR;
      * NOERROR/NOWARNING: the library does not print, the message is ours. */
-    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA |
+                                (ignore_decl ? XML_PARSE_IGNORE_ENC : 0));
+    /* a conversion error of the input (a UTF-16 document with a broken
+     * code unit) goes to libxml2's generic handler, which prints: muted for
+     * the parse, the parse fails on its own */
+    xmlGenericErrorFunc generic = xmlGenericError;
+    void *generic_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(NULL, quiet);
     xmlParseDocument(ctxt);
+    xmlSetGenericErrorFunc(generic_ctx, generic);
     xmlDoc *doc = ctxt->myDoc;
     ctxt->myDoc = NULL;
-    int rc = SP_OK;
     if (doctype || (doc && (doc->intSubset || doc->extSubset))) {
         rc = sp_error_set(err, SP_EFORMAT, "%s: has a document type declaration (DOCTYPE/ENTITY), which is refused",
                           what);

@@ -47,6 +47,11 @@ bool sp_vm_ovf_carries(const struct sp_vm *vm, int i)
     return !vm->cfg.disks[i].cdrom && vm->vbd_vdi && vm->vbd_vdi[i][0];
 }
 
+bool sp_vm_ovf_cd_image(const struct sp_vm *vm, int i)
+{
+    return vm->cfg.disks[i].cdrom && vm->vbd_vdi && vm->vbd_vdi[i][0];
+}
+
 bool sp_vm_ovf_ide(const struct sp_vm *vm)
 {
     int carried = 0;
@@ -82,6 +87,35 @@ static void place_disk(struct sp_ovf_disk *d, bool ide, const char *vdev, int k)
     }
 }
 
+/* The next file (files[k], k the disks so far) and its Disk. */
+static struct sp_ovf_disk *add_file_disk(const struct sp_ovf_map_file *files, struct sp_ovf_system *sys)
+{
+    int k = sys->ndisks;
+    struct sp_ovf_file *f = &sys->files[sys->nfiles++];
+    snprintf(f->id, sizeof f->id, "file%d", k + 1);
+    snprintf(f->href, sizeof f->href, "%s", files[k].member);
+    f->size = files[k].file_size;
+    struct sp_ovf_disk *d = &sys->disks[sys->ndisks++];
+    snprintf(d->disk_id, sizeof d->disk_id, "vmdisk%d", k + 1);
+    snprintf(d->file_id, sizeof d->file_id, "%s", f->id);
+    d->capacity = files[k].capacity;
+    d->populated_size = files[k].populated;
+    return d;
+}
+
+/* The CD drive's image, the next file: an ISO Disk (as VirtualBox packs
+ * one) that the CD item names. */
+static int ovf_cd_image(const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys,
+                        struct sp_error *err)
+{
+    if (sys->ndisks >= nfiles)
+        return sp_error_set(err, SP_EINVAL, "ovf: the CD image has no file");
+    struct sp_ovf_disk *d = add_file_disk(files, sys);
+    snprintf(d->format, sizeof d->format, "%s", SP_OVF_ISO_URI);
+    d->cd = true;
+    return SP_OK;
+}
+
 /* The files and disks, our section's names of them, the CD drive. */
 static int ovf_disks(const struct sp_vm *vm, const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys,
                      struct sp_error *err)
@@ -96,15 +130,7 @@ static int ovf_disks(const struct sp_vm *vm, const struct sp_ovf_map_file *files
         int k = sys->ndisks;
         if (k >= nfiles)
             return sp_error_set(err, SP_EINVAL, "ovf: disk %s has no file", c->disks[i].vdev);
-        struct sp_ovf_file *f = &sys->files[sys->nfiles++];
-        snprintf(f->id, sizeof f->id, "file%d", k + 1);
-        snprintf(f->href, sizeof f->href, "%s", files[k].member);
-        f->size = files[k].file_size;
-        struct sp_ovf_disk *d = &sys->disks[sys->ndisks++];
-        snprintf(d->disk_id, sizeof d->disk_id, "vmdisk%d", k + 1);
-        snprintf(d->file_id, sizeof d->file_id, "%s", f->id);
-        d->capacity = files[k].capacity;
-        d->populated_size = files[k].populated;
+        struct sp_ovf_disk *d = add_file_disk(files, sys);
         place_disk(d, ide, c->disks[i].vdev, k);
         rc = add_vdev(sys, &vl, "", c->disks[i].vdev, err);
     }
@@ -113,6 +139,8 @@ static int ovf_disks(const struct sp_vm *vm, const struct sp_ovf_map_file *files
         if (c->disks[i].cdrom) {
             sys->cdrom = true;
             rc = add_vdev(sys, &vl, "cdrom:", c->disks[i].vdev, err);
+            if (rc == SP_OK && sp_vm_ovf_cd_image(vm, i))
+                rc = ovf_cd_image(files, nfiles, sys, err);
         }
     return rc;
 }
@@ -247,11 +275,22 @@ static bool our_vdev(const struct sp_ovf_system *sys, int i, char *out, size_t l
     return false;
 }
 
-/* Our own export names the disks; else hd* while IDE can hold them all. */
+/* The disk that is the CD drive's image, -1 when none. */
+static int cd_disk(const struct sp_ovf_system *sys)
+{
+    for (int i = 0; i < sys->ndisks; i++)
+        if (sys->disks[i].cd)
+            return i;
+    return -1;
+}
+
+/* Our own export names the disks; else hd* while IDE can hold them all
+ * (the CD drive after the hard disks, whether it holds an image or not). */
 static void vdev_name(const struct sp_ovf_system *sys, int i, bool hvm, int total, char *out, size_t len)
 {
     if (!our_vdev(sys, i, out, len))
-        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd", 'a' + (i < 0 ? sys->ndisks : i) % 26);
+        snprintf(out, len, "%s%c", hvm && total <= 4 ? "hd" : "xvd",
+                 'a' + (i < 0 ? sys->ndisks - (cd_disk(sys) >= 0) : i) % 26);
 }
 
 /* The name given, else the system's Name, else its id. */
@@ -389,15 +428,18 @@ int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char
     }
     if (rc)
         return rc;
-    int n = sys->ndisks + (sys->cdrom ? 1 : 0);
+    int cd = cd_disk(sys);
+    int n = sys->ndisks - (cd >= 0) + (sys->cdrom ? 1 : 0);
     c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
     vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
     c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(sys->nnics + 1), err);
     if (!c->extra || !c->disks || !vm->vbd_vdi || !c->vifs)
         return sp_error_set(err, SP_ENOMEM, "out of memory");
     for (int i = 0; i < sys->ndisks; i++) {
+        if (i == cd)
+            continue;
         struct sp_vm_disk *d = &c->disks[c->ndisks];
-        vdev_name(sys, i, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
+        vdev_name(sys, c->ndisks, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
         d->readwrite = true;
         snprintf(d->format, sizeof d->format, "vhd");
         d->target = strdup("");
@@ -410,7 +452,10 @@ int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char
         struct sp_vm_disk *d = &c->disks[c->ndisks++];
         vdev_name(sys, -1, c->type == SP_VM_HVM, n, d->vdev, sizeof d->vdev);
         d->cdrom = true;
-        snprintf(d->format, sizeof d->format, "empty");
+        /* an image comes as a VDI of the store, read-only as xl's CDs are */
+        snprintf(d->format, sizeof d->format, "%s", cd >= 0 ? "vhd" : "empty");
+        if (cd >= 0)
+            snprintf(vm->vbd_vdi[c->ndisks - 1], SP_UUID_STR, "%s", vdis[cd]);
         if (!(d->target = strdup("")))
             return sp_error_set(err, SP_ENOMEM, "out of memory");
     }

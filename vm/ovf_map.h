@@ -25,12 +25,15 @@ struct sp_ovf_map_file {
 /* Whether disk i of vm is carried as a file: not a CD drive (a hardware
  * item), not a disk without a VDI. */
 bool sp_vm_ovf_carries(const struct sp_vm *vm, int i);
+/* Whether disk i of vm is a CD drive with an image (a VDI): carried as an
+ * ISO file after the disks, the CD item naming it (as VirtualBox does). */
+bool sp_vm_ovf_cd_image(const struct sp_vm *vm, int i);
 /* Whether the carried disks go on IDE (every one hd[a-d], four at most
  * with the CD drive) rather than SCSI. */
 bool sp_vm_ovf_ide(const struct sp_vm *vm);
 
-/* The OVF system of vm: files[k] for its k-th carried disk (nfiles of
- * them); vm_name the VM's name (a snapshot's record carries its own).
+/* The OVF system of vm: files[k] for its k-th carried disk, then one for
+ * the CD drive's image if it has one (nfiles in all); vm_name the VM's name (a snapshot's record carries its own).
  * sys is overwritten; release it with sp_ovf_free. */
 int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_version version,
                  const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys, struct sp_error *err);

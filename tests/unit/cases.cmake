@@ -15,7 +15,8 @@ sp_unit_test(vmdk open_reads_back stream_reads_back qemu_reads vmdkinfo_reads qe
              stream_gd_mismatch stream_grains_out_of_order stream_empty_gt xo_stream_read)
 sp_unit_test(vmdk_descriptor parse_qemu parse_forms parse_delta rejects caps standalone_refused probe)
 sp_unit_test(ovf round_trip_1 round_trip_2 deterministic writer_xmllint parse_vmware parse_vbox parse_xen_ovirt parse_xo
-             rejects_not_well_formed rejects_doctype rejects_required_section rejects_bad_href rejects_missing_file)
+             rejects_not_well_formed rejects_doctype rejects_required_section rejects_bad_href rejects_missing_file
+             parse_chunks rejects_bad_chunks parse_cd_image parse_utf16_label)
 sp_unit_test(manifest digest_vectors digest_incremental digest_misuse digest_names format_exact format_refuses
              parse_open_vmdk parse_vbox parse_crlf parse_openssl3 rejects_hex_length rejects_bad_names rejects_duplicate
              rejects_garbage rejects_unsupported rejects_limits sign_verify_round_trip sign_cli_verifies
@@ -28,4 +29,4 @@ sp_unit_test(registry probe_scores names open_and_check)
 sp_unit_test(qcow2_header parse_v3_backing parse_v2 zstd_type unknown_feature_named rejects_fields short_input
              empty_disk)
 sp_unit_test(qcow2 standalone_refuses backing_shorter)
-sp_unit_test(vm_map xva_round_trip xva_xml_round_trip ovf_round_trip ovf_xml_round_trip ovf_controllers)
+sp_unit_test(vm_map xva_round_trip xva_xml_round_trip ovf_round_trip ovf_xml_round_trip ovf_controllers ovf_cd_image)

@@ -660,9 +660,98 @@ static void rejects_missing_file(void)
     free(s);
 }
 
+/* VMware's ovf:chunkSize: how many chunk members, their names and sizes. */
+static void parse_chunks(void)
+{
+    struct sp_ovf_system s;
+    char *t = patched("ovf:id=\"file0\"/>", "ovf:id=\"file0\" ovf:size=\"1000\" ovf:chunkSize=\"300\"/>");
+    parse_ok(t, &s);
+    free(t);
+    const struct sp_ovf_file *f = &s.files[0];
+    CHECK_EQ_U64(f->chunk_size, 300);
+    CHECK_EQ_U64(f->nchunks, 4);
+    CHECK_EQ_U64(sp_ovf_chunk_bytes(f, 0), 300);
+    CHECK_EQ_U64(sp_ovf_chunk_bytes(f, 3), 100);
+    CHECK_EQ_U64(sp_ovf_chunk_bytes(f, 4), 0);
+    char name[300];
+    sp_ovf_chunk_name(f, 1, name, sizeof name);
+    CHECK(strcmp(name, "disk0.vmdk.000000001") == 0);
+    int k = -1;
+    CHECK(sp_ovf_chunk_of(f, "disk0.vmdk.000000003", &k) && k == 3);
+    CHECK(sp_ovf_chunk_of(f, "disk0.vmdk.000000009", &k) && k == 9); /* the reader says it is beyond */
+    CHECK(!sp_ovf_chunk_of(f, "disk0.vmdk.3", &k));
+    CHECK(!sp_ovf_chunk_of(f, "disk0.vmdk.00000000x", &k));
+    CHECK(!sp_ovf_chunk_of(f, "disk0.vmdk", &k));
+    sp_ovf_free(&s);
+    /* a file without chunkSize has no chunk members */
+    parse_ok(xo_ovf, &s);
+    CHECK(s.files[0].nchunks == 0 && !sp_ovf_chunk_of(&s.files[0], "disk0.vmdk.000000000", &k));
+    sp_ovf_free(&s);
+}
+
+static void rejects_bad_chunks(void)
+{
+    static const struct {
+        const char *attrs, *msg;
+    } bad[] = {{"ovf:chunkSize=\"300\"", "without ovf:size"},
+               {"ovf:size=\"1000\" ovf:chunkSize=\"0\"", "bad ovf:chunkSize"},
+               {"ovf:size=\"1000\" ovf:chunkSize=\"-1\"", "bad ovf:chunkSize"},
+               {"ovf:size=\"1000000000000\" ovf:chunkSize=\"1\"", "chunks"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char to[200];
+        snprintf(to, sizeof to, "ovf:id=\"file0\" %s/>", bad[i].attrs);
+        char *t = patched("ovf:id=\"file0\"/>", to);
+        expect_err(t, bad[i].msg);
+        free(t);
+    }
+}
+
+/* A CD item whose HostResource names a Disk: that disk is the CD's image
+ * (VirtualBox's ISO), not a hard disk. */
+static void parse_cd_image(void)
+{
+    struct sp_ovf_system s;
+    char *t = patched("<rasd:ResourceType>17</rasd:ResourceType></Item>", "<rasd:ResourceType>15</rasd:ResourceType></Item>");
+    parse_ok(t, &s);
+    free(t);
+    CHECK(s.cdrom);
+    CHECK_EQ_U64(s.ndisks, 1);
+    CHECK(s.disks[0].cd);
+    sp_ovf_free(&s);
+    parse_ok(xo_ovf, &s); /* the same as a hard disk */
+    CHECK(!s.cdrom && s.ndisks == 1 && !s.disks[0].cd);
+    sp_ovf_free(&s);
+    /* a CD item naming a disk a hard disk item has */
+    t = patched("</VirtualHardwareSection>", "<Item><rasd:HostResource>ovf:/disk/vmdisk0</rasd:HostResource>"
+                                            "<rasd:InstanceID>9</rasd:InstanceID><rasd:ResourceType>15</rasd:ResourceType>"
+                                            "</Item></VirtualHardwareSection>");
+    expect_err(t, "attached twice");
+    free(t);
+}
+
+/* XenCenter: encoding="utf-16" declared over UTF-8 bytes without a byte
+ * order mark is read as UTF-8; not UTF-8 either: refused, saying so. */
+static void parse_utf16_label(void)
+{
+    struct sp_ovf_system s;
+    char *t = patched("encoding=\"UTF-8\"", "encoding=\"utf-16\"");
+    parse_ok(t, &s);
+    CHECK_EQ_U64(s.ndisks, 1);
+    sp_ovf_free(&s);
+    free(t);
+    t = patched("encoding=\"UTF-8\"?>", "encoding=\"UTF-16\"?><!-- caf\xe9 -->");
+    expect_err(t, "not UTF-8");
+    free(t);
+    t = patched("encoding=\"UTF-8\"?>", "encoding=\"utf-16\"?><!DOCTYPE x [<!ENTITY e \"e\">]>");
+    expect_err(t, "document type declaration");
+    free(t);
+}
+
 TEST_MAIN({"round_trip_1", round_trip_1}, {"round_trip_2", round_trip_2}, {"deterministic", deterministic},
           {"writer_xmllint", writer_xmllint}, {"parse_vmware", parse_vmware}, {"parse_vbox", parse_vbox},
           {"parse_xen_ovirt", parse_xen_ovirt}, {"parse_xo", parse_xo},
           {"rejects_not_well_formed", rejects_not_well_formed}, {"rejects_doctype", rejects_doctype},
           {"rejects_required_section", rejects_required_section}, {"rejects_bad_href", rejects_bad_href},
-          {"rejects_missing_file", rejects_missing_file})
+          {"rejects_missing_file", rejects_missing_file}, {"parse_chunks", parse_chunks},
+          {"rejects_bad_chunks", rejects_bad_chunks}, {"parse_cd_image", parse_cd_image},
+          {"parse_utf16_label", parse_utf16_label})

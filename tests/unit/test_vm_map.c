@@ -219,6 +219,44 @@ static void ovf_controllers(void)
     sp_vm_free(&vm);
 }
 
+/* A CD drive with an image (a VDI): an ISO file and Disk after the disks,
+ * the CD item naming it; back, the CD's VDI, read-only. */
+static void ovf_cd_image(void)
+{
+    static const char *const CD_VDI = "11111111-2222-3333-4444-555555555503";
+    struct sp_vm vm, back;
+    struct sp_ovf_system sys, parsed;
+    struct sp_error err;
+    char *text = NULL;
+    size_t len = 0;
+    make_vm(&vm, false);
+    snprintf(vm.vbd_vdi[2], SP_UUID_STR, "%s", CD_VDI);
+    CHECK(!sp_vm_ovf_carries(&vm, 2) && sp_vm_ovf_cd_image(&vm, 2) && !sp_vm_ovf_cd_image(&vm, 0));
+    struct sp_ovf_map_file files[3] = {{"web01-disk1.vmdk", 1000, GIB, 4096}, {"web01-disk2.vmdk", 2000, 2 * GIB, 0},
+                                       {"web01-cd.iso", 4096, 4096, 4096}};
+    CHECK_OK(sp_vm_to_ovf(&vm, vm.cfg.name, SP_OVF_1, files, 3, &sys, &err));
+    CHECK_EQ_U64(sys.ndisks, 3);
+    CHECK(sys.disks[2].cd && !sys.disks[0].cd && strcmp(sys.disks[2].format, SP_OVF_ISO_URI) == 0);
+    CHECK(strcmp(sys.files[2].href, "web01-cd.iso") == 0);
+    CHECK_OK(sp_ovf_write(&sys, &text, &len, &err));
+    CHECK(strstr(text, "<rasd:HostResource>ovf:/disk/vmdisk3</rasd:HostResource>"));
+    CHECK_OK(sp_ovf_parse(text, len, &parsed, &err));
+    CHECK(parsed.cdrom && parsed.ndisks == 3 && parsed.disks[2].cd);
+    char uuids[3][SP_UUID_STR];
+    for (int i = 0; i < 3; i++)
+        snprintf(uuids[i], SP_UUID_STR, "%s", i < 2 ? VDIS[i] : CD_VDI);
+    CHECK_OK(sp_vm_from_ovf(&parsed, NULL, (const char(*)[SP_UUID_STR])uuids, &back, NULL, &err));
+    CHECK_EQ_U64(back.cfg.ndisks, 3);
+    CHECK(back.cfg.disks[2].cdrom && !back.cfg.disks[2].readwrite);
+    CHECK(strcmp(back.vbd_vdi[2], CD_VDI) == 0 && strcmp(back.cfg.disks[2].format, "vhd") == 0);
+    CHECK(strcmp(back.cfg.disks[2].vdev, "hdc") == 0 && !back.cfg.disks[0].cdrom && !back.cfg.disks[1].cdrom);
+    free(text);
+    sp_vm_free(&back);
+    sp_ovf_free(&parsed);
+    sp_ovf_free(&sys);
+    sp_vm_free(&vm);
+}
+
 TEST_MAIN({"xva_round_trip", xva_round_trip}, {"xva_xml_round_trip", xva_xml_round_trip},
           {"ovf_round_trip", ovf_round_trip}, {"ovf_xml_round_trip", ovf_xml_round_trip},
-          {"ovf_controllers", ovf_controllers})
+          {"ovf_controllers", ovf_controllers}, {"ovf_cd_image", ovf_cd_image})
