@@ -20,6 +20,7 @@
 #include "archive/xva_stream.h"
 #include "base/error.h"
 #include "base/instream.h"
+#include "base/notes.h"
 #include "base/progress.h"
 #include "disk/disk.h"
 #include "vm/vmconfig.h"
@@ -88,6 +89,7 @@ struct sp_archive_reader {
     struct sp_archive_disk *disks;   /* in the order the archive streams them */
     int ndisks;
     void *priv;                      /* the format's */
+    struct sp_notes notes;           /* what open changed on the way (a NIC model ...) */
     /* the registry's */
     struct sp_instream own_in;
     bool own_fd;

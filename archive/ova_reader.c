@@ -716,7 +716,7 @@ static int map_vm(struct sp_archive_reader *r, struct ova_in *st, struct sp_erro
     }
     r->ndisks = n;
     if (rc == SP_OK)
-        rc = sp_vm_from_ovf(sys, NULL, (const char(*)[SP_UUID_STR])uuids, &r->vm, err);
+        rc = sp_vm_from_ovf(sys, NULL, (const char(*)[SP_UUID_STR])uuids, &r->vm, &r->notes, err);
     free(uuids);
     return rc;
 }

@@ -29,6 +29,7 @@
 #define NS_VMW "http://www.vmware.com/schema/ovf"
 #define NS_XSI "http://www.w3.org/2001/XMLSchema-instance"
 #define NS_SP "http://snapport.example/ovf/1"
+#define NS_XENOVF "http://schemas.citrix.com/ovf/envelope/1"
 
 /* CIM ResourceType values (ova.md section 2) */
 #define RT_CPU 3
@@ -303,7 +304,52 @@ static void write_hardware(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
         rasd_i(c, "ResourceType", RT_ETHERNET);
         el_end(c);
     }
+    if (sys->firmware[0]) { /* VMware's form, which VirtualBox and virt-v2v read too */
+        el_start(c, "vmw:Config");
+        at(c, "ovf:required", "false");
+        at(c, "vmw:key", "firmware");
+        at(c, "vmw:value", sys->firmware);
+        el_end(c);
+    }
+    for (int i = 0; i < sys->nxen_config; i++) { /* XenCenter's form of XAPI's VM fields */
+        el_start(c, "xenovf:VirtualSystemOtherConfigurationData");
+        at(c, "ovf:required", "false");
+        at(c, "Name", sys->xen_config[i].name);
+        el_text(c, "xenovf:Value", sys->xen_config[i].value);
+        el_end(c);
+    }
     el_end(c); /* VirtualHardwareSection */
+}
+
+/* snapport's own section: what a Xen VM record has beyond OVF's. */
+static void write_ours(struct sp_xml_wr *c, const struct sp_ovf_system *sys)
+{
+    bool nics = false;
+    for (int i = 0; i < sys->nnics; i++)
+        nics = nics || sys->nics[i].xen_given;
+    if (!sys->xen_type[0] && !sys->xen_boot[0] && !sys->xen_vdevs[0] && !sys->xen_bios[0] && !nics &&
+        !(sys->xen_extra && *sys->xen_extra))
+        return;
+    el_start(c, "sp:XenSection");
+    at(c, "ovf:required", "false");
+    info(c, "Xen settings that OVF has no words for (snapport)");
+    if (sys->xen_type[0])
+        el_text(c, "sp:Type", sys->xen_type);
+    if (sys->xen_boot[0])
+        el_text(c, "sp:Boot", sys->xen_boot);
+    if (sys->xen_bios[0])
+        el_text(c, "sp:Bios", sys->xen_bios);
+    if (sys->xen_vdevs[0])
+        el_text(c, "sp:Vdevs", sys->xen_vdevs);
+    for (int i = 0; nics && i < sys->nnics; i++) {
+        el_start(c, "sp:Nic");
+        at(c, "sp:bridge", sys->nics[i].xen_bridge);
+        at(c, "sp:model", sys->nics[i].xen_model);
+        el_end(c);
+    }
+    if (sys->xen_extra && *sys->xen_extra)
+        el_text(c, "sp:Extra", sys->xen_extra);
+    el_end(c);
 }
 
 static bool seen_network(const struct sp_ovf_system *sys, int upto, const char *name)
@@ -326,6 +372,8 @@ static void write_envelope(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
     at(c, "xmlns:vmw", NS_VMW);
     at(c, "xmlns:xsi", NS_XSI);
     at(c, "xmlns:sp", NS_SP);
+    if (sys->nxen_config)
+        at(c, "xmlns:xenovf", NS_XENOVF);
 
     el_start(c, "References");
     for (int i = 0; i < sys->nfiles; i++) {
@@ -391,22 +439,11 @@ static void write_envelope(struct sp_xml_wr *c, const struct sp_ovf_system *sys,
     if (sys->os_type[0])
         at(c, "vmw:osType", sys->os_type);
     info(c, "The kind of installed guest operating system");
+    if (sys->os_description[0])
+        el_text(c, "Description", sys->os_description);
     el_end(c);
     write_hardware(c, sys, l);
-    if (sys->xen_type[0] || sys->xen_boot[0] || sys->xen_vdevs[0] || (sys->xen_extra && *sys->xen_extra)) {
-        el_start(c, "sp:XenSection");
-        at(c, "ovf:required", "false");
-        info(c, "Xen settings that OVF has no words for (snapport)");
-        if (sys->xen_type[0])
-            el_text(c, "sp:Type", sys->xen_type);
-        if (sys->xen_boot[0])
-            el_text(c, "sp:Boot", sys->xen_boot);
-        if (sys->xen_vdevs[0])
-            el_text(c, "sp:Vdevs", sys->xen_vdevs);
-        if (sys->xen_extra && *sys->xen_extra)
-            el_text(c, "sp:Extra", sys->xen_extra);
-        el_end(c);
-    }
+    write_ours(c, sys);
     el_end(c); /* VirtualSystem */
     el_end(c); /* Envelope */
 }
@@ -674,11 +711,18 @@ struct item {
     int order;
 };
 
+struct xen_nic {              /* one sp:Nic of our section */
+    char bridge[64];
+    char model[32];
+};
+
 struct parse {
     struct pctx *p;
     struct sp_ovf_system *sys;
     struct item *items;
     int nitems;
+    struct xen_nic *xen_nics;
+    int nxen_nics;
 };
 
 static int grow(struct pctx *p, void **arr, int n, size_t size, const char *what)
@@ -804,14 +848,29 @@ static int parse_item(struct parse *ps, xmlNode *n)
     return SP_OK;
 }
 
+static int parse_xen_nic(struct parse *ps, xmlNode *k)
+{
+    struct pctx *p = ps->p;
+    if (grow(p, (void **)&ps->xen_nics, ps->nxen_nics, sizeof *ps->xen_nics, "NICs"))
+        return p->rc;
+    struct xen_nic *n = &ps->xen_nics[ps->nxen_nics++];
+    if (attr(p, k, "bridge", n->bridge, sizeof n->bridge) < 0 || attr(p, k, "model", n->model, sizeof n->model) < 0)
+        return p->rc;
+    return SP_OK;
+}
+
 static int parse_xen(struct parse *ps, xmlNode *sec)
 {
     struct pctx *p = ps->p;
     struct sp_ovf_system *sys = ps->sys;
     if (child_text(p, sec, "Type", sys->xen_type, sizeof sys->xen_type) < 0 ||
         child_text(p, sec, "Boot", sys->xen_boot, sizeof sys->xen_boot) < 0 ||
+        child_text(p, sec, "Bios", sys->xen_bios, sizeof sys->xen_bios) < 0 ||
         child_text(p, sec, "Vdevs", sys->xen_vdevs, sizeof sys->xen_vdevs) < 0)
         return p->rc;
+    for (xmlNode *k = first_el(sec); k; k = next_el(k))
+        if (name_is(k, "Nic") && parse_xen_nic(ps, k))
+            return p->rc;
     for (xmlNode *k = first_el(sec); k; k = next_el(k))
         if (name_is(k, "Extra")) {
             xmlChar *s = xmlNodeGetContent(k);
@@ -822,6 +881,66 @@ static int parse_xen(struct parse *ps, xmlNode *sec)
                 return perr(p, SP_ENOMEM, "out of memory");
         }
     return SP_OK;
+}
+
+/* VMware's <vmw:Config vmw:key="firmware" vmw:value="efi"/>; other keys
+ * (there are many) are VMware's own business. */
+static void parse_vmw_config(struct parse *ps, xmlNode *h)
+{
+    const xmlChar *key = attr_raw(h, "key"), *value = attr_raw(h, "value");
+    if (!key || !value || xmlStrcmp(key, BAD_CAST "firmware") != 0)
+        return;
+    if (!xmlStrcasecmp(value, BAD_CAST "efi"))
+        snprintf(ps->sys->firmware, sizeof ps->sys->firmware, "efi");
+    else if (!xmlStrcasecmp(value, BAD_CAST "bios"))
+        snprintf(ps->sys->firmware, sizeof ps->sys->firmware, "bios");
+}
+
+/* VirtualBox's <vbox:Machine>...<Hardware><Firmware type="EFI"/>: EFI,
+ * EFI32, EFI64 and EFIDUAL are UEFI, BIOS is BIOS. Looked for a few levels
+ * down, not through the whole machine. */
+static void vbox_firmware(struct sp_ovf_system *sys, xmlNode *n, int depth)
+{
+    for (xmlNode *k = first_el(n); k && depth < 3; k = next_el(k)) {
+        if (name_is(k, "Firmware")) {
+            const xmlChar *t = attr_raw(k, "type");
+            if (t && !xmlStrncasecmp(t, BAD_CAST "EFI", 3))
+                snprintf(sys->firmware, sizeof sys->firmware, "efi");
+            else if (t && !xmlStrcasecmp(t, BAD_CAST "BIOS"))
+                snprintf(sys->firmware, sizeof sys->firmware, "bios");
+            return;
+        }
+        vbox_firmware(sys, k, depth + 1);
+    }
+}
+
+/* XenCenter's <xenovf:VirtualSystemOtherConfigurationData Name="platform">
+ * <xenovf:Value>nx=true;acpi=1</xenovf:Value>; values longer than we keep
+ * are cut (they are hints, not the VM). */
+static int parse_xen_config(struct parse *ps, xmlNode *h)
+{
+    struct sp_ovf_system *sys = ps->sys;
+    const xmlChar *name = attr_raw(h, "Name");
+    if (!name || sys->nxen_config >= SP_OVF_XEN_CONFIG_MAX)
+        return SP_OK;
+    struct sp_ovf_xen_config *x = &sys->xen_config[sys->nxen_config++];
+    put_cut(x->name, sizeof x->name, (const char *)name);
+    x->value[0] = '\0';
+    for (xmlNode *k = first_el(h); k; k = next_el(k))
+        if (name_is(k, "Value")) {
+            xmlChar *s = xmlNodeGetContent(k);
+            put_cut(x->value, sizeof x->value, s ? (const char *)s : "");
+            xmlFree(s);
+        }
+    return SP_OK;
+}
+
+const char *sp_ovf_xen_config(const struct sp_ovf_system *sys, const char *name)
+{
+    for (int i = 0; i < sys->nxen_config; i++)
+        if (strcmp(sys->xen_config[i].name, name) == 0)
+            return sys->xen_config[i].value;
+    return NULL;
 }
 
 static bool is_our_ns(xmlNode *n) { return n->ns && n->ns->href && xmlStrcmp(n->ns->href, BAD_CAST NS_SP) == 0; }
@@ -860,10 +979,21 @@ static int parse_vs(struct parse *ps, xmlNode *vs)
             const xmlChar *t = attr_raw(k, "osType");
             if (t)
                 put_cut(sys->os_type, sizeof sys->os_type, (const char *)t);
+            for (xmlNode *d = first_el(k); d; d = next_el(d))
+                if (name_is(d, "Description")) {
+                    xmlChar *s = xmlNodeGetContent(d);
+                    put_cut(sys->os_description, sizeof sys->os_description, s ? (const char *)s : "");
+                    xmlFree(s);
+                }
         } else if (strcmp(kind, "VirtualHardwareSection") == 0) {
             for (xmlNode *h = first_el(k); h; h = next_el(h)) {
                 if (name_is(h, "Item") || name_is(h, "StorageItem") || name_is(h, "EthernetPortItem")) {
                     if (parse_item(ps, h))
+                        return p->rc;
+                } else if (name_is(h, "Config")) {
+                    parse_vmw_config(ps, h);
+                } else if (name_is(h, "VirtualSystemOtherConfigurationData")) {
+                    if (parse_xen_config(ps, h))
                         return p->rc;
                 } else if (name_is(h, "System")) {
                     char vsi[256];
@@ -876,6 +1006,8 @@ static int parse_vs(struct parse *ps, xmlNode *vs)
         } else if (is_our_ns(k) && strcmp(kind, "XenSection") == 0) {
             if (parse_xen(ps, k))
                 return p->rc;
+        } else if (strcmp(kind, "Machine") == 0 && !required(k)) {
+            vbox_firmware(sys, k, 0); /* VirtualBox's own settings, optional */
         } else if (strcmp(kind, "ProductSection") == 0 || strcmp(kind, "EulaSection") == 0 ||
                    strcmp(kind, "StartupSection") == 0 || strcmp(kind, "InstallSection") == 0) {
             continue; /* understood well enough: nothing we import */
@@ -1092,7 +1224,7 @@ out:
 
 static int parse_tree(struct pctx *p, xmlDoc *doc, struct sp_ovf_system *sys)
 {
-    struct parse ps = {p, sys, NULL, 0};
+    struct parse ps = {p, sys, NULL, 0, NULL, 0};
     char kind[128];
     xmlNode *root = xmlDocGetRootElement(doc);
     xmlNode *vs = NULL;
@@ -1135,8 +1267,14 @@ static int parse_tree(struct pctx *p, xmlDoc *doc, struct sp_ovf_system *sys)
     }
     if (parse_vs(&ps, vs) || resolve(&ps))
         goto out;
+    for (int i = 0; i < ps.nxen_nics && i < sys->nnics; i++) {
+        sys->nics[i].xen_given = true;
+        memcpy(sys->nics[i].xen_bridge, ps.xen_nics[i].bridge, sizeof sys->nics[i].xen_bridge);
+        memcpy(sys->nics[i].xen_model, ps.xen_nics[i].model, sizeof sys->nics[i].xen_model);
+    }
 out:
     free(ps.items);
+    free(ps.xen_nics);
     return p->rc;
 }
 

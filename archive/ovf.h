@@ -50,6 +50,20 @@ struct sp_ovf_nic {
     char network[128];
     char mac[18];             /* "" when absent */
     char model[32];           /* ResourceSubType: E1000, VmxNet3, PCNet32 ... */
+    /* snapport's section: the xl bridge and model (either may be ""),
+     * when xen_given */
+    bool xen_given;
+    char xen_bridge[64];
+    char xen_model[32];
+};
+
+/* XenCenter's xenovf:VirtualSystemOtherConfigurationData: one of XAPI's VM
+ * fields (HVM_boot_policy, HVM_boot_params, platform, PV_bootloader ...),
+ * maps written "key=value;key=value". */
+#define SP_OVF_XEN_CONFIG_MAX 16
+struct sp_ovf_xen_config {
+    char name[64];
+    char value[1024];
 };
 
 struct sp_ovf_system {
@@ -59,6 +73,9 @@ struct sp_ovf_system {
     char description[1024];
     char os_type[64];         /* OperatingSystemSection vmw:osType or "" */
     int os_id;                /* OperatingSystemSection ovf:id (CIM), 0 unknown */
+    char os_description[128]; /* OperatingSystemSection Description or "" */
+    char firmware[8];         /* "efi", "bios" or "" (not said): VMware's vmw:Config
+                               * firmware, VirtualBox's Firmware type */
     uint64_t memory_mb;
     uint64_t vcpus;
     bool cdrom;               /* a CD drive is present */
@@ -68,12 +85,15 @@ struct sp_ovf_system {
     int ndisks;
     struct sp_ovf_nic *nics;
     int nnics;
+    struct sp_ovf_xen_config xen_config[SP_OVF_XEN_CONFIG_MAX];
+    int nxen_config;
     /* snapport's own section (namespace http://snapport.example/ovf/1):
      * what a Xen VM record has beyond OVF's, so that our OVA imports back
      * whole; "" when absent (other producers). */
     char xen_type[8];         /* hvm, pv, pvh */
     char xen_boot[16];
     char xen_vdevs[512];      /* the disks' Xen names in disk order, blank-separated */
+    char xen_bios[16];        /* xl's bios= */
     char *xen_extra;          /* the xl.cfg statements snapport does not interpret */
 };
 
@@ -89,5 +109,8 @@ int sp_ovf_parse(const char *text, size_t len, struct sp_ovf_system *sys, struct
 void sp_ovf_free(struct sp_ovf_system *sys);
 
 const struct sp_ovf_file *sp_ovf_find_file(const struct sp_ovf_system *sys, const char *id);
+
+/* XenCenter's value for name, or NULL. */
+const char *sp_ovf_xen_config(const struct sp_ovf_system *sys, const char *name);
 
 #endif

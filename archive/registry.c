@@ -179,6 +179,7 @@ void sp_archive_reader_free(struct sp_archive_reader *r)
     if (r->format && r->priv)
         r->format->free(r);
     sp_vm_free(&r->vm);
+    sp_notes_free(&r->notes);
     free(r->disks);
     if (r->own_fd && r->own_in.fd >= 0)
         close(r->own_in.fd);

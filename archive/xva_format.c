@@ -62,7 +62,7 @@ static int map_vm(struct sp_archive_reader *r, struct xva_in *x, struct sp_error
     }
     r->ndisks = m->nvdis;
     if (rc == SP_OK)
-        rc = sp_vm_from_xva_meta(m, NULL, (const char(*)[SP_UUID_STR])uuids, &r->vm, err);
+        rc = sp_vm_from_xva_meta(m, NULL, (const char(*)[SP_UUID_STR])uuids, &r->vm, &r->notes, err);
     free(uuids);
     return rc;
 }

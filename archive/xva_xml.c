@@ -406,6 +406,8 @@ static void write_vm(struct sp_xml_wr *c, const struct sp_xva_meta *meta)
     struct_begin(c);
     if (vm->hvm)
         mem_str(c, "order", vm->boot_order[0] ? vm->boot_order : "cd");
+    if (vm->hvm && vm->firmware[0])
+        mem_str(c, "firmware", vm->firmware);
     struct_end(c);
     m_end(c);
     mem_double(c, "HVM_shadow_multiplier", "1.0");
@@ -1013,6 +1015,7 @@ static int parse_vm(struct pctx *p, struct obj *o, struct sp_xva_vm *vm)
         get_ref(p, r, "suspend_VDI", what, vm->suspend_vdi_id, &suspend_long) ||
         get_str(p, r, "snapshot_time", what, vm->snapshot_time, sizeof vm->snapshot_time, true, NULL) ||
         get_bool(p, r, "is_a_snapshot", what, &vm->is_a_snapshot, false) ||
+        get_bool(p, r, "is_a_template", what, &vm->is_a_template, false) ||
         get_u64(p, r, "memory_static_max", what, &vm->memory_static_max, &have_smax) ||
         get_u64(p, r, "memory_dynamic_max", what, &vm->memory_dynamic_max, &have_dmax) ||
         get_u64(p, r, "memory_dynamic_min", what, &vm->memory_dynamic_min, &have_dmin) ||
@@ -1025,7 +1028,8 @@ static int parse_vm(struct pctx *p, struct obj *o, struct sp_xva_vm *vm)
 
     vm->hvm = have_policy ? policy[0] != '\0' : strcasecmp(domain_type, "hvm") == 0;
     xmlNode *bp = v_struct(member(r, "HVM_boot_params"));
-    if (bp && get_str(p, bp, "order", what, vm->boot_order, sizeof vm->boot_order, false, NULL))
+    if (bp && (get_str(p, bp, "order", what, vm->boot_order, sizeof vm->boot_order, false, NULL) ||
+               get_str(p, bp, "firmware", what, vm->firmware, sizeof vm->firmware, false, NULL)))
         return p->rc;
     if (strcmp(vm->snapshot_time, XVA_EPOCH) == 0)
         vm->snapshot_time[0] = '\0';

@@ -85,6 +85,7 @@ struct sp_xva_vm {
     char description[1024];
     bool hvm;                /* HVM_boot_policy "BIOS order" vs "" (PV) */
     char boot_order[16];     /* HVM_boot_params.order, e.g. "cd" (written "cd" if "" and HVM) */
+    char firmware[16];       /* HVM_boot_params.firmware: "uefi", "bios" or "" (XAPI: BIOS) */
     char pv_bootloader[64];  /* written "pygrub" if "" and PV */
     char pv_args[1024];
     uint64_t memory_static_max, memory_dynamic_max, memory_dynamic_min, memory_static_min; /* bytes */
@@ -92,6 +93,7 @@ struct sp_xva_vm {
     bool suspended;          /* power_state Suspended, with suspend_vdi_id */
     char suspend_vdi_id[SP_XVA_ID_MAX];
     bool is_a_snapshot;
+    bool is_a_template;      /* parse only; written false */
     char snapshot_time[32];  /* dateTime.iso8601, e.g. 20261129T02:22:58Z; "" if none */
     struct sp_xva_map platform;
     struct sp_xva_map other_config;

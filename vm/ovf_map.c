@@ -7,6 +7,7 @@
 
 #include "base/util.h"
 #include "vm/ovf_map.h"
+#include "vm/xapi.h"
 
 #define SCSI_UNITS 15         /* units 0-15 but 7, the HBA's own (VMware) */
 #define SCSI_HBA_UNIT 7
@@ -16,6 +17,26 @@
  * Linux, an HVM one "other 64-bit" (CIM OperatingSystem ids). */
 #define CIM_OS_LINUX_64 101
 #define CIM_OS_OTHER_64 102
+
+/* NIC models: xl's (qemu device names) and OVF's ResourceSubType, the
+ * names VMware and VirtualBox write. */
+static const struct {
+    const char *xl, *ovf;
+} NIC_MODELS[] = {
+    {"e1000", "E1000"}, {"e1000e", "E1000e"}, {"vmxnet3", "VmxNet3"}, {"pcnet", "PCNet32"}, {"rtl8139", "rtl8139"},
+};
+#define NNIC_MODELS (sizeof NIC_MODELS / sizeof NIC_MODELS[0])
+
+/* OVF subtypes with no qemu device of the same kind: what the guest gets
+ * instead (a driver every OS has). VMware's Flexible and Vlance are the
+ * PCnet the pcnet device is; VirtualBox's PCNetFast (Am79C973) too. */
+static const struct {
+    const char *ovf, *xl;
+} NIC_STANDINS[] = {
+    {"Flexible", "pcnet"}, {"Vlance", "pcnet"}, {"PCNetFast", "pcnet"},
+    {"VmxNet", "e1000"},   {"VmxNet2", "e1000"}, {"virtio", "e1000"}, {"virtio-net", "e1000"},
+};
+#define NNIC_STANDINS (sizeof NIC_STANDINS / sizeof NIC_STANDINS[0])
 
 /* ==== VM -> OVF ============================================================= */
 
@@ -96,15 +117,72 @@ static int ovf_disks(const struct sp_vm *vm, const struct sp_ovf_map_file *files
     return rc;
 }
 
+/* The ResourceSubType readers are shown: the OVF name of the xl model; an
+ * HVM guest without one has xl's default, rtl8139; a PV guest has no
+ * emulated NIC, so the one every hypervisor and guest knows, E1000. */
+static const char *ovf_nic_model(const struct sp_vm_config *c, const char *xl)
+{
+    if (!xl[0])
+        return c->type == SP_VM_HVM ? "rtl8139" : "E1000";
+    for (size_t k = 0; k < NNIC_MODELS; k++)
+        if (strcmp(NIC_MODELS[k].xl, xl) == 0)
+            return NIC_MODELS[k].ovf;
+    return xl;
+}
+
 static void ovf_nics(const struct sp_vm_config *c, struct sp_ovf_system *sys)
 {
     for (int i = 0; i < c->nvifs; i++) {
+        const struct sp_vm_vif *v = &c->vifs[i];
         struct sp_ovf_nic *n = &sys->nics[sys->nnics++];
-        snprintf(n->network, sizeof n->network, "%s", c->vifs[i].bridge[0] ? c->vifs[i].bridge : "default");
-        snprintf(n->mac, sizeof n->mac, "%s", c->vifs[i].mac);
-        if (strcmp(c->vifs[i].model, "e1000") == 0)
-            snprintf(n->model, sizeof n->model, "E1000");
+        snprintf(n->network, sizeof n->network, "%s",
+                 v->network[0] ? v->network : v->bridge[0] ? v->bridge : "default");
+        snprintf(n->mac, sizeof n->mac, "%s", v->mac);
+        snprintf(n->model, sizeof n->model, "%s", ovf_nic_model(c, v->model));
+        n->xen_given = true;
+        snprintf(n->xen_bridge, sizeof n->xen_bridge, "%s", v->bridge);
+        snprintf(n->xen_model, sizeof n->xen_model, "%s", v->model);
     }
+}
+
+/* XenCenter's xenovf entries: the XAPI fields of the VM record. */
+static void add_xen_config(struct sp_ovf_system *sys, const char *name, const char *value)
+{
+    if (sys->nxen_config >= SP_OVF_XEN_CONFIG_MAX)
+        return;
+    struct sp_ovf_xen_config *x = &sys->xen_config[sys->nxen_config++];
+    snprintf(x->name, sizeof x->name, "%s", name);
+    snprintf(x->value, sizeof x->value, "%s", value);
+}
+
+static int platform_append(void *ctx, const char *key, const char *value, struct sp_error *err)
+{
+    struct sp_ovf_xen_config *x = ctx;
+    size_t n = strlen(x->value);
+    int w = snprintf(x->value + n, sizeof x->value - n, "%s=%s;", key, value);
+    if (w < 0 || (size_t)w >= sizeof x->value - n)
+        x->value[n] = '\0'; /* too much: the rest is left out, as hints */
+    (void)err;
+    return SP_OK;
+}
+
+static int ovf_xen_config(const struct sp_vm_config *c, struct sp_ovf_system *sys, struct sp_error *err)
+{
+    char b[128];
+    bool hvm = c->type == SP_VM_HVM;
+    add_xen_config(sys, "HVM_boot_policy", hvm ? "BIOS order" : "");
+    if (hvm) {
+        snprintf(b, sizeof b, "order=%s;%s%s", c->boot[0] ? c->boot : "cd", sp_vm_uefi(c) ? "firmware=" : "",
+                 sp_xapi_firmware(c));
+        add_xen_config(sys, "HVM_boot_params", b);
+    } else {
+        add_xen_config(sys, "PV_bootloader", "pygrub");
+    }
+    add_xen_config(sys, "platform", sp_vm_uefi(c) ? "device-model=qemu-upstream-compat;secureboot=false;"
+                                                  : "device-model=qemu-upstream-compat;");
+    return c->extra && *c->extra
+               ? sp_xapi_platform_from_xl(c->extra, platform_append, &sys->xen_config[sys->nxen_config - 1], err)
+               : SP_OK;
 }
 
 int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_version version,
@@ -121,6 +199,8 @@ int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_versio
     bool pv = c->type != SP_VM_HVM;
     sys->os_id = pv ? CIM_OS_LINUX_64 : CIM_OS_OTHER_64;
     snprintf(sys->os_type, sizeof sys->os_type, "%s", pv ? "otherLinux64Guest" : "otherGuest64");
+    snprintf(sys->os_description, sizeof sys->os_description, "%s", pv ? "Linux 64-bit" : "Other 64-bit");
+    snprintf(sys->firmware, sizeof sys->firmware, "%s", sp_vm_uefi(c) ? "efi" : "bios");
     sys->memory_mb = (uint64_t)c->memory_mb;
     sys->vcpus = (uint64_t)(c->vcpus > 0 ? c->vcpus : 1);
     sys->files = sp_zalloc(sizeof *sys->files * (size_t)(nfiles + 1), err);
@@ -132,8 +212,11 @@ int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_versio
     if (rc != SP_OK)
         return rc;
     ovf_nics(c, sys);
+    if ((rc = ovf_xen_config(c, sys, err)) != SP_OK)
+        return rc;
     snprintf(sys->xen_type, sizeof sys->xen_type, "%s", sp_vm_type_name(c->type));
     snprintf(sys->xen_boot, sizeof sys->xen_boot, "%s", c->boot);
+    snprintf(sys->xen_bios, sizeof sys->xen_bios, "%s", c->bios);
     if (c->extra && *c->extra && !(sys->xen_extra = strdup(c->extra)))
         return sp_error_set(err, SP_ENOMEM, "out of memory");
     return SP_OK;
@@ -177,8 +260,115 @@ const char *sp_ovf_vm_name(const struct sp_ovf_system *sys, const char *given)
     return given ? given : sys->name[0] ? sys->name : sys->id[0] ? sys->id : "imported";
 }
 
+/* The xl model for an OVF NIC of another writer: the same device where
+ * qemu has it, else a stand-in (said in notes); none given: xl's default. */
+static void xl_nic_model(const struct sp_ovf_nic *n, int i, char *out, size_t len, struct sp_notes *notes)
+{
+    out[0] = '\0';
+    if (!n->model[0])
+        return;
+    for (size_t k = 0; k < NNIC_MODELS; k++)
+        if (strcasecmp(NIC_MODELS[k].ovf, n->model) == 0) {
+            snprintf(out, len, "%s", NIC_MODELS[k].xl);
+            return;
+        }
+    const char *standin = "e1000";
+    for (size_t k = 0; k < NNIC_STANDINS; k++)
+        if (strcasecmp(NIC_STANDINS[k].ovf, n->model) == 0)
+            standin = NIC_STANDINS[k].xl;
+    snprintf(out, len, "%s", standin);
+    sp_note(notes, "NIC %d: model %s has no Xen device of that name; the guest gets %s", i + 1, n->model, standin);
+}
+
+static int map_nics(const struct sp_ovf_system *sys, bool ours, struct sp_vm_config *c, struct sp_notes *notes,
+                    struct sp_error *err)
+{
+    for (int i = 0; i < sys->nnics; i++) {
+        const struct sp_ovf_nic *n = &sys->nics[i];
+        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
+        snprintf(f->mac, sizeof f->mac, "%s", n->mac);
+        if (sp_vm_mac_unset(f->mac)) {
+            int rc = sp_vm_mac_new(f->mac, err);
+            if (rc)
+                return rc;
+        }
+        if (n->xen_given) {
+            snprintf(f->bridge, sizeof f->bridge, "%s", n->xen_bridge);
+            snprintf(f->model, sizeof f->model, "%s", n->xen_model);
+        } else {
+            /* a foreign network name is no bridge here: xl's default one */
+            if (ours && strcmp(n->network, "default") != 0)
+                snprintf(f->bridge, sizeof f->bridge, "%s", n->network);
+            xl_nic_model(n, i, f->model, sizeof f->model, notes);
+        }
+        if (strcmp(n->network, "default") != 0 && strcmp(n->network, f->bridge) != 0)
+            snprintf(f->network, sizeof f->network, "%s", n->network);
+    }
+    return SP_OK;
+}
+
+/* A value of XenCenter's "key=value;key=value" form, or "". */
+static void xen_map_get(const char *map, const char *key, char *out, size_t len)
+{
+    out[0] = '\0';
+    size_t kl = strlen(key);
+    for (const char *p = map; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+        while (*p == ' ')
+            p++;
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            snprintf(out, len, "%.*s", (int)strcspn(p + kl + 1, ";"), p + kl + 1);
+            return;
+        }
+    }
+}
+
+/* Another writer's settings: XenCenter's XAPI fields (PV or HVM, boot
+ * order, firmware, platform), else VMware's or VirtualBox's firmware. */
+static int map_foreign(const struct sp_ovf_system *sys, struct sp_vm_config *c, struct sp_notes *notes,
+                       struct sp_error *err)
+{
+    const char *policy = sp_ovf_xen_config(sys, "HVM_boot_policy");
+    const char *params = sp_ovf_xen_config(sys, "HVM_boot_params");
+    const char *platform = sp_ovf_xen_config(sys, "platform");
+    char v[64];
+    if (policy && !policy[0]) { /* XAPI's PV guest: no HVM boot policy */
+        c->type = SP_VM_PV;
+        c->boot[0] = '\0';
+    }
+    if (c->type == SP_VM_HVM && params) {
+        xen_map_get(params, "order", v, sizeof v);
+        if (v[0] && strlen(v) < sizeof c->boot)
+            snprintf(c->boot, sizeof c->boot, "%s", v);
+        xen_map_get(params, "firmware", v, sizeof v);
+        snprintf(c->bios, sizeof c->bios, "%s", sp_xapi_bios(v));
+    }
+    if (c->type == SP_VM_HVM && strcmp(sys->firmware, "efi") == 0)
+        snprintf(c->bios, sizeof c->bios, "ovmf");
+    size_t len = 0;
+    FILE *f = open_memstream(&c->extra, &len);
+    if (!f)
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    for (const char *p = platform; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+        char key[64], val[128];
+        size_t n = strcspn(p, ";");
+        const char *eq = memchr(p, '=', n);
+        if (!eq)
+            continue;
+        snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+        snprintf(val, sizeof val, "%.*s", (int)(n - (size_t)(eq + 1 - p)), eq + 1);
+        if (c->type == SP_VM_HVM || !strcmp(key, "secureboot"))
+            sp_xapi_platform_to_xl(key, val, f, notes);
+    }
+    if (fclose(f) != 0) {
+        free(c->extra);
+        c->extra = NULL;
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    return SP_OK;
+}
+
 int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char (*vdis)[SP_UUID_STR],
-                   struct sp_vm *vm, struct sp_error *err)
+                   struct sp_vm *vm, struct sp_notes *notes, struct sp_error *err)
 {
     memset(vm, 0, sizeof *vm);
     struct sp_vm_config *c = &vm->cfg;
@@ -188,7 +378,17 @@ int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char
     c->memory_mb = sys->memory_mb ? (long)sys->memory_mb : 1024; /* VirtualBox's default when absent */
     c->vcpus = sys->vcpus ? (long)sys->vcpus : 1;
     snprintf(c->boot, sizeof c->boot, "%s", ours ? sys->xen_boot : c->type == SP_VM_HVM ? "cd" : "");
-    c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
+    int rc = SP_OK;
+    if (ours) {
+        snprintf(c->bios, sizeof c->bios, "%s", sys->xen_bios);
+        if (!sys->xen_bios[0] && c->type == SP_VM_HVM && strcmp(sys->firmware, "efi") == 0)
+            snprintf(c->bios, sizeof c->bios, "ovmf"); /* snapport before sp:Bios */
+        c->extra = strdup(sys->xen_extra ? sys->xen_extra : "");
+    } else {
+        rc = map_foreign(sys, c, notes, err);
+    }
+    if (rc)
+        return rc;
     int n = sys->ndisks + (sys->cdrom ? 1 : 0);
     c->disks = sp_zalloc(sizeof *c->disks * (size_t)(n + 1), err);
     vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(n + 1), err);
@@ -214,14 +414,5 @@ int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char
         if (!(d->target = strdup("")))
             return sp_error_set(err, SP_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < sys->nnics; i++) {
-        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
-        snprintf(f->mac, sizeof f->mac, "%s", sys->nics[i].mac);
-        /* a foreign network name means nothing here: xl's default bridge */
-        if (ours && strcmp(sys->nics[i].network, "default") != 0)
-            snprintf(f->bridge, sizeof f->bridge, "%s", sys->nics[i].network);
-        if (strcasecmp(sys->nics[i].model, "E1000") == 0)
-            snprintf(f->model, sizeof f->model, "e1000");
-    }
-    return SP_OK;
+    return map_nics(sys, ours, c, notes, err);
 }

@@ -1,8 +1,8 @@
 /* The VM record (vm/vmconfig.h) and an OVF virtual system (archive/ovf.h),
  * mapped both ways. What survives a round trip through snapport's own OVF
- * section: name, HVM/PV/PVH, memory, vCPUs, boot order, the disks in order
- * (their Xen names), the CD drive, MACs, bridges and the e1000 model, and
- * the xl.cfg statements snapport does not interpret. A foreign OVF gives
+ * section: name, HVM/PV/PVH, memory, vCPUs, boot order, firmware, the disks
+ * in order (their Xen names), the CD drive, MACs, bridges, NIC models and
+ * network names, and the xl.cfg statements snapport does not interpret. A foreign OVF gives
  * what it has (names hdX or xvdX, xl's default bridge). */
 #ifndef SP_OVF_MAP_H
 #define SP_OVF_MAP_H
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "archive/ovf.h"
+#include "base/notes.h"
 #include "vm/vmconfig.h"
 
 /* One disk file the OVF carries, in the VM's disk order. */
@@ -39,8 +40,11 @@ const char *sp_ovf_vm_name(const struct sp_ovf_system *sys, const char *given);
 
 /* The VM for an OVF system: its disks in OVF order, disk i on the VDI
  * vdis[i] (sys->ndisks of them), the CD drive, the NICs; name NULL: the
- * system's. Release vm with sp_vm_free. */
+ * system's. Another writer's firmware (VMware's, VirtualBox's, XenCenter's
+ * fields), NIC models (a stand-in where qemu has no such device, said in
+ * notes, which may be NULL), network names; a missing MAC is made once.
+ * Release vm with sp_vm_free. */
 int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char (*vdis)[SP_UUID_STR],
-                   struct sp_vm *vm, struct sp_error *err);
+                   struct sp_vm *vm, struct sp_notes *notes, struct sp_error *err);
 
 #endif

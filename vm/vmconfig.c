@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,9 +27,13 @@
 #define SP_VM_MAX_MEMORY_MB (1L << 30)
 #define SP_VM_MAX_VCPUS 8192L
 
+/* The per-VIF network names (struct sp_vm_vif network): a key xl ignores. */
+#define NETWORKS_KEY "snapport_networks"
+
 /* The keys this module interprets; every other statement goes to extra. */
 static const char *const interpreted_keys[] = {
-    "name", "uuid", "type", "builder", "memory", "maxmem", "vcpus", "maxvcpus", "boot", "disk", "vif",
+    "name", "uuid", "type", "builder", "memory", "maxmem", "vcpus", "maxvcpus", "boot", "bios", "disk", "vif",
+    NETWORKS_KEY,
 };
 
 /* libxlutil's wording of a disk spec error, before the part worth showing. */
@@ -427,6 +432,19 @@ static int parse_sizes(struct parse_ctx *x, struct sp_vm_config *c)
     return boot ? set_field(x, c->boot, sizeof c->boot, "boot", boot) : SP_OK;
 }
 
+/* bios= as xl takes it (libxl_bios_type_from_string): one of three words. */
+static int parse_bios(struct parse_ctx *x, struct sp_vm_config *c)
+{
+    const char *bios;
+    int rc = get_string(x, "bios", &bios);
+    if (rc || !bios)
+        return rc;
+    if (strcmp(bios, "rombios") != 0 && strcmp(bios, "seabios") != 0 && strcmp(bios, "ovmf") != 0)
+        return sp_error_set(x->err, SP_EFORMAT, "%s:%d: bios: `%s' is not rombios, seabios or ovmf", x->name,
+                            key_line(x->text, x->len, "bios"), bios);
+    return set_field(x, c->bios, sizeof c->bios, "bios", bios);
+}
+
 /* A list-valued key: *list = NULL, *n = 0 when absent. */
 static int get_list(struct parse_ctx *x, const char *key, XLU_ConfigList **list, int *n)
 {
@@ -659,6 +677,23 @@ static int parse_vifs(struct parse_ctx *x, struct sp_vm_config *c)
     return rc;
 }
 
+/* snapport_networks = [ 'name', ... ]: the VIFs' network names in VIF
+ * order; names past the last VIF are ignored (a VIF removed by hand). */
+static int parse_networks(struct parse_ctx *x, struct sp_vm_config *c)
+{
+    XLU_ConfigList *list;
+    int n;
+    int rc = get_list(x, NETWORKS_KEY, &list, &n);
+    for (int i = 0; !rc && i < n && i < c->nvifs; i++) {
+        const char *name = xlu_cfg_get_listitem(list, i);
+        if (!name)
+            return sp_error_set(x->err, SP_EFORMAT, "%s:%d: %s: item %d is not a string", x->name,
+                                key_line(x->text, x->len, NETWORKS_KEY), NETWORKS_KEY, i + 1);
+        rc = set_field(x, c->vifs[i].network, sizeof c->vifs[i].network, NETWORKS_KEY, name);
+    }
+    return rc;
+}
+
 static int parse_cfg(struct parse_ctx *x, struct sp_vm_config *c)
 {
     report_mark(&x->rep);
@@ -673,7 +708,11 @@ static int parse_cfg(struct parse_ctx *x, struct sp_vm_config *c)
     if (!rc)
         rc = parse_disks(x, c);
     if (!rc)
+        rc = parse_bios(x, c);
+    if (!rc)
         rc = parse_vifs(x, c);
+    if (!rc)
+        rc = parse_networks(x, c);
     if (!rc)
         rc = collect_extra(x->text, x->len, &c->extra, x->err);
     return rc;
@@ -1001,7 +1040,28 @@ static int put_scalars(FILE *f, const struct sp_vm_config *c, struct sp_error *e
      * whenever it is set keeps a round trip exact. */
     if (c->boot[0])
         rc = put_key_string(f, "boot", c->boot, err);
+    if (!rc && c->bios[0])
+        rc = put_key_string(f, "bios", c->bios, err);
     return rc;
+}
+
+/* The VIFs' network names, when any VIF has one. */
+static int put_networks(FILE *f, const struct sp_vm_config *c, struct sp_error *err)
+{
+    bool any = false;
+    for (int i = 0; i < c->nvifs; i++)
+        any = any || c->vifs[i].network[0];
+    if (!any)
+        return SP_OK;
+    fprintf(f, "%s = [ ", NETWORKS_KEY);
+    for (int i = 0; i < c->nvifs; i++) {
+        int rc = check_quotable(NETWORKS_KEY, c->vifs[i].network, err);
+        if (rc)
+            return rc;
+        put_quoted(f, c->vifs[i].network);
+        fputs(i + 1 < c->nvifs ? ", " : " ]\n", f);
+    }
+    return SP_OK;
 }
 
 int sp_vmconfig_format(const struct sp_vm_config *c, char **out, struct sp_error *err)
@@ -1017,6 +1077,8 @@ int sp_vmconfig_format(const struct sp_vm_config *c, char **out, struct sp_error
         rc = put_disks(f, c, err);
     if (!rc)
         rc = put_vifs(f, c, err);
+    if (!rc)
+        rc = put_networks(f, c, err);
     if (!rc && c->extra && *c->extra) {
         fputc('\n', f);
         fputs(c->extra, f);
@@ -1114,6 +1176,33 @@ const char *sp_vm_type_name(enum sp_vm_type t)
     case SP_VM_PVH: return "pvh";
     }
     return "unknown";
+}
+
+bool sp_vm_uefi(const struct sp_vm_config *c)
+{
+    return c->type == SP_VM_HVM && strcmp(c->bios, "ovmf") == 0;
+}
+
+bool sp_vm_mac_unset(const char *mac)
+{
+    for (const char *p = mac; *p; p++)
+        if (*p != '0' && *p != ':' && *p != '-')
+            return false;
+    return true;
+}
+
+int sp_vm_mac_new(char out[18], struct sp_error *err)
+{
+    uint8_t b[3];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n < 0 && errno != EINTR)
+            return sp_error_errno(err, errno, "getrandom");
+        got += n > 0 ? (size_t)n : 0;
+    }
+    snprintf(out, 18, "00:16:3e:%02x:%02x:%02x", b[0], b[1], b[2]);
+    return SP_OK;
 }
 
 void sp_vm_free(struct sp_vm *vm)

@@ -34,6 +34,11 @@ struct sp_vm_vif {
     char bridge[64];
     char model[32];
     char ip[64];
+    /* The name of the network the VIF is on where the VM came from (XAPI's
+     * network name_label, an OVF Network): xl has no such thing, so it is
+     * kept under the top-level key snapport_networks, which xl ignores, and
+     * written back on export. "" when none. */
+    char network[128];
     char *extra;         /* other key=value items of the spec, verbatim, comma-joined; NULL if none */
 };
 
@@ -47,6 +52,7 @@ struct sp_vm_config {
     long vcpus;          /* vcpus=, default 1 */
     long maxvcpus;       /* maxvcpus=, 0 when absent */
     char boot[16];       /* boot= (hvm), "" when absent */
+    char bios[16];       /* bios= (hvm): rombios, seabios, ovmf (UEFI); "" when absent */
     struct sp_vm_disk *disks;
     int ndisks;
     struct sp_vm_vif *vifs;
@@ -81,6 +87,16 @@ int sp_vmconfig_copy(struct sp_vm_config *dst, const struct sp_vm_config *src, s
 void sp_vmconfig_free(struct sp_vm_config *c);
 
 const char *sp_vm_type_name(enum sp_vm_type t);
+
+/* Whether the guest boots with UEFI firmware (an HVM guest with bios=ovmf). */
+bool sp_vm_uefi(const struct sp_vm_config *c);
+
+/* Whether a MAC is no address at all: blank or 00:00:00:00:00:00 (XenServer
+ * 5.5 exports and some writers give that; XAPI makes a new one at import). */
+bool sp_vm_mac_unset(const char *mac);
+/* A new random MAC in Xen's OUI 00:16:3e, as xl would make at each boot;
+ * made once at import so that the guest keeps it. */
+int sp_vm_mac_new(char out[18], struct sp_error *err);
 
 /* ---- the VM record ------------------------------------------------------ */
 

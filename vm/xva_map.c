@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "base/util.h"
+#include "vm/xapi.h"
 #include "vm/xva_map.h"
 
 /* ==== VM -> ova.xml ========================================================= */
@@ -32,66 +33,25 @@ static void iso_time(int64_t t, char *out, size_t len)
     strftime(out, len, "%Y%m%dT%H:%M:%SZ", &tm);
 }
 
-/* The network of a bridge: one per distinct bridge, in first-use order. */
-static const char *network_for(struct sp_xva_meta *m, const char *bridge)
+/* The network of a VIF: one per distinct (name, bridge), in first-use
+ * order; named by the VIF's network name, else its bridge. */
+static const char *network_for(struct sp_xva_meta *m, const struct sp_vm_vif *vif)
 {
+    const char *name = vif->network[0] ? vif->network : vif->bridge[0] ? vif->bridge : "snapport network";
     for (int i = 0; i < m->nnetworks; i++)
-        if (strcmp(m->networks[i].bridge, bridge) == 0)
+        if (strcmp(m->networks[i].bridge, vif->bridge) == 0 && strcmp(m->networks[i].name, name) == 0)
             return m->networks[i].id;
     struct sp_xva_network *n = &m->networks[m->nnetworks];
     snprintf(n->id, sizeof n->id, "Ref:N%02d", m->nnetworks);
-    snprintf(n->name, sizeof n->name, "%s", bridge[0] ? bridge : "snapport network");
-    snprintf(n->bridge, sizeof n->bridge, "%s", bridge);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->bridge, sizeof n->bridge, "%s", vif->bridge);
     m->nnetworks++;
     return n->id;
 }
 
-/* xl.cfg keys that XAPI keeps in VM.platform, under the same names. */
-static const char *const PLATFORM_KEYS[] = {"acpi", "apic", "pae", "nx", "viridian", "hpet", "vga", "videoram",
-                                            "timeoffset", "usb"};
-
-static bool is_platform_key(const char *k, size_t n)
+static int platform_add(void *ctx, const char *key, const char *value, struct sp_error *err)
 {
-    for (size_t i = 0; i < sizeof PLATFORM_KEYS / sizeof PLATFORM_KEYS[0]; i++)
-        if (strlen(PLATFORM_KEYS[i]) == n && strncmp(PLATFORM_KEYS[i], k, n) == 0)
-            return true;
-    return false;
-}
-
-/* "viridian = 1" / "vga = 'stdvga'" lines of the xl.cfg text become
- * platform entries; 0/1 are written as XAPI does, "false"/"true". */
-static int platform_from_extra(const char *extra, struct sp_xva_map *platform, struct sp_error *err)
-{
-    const char *line = extra;
-    while (line && *line) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        size_t k = 0;
-        while (k < len && (line[k] == '_' || (line[k] >= 'a' && line[k] <= 'z') || (line[k] >= '0' && line[k] <= '9')))
-            k++;
-        const char *eq = memchr(line, '=', len);
-        if (k && eq && is_platform_key(line, k)) {
-            char key[32], val[128];
-            snprintf(key, sizeof key, "%.*s", (int)k, line);
-            const char *v = eq + 1;
-            size_t vl = len - (size_t)(v - line);
-            while (vl && (*v == ' ' || *v == '\t' || *v == '\'' || *v == '"'))
-                v++, vl--;
-            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t' || v[vl - 1] == '\'' || v[vl - 1] == '"'))
-                vl--;
-            snprintf(val, sizeof val, "%.*s", (int)vl, v);
-            /* XAPI spells xl's vga="stdvga" as "std" */
-            const char *out = strcmp(val, "1") == 0 ? "true" : strcmp(val, "0") == 0 ? "false"
-                            : strcmp(val, "stdvga") == 0 ? "std" : val;
-            if (val[0] && !strchr(val, '[')) {
-                int rc = map_add(platform, key, out, err);
-                if (rc != SP_OK)
-                    return rc;
-            }
-        }
-        line = end ? end + 1 : NULL;
-    }
-    return SP_OK;
+    return map_add(ctx, key, value, err);
 }
 
 static int vm_record(const struct sp_vm *snap, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err)
@@ -116,9 +76,12 @@ static int vm_record(const struct sp_vm *snap, const char *vm_name, struct sp_xv
     v->vcpus_at_startup = (uint64_t)c->vcpus;
     v->vcpus_max = (uint64_t)(c->maxvcpus > c->vcpus ? c->maxvcpus : c->vcpus);
     iso_time(snap->snapshot_time ? snap->snapshot_time : snap->created, v->snapshot_time, sizeof v->snapshot_time);
+    snprintf(v->firmware, sizeof v->firmware, "%s", v->hvm ? sp_xapi_firmware(c) : "");
     int rc = map_add(&v->platform, "device-model", "qemu-upstream-compat", err);
+    if (rc == SP_OK && v->firmware[0]) /* XAPI's UEFI guests say whether secure boot is on */
+        rc = map_add(&v->platform, "secureboot", "false", err);
     if (rc == SP_OK && c->extra && c->extra[0])
-        rc = platform_from_extra(c->extra, &v->platform, err);
+        rc = sp_xapi_platform_from_xl(c->extra, platform_add, &v->platform, err);
     if (rc == SP_OK && c->extra && c->extra[0])
         rc = map_add(&v->other_config, SP_XVA_XL_EXTRA_KEY, c->extra, err);
     return rc;
@@ -180,7 +143,7 @@ int sp_vm_to_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_x
         snprintf(f->device, sizeof f->device, "%d", i);
         snprintf(f->mac, sizeof f->mac, "%s", c->vifs[i].mac);
         f->mtu = 1500;
-        snprintf(f->network_id, sizeof f->network_id, "%s", network_for(m, c->vifs[i].bridge));
+        snprintf(f->network_id, sizeof f->network_id, "%s", network_for(m, &c->vifs[i]));
     }
     return rc;
 }
@@ -201,10 +164,124 @@ static int vbd_order(const void *a, const void *b)
     return atoi(x->userdevice) - atoi(y->userdevice);
 }
 
-/* The store's VM for the archive's: the VBDs in userdevice order, the new
- * VDIs in place of the archive's ids. */
+/* Whether vdev is taken by one of the first n disks. */
+static bool vdev_used(const struct sp_vm_config *c, int n, const char *vdev)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(c->disks[i].vdev, vdev) == 0)
+            return true;
+    return false;
+}
+
+/* A name for a VBD without a device: XAPI's convention, the userdevice's
+ * letter (userdevice 3, a CD, is hdd or xvdd); hd* for the four IDE units
+ * of an HVM guest, xvd* else; the next free letter if taken. */
+static void vbd_vdev(const struct sp_vm_config *c, int n, const struct sp_xva_vbd *b, bool hvm, char *out,
+                     size_t len)
+{
+    char *end = NULL;
+    long u = strtol(b->userdevice, &end, 10);
+    if (end == b->userdevice || *end || u < 0 || u > 25)
+        u = n;
+    for (int k = 0; k < 26; k++) {
+        int letter = (int)((u + k) % 26);
+        snprintf(out, len, "%s%c", hvm && letter < 4 ? "hd" : "xvd", 'a' + letter);
+        if (!vdev_used(c, n, out))
+            return;
+    }
+}
+
+/* The disks: the VBDs in userdevice order, the new VDIs in place of the
+ * archive's ids. Named devices first keep their names. */
+static int map_disks(const struct sp_xva_meta *m, const char (*vdis)[SP_UUID_STR], struct sp_vm *vm,
+                     struct sp_error *err)
+{
+    struct sp_vm_config *c = &vm->cfg;
+    struct sp_xva_vbd *vbds = sp_zalloc(sizeof *vbds * (size_t)(m->nvbds + 1), err);
+    if (!vbds)
+        return SP_ENOMEM;
+    if (m->nvbds > 0) /* an ova.xml without VBDs has no array: memcpy from NULL is UB even for 0 bytes */
+        memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
+    if (m->nvbds > 1)
+        qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
+    for (int i = 0; i < m->nvbds; i++) {
+        struct sp_vm_disk *d = &c->disks[c->ndisks];
+        const struct sp_xva_vbd *b = &vbds[i];
+        snprintf(d->vdev, sizeof d->vdev, "%s", b->device);
+        d->readwrite = !b->read_only;
+        d->cdrom = b->cd;
+        snprintf(d->format, sizeof d->format, "%s", b->cd ? "empty" : "vhd");
+        d->target = strdup("");
+        if (!d->target) {
+            free(vbds);
+            return sp_error_set(err, SP_ENOMEM, "out of memory");
+        }
+        for (int k = 0; k < m->nvdis; k++)
+            if (strcmp(m->vdis[k].id, b->vdi_id) == 0)
+                snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", vdis[k]);
+        if (vm->vbd_vdi[c->ndisks][0])
+            snprintf(d->format, sizeof d->format, "vhd");
+        c->ndisks++;
+    }
+    for (int i = 0; i < c->ndisks; i++)
+        if (!c->disks[i].vdev[0]) {
+            char name[sizeof c->disks[i].vdev];
+            vbd_vdev(c, c->ndisks, &vbds[i], m->vm.hvm, name, sizeof name);
+            memcpy(c->disks[i].vdev, name, sizeof name);
+        }
+    free(vbds);
+    return SP_OK;
+}
+
+/* The VIFs: MAC (a new one where the archive has none), bridge, and the
+ * network's name when it is more than the bridge's or our placeholder. */
+static int map_vifs(const struct sp_xva_meta *m, struct sp_vm_config *c, struct sp_error *err)
+{
+    for (int i = 0; i < m->nvifs; i++) {
+        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
+        snprintf(f->mac, sizeof f->mac, "%s", m->vifs[i].mac);
+        if (sp_vm_mac_unset(f->mac)) {
+            int rc = sp_vm_mac_new(f->mac, err);
+            if (rc)
+                return rc;
+        }
+        const struct sp_xva_network *n = sp_xva_find_network(m, m->vifs[i].network_id);
+        if (!n)
+            continue;
+        snprintf(f->bridge, sizeof f->bridge, "%s", n->bridge);
+        if (strcmp(n->name, n->bridge) != 0 && strcmp(n->name, "snapport network") != 0)
+            snprintf(f->network, sizeof f->network, "%s", n->name);
+    }
+    return SP_OK;
+}
+
+/* The xl.cfg statements: ours verbatim (they hold the platform keys); for
+ * another writer's HVM guest, its platform entries in xl's words. */
+static int map_extra(const struct sp_xva_meta *m, struct sp_vm_config *c, struct sp_notes *notes,
+                     struct sp_error *err)
+{
+    const char *ours = map_get(&m->vm.other_config, SP_XVA_XL_EXTRA_KEY);
+    if (ours) {
+        c->extra = strdup(ours);
+        return c->extra ? SP_OK : sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    size_t len = 0;
+    FILE *f = open_memstream(&c->extra, &len);
+    if (!f)
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    for (int i = 0; i < m->vm.platform.n; i++)
+        if (m->vm.hvm || !strcmp(m->vm.platform.items[i].key, "secureboot"))
+            sp_xapi_platform_to_xl(m->vm.platform.items[i].key, m->vm.platform.items[i].value, f, notes);
+    if (fclose(f) != 0) {
+        free(c->extra);
+        c->extra = NULL;
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    return SP_OK;
+}
+
 int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const char (*vdis)[SP_UUID_STR],
-                        struct sp_vm *vm, struct sp_error *err)
+                        struct sp_vm *vm, struct sp_notes *notes, struct sp_error *err)
 {
     memset(vm, 0, sizeof *vm);
     struct sp_vm_config *c = &vm->cfg;
@@ -214,52 +291,26 @@ int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const cha
     c->maxmem_mb = (long)(m->vm.memory_static_max >> 20);
     c->vcpus = (long)m->vm.vcpus_at_startup;
     c->maxvcpus = (long)m->vm.vcpus_max;
-    if (m->vm.hvm)
+    if (m->vm.hvm) {
         snprintf(c->boot, sizeof c->boot, "%s", m->vm.boot_order);
-    const char *extra = map_get(&m->vm.other_config, SP_XVA_XL_EXTRA_KEY);
-    c->extra = strdup(extra ? extra : "");
-    struct sp_xva_vbd *vbds = sp_zalloc(sizeof *vbds * (size_t)(m->nvbds + 1), err);
+        snprintf(c->bios, sizeof c->bios, "%s", sp_xapi_bios(m->vm.firmware));
+    }
+    if (m->vm.is_a_template)
+        sp_note(notes, "the VM is a template; imported as a halted VM");
     c->disks = sp_zalloc(sizeof *c->disks * (size_t)(m->nvbds + 1), err);
     vm->vbd_vdi = sp_zalloc(sizeof *vm->vbd_vdi * (size_t)(m->nvbds + 1), err);
     c->vifs = sp_zalloc(sizeof *c->vifs * (size_t)(m->nvifs + 1), err);
-    if (!c->extra || !vbds || !c->disks || !vm->vbd_vdi || !c->vifs) {
-        free(vbds);
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    }
-    if (m->nvbds > 0) /* an ova.xml without VBDs has no array: memcpy from NULL is UB even for 0 bytes */
-        memcpy(vbds, m->vbds, sizeof *vbds * (size_t)m->nvbds);
-    if (m->nvbds > 1)
-        qsort(vbds, (size_t)m->nvbds, sizeof *vbds, vbd_order);
-    for (int i = 0; i < m->nvbds; i++) {
-        struct sp_vm_disk *d = &c->disks[c->ndisks];
-        const struct sp_xva_vbd *b = &vbds[i];
-        if (b->device[0])
-            snprintf(d->vdev, sizeof d->vdev, "%s", b->device);
-        else
-            snprintf(d->vdev, sizeof d->vdev, "%s%c", m->vm.hvm ? "hd" : "xvd", 'a' + (i % 26));
-        d->readwrite = !b->read_only;
-        d->cdrom = b->cd;
-        snprintf(d->format, sizeof d->format, "%s", b->cd ? "empty" : "vhd");
-        d->target = strdup("");
-        for (int k = 0; k < m->nvdis; k++)
-            if (strcmp(m->vdis[k].id, b->vdi_id) == 0)
-                snprintf(vm->vbd_vdi[c->ndisks], SP_UUID_STR, "%s", vdis[k]);
-        if (vm->vbd_vdi[c->ndisks][0])
-            snprintf(d->format, sizeof d->format, "vhd");
-        c->ndisks++;
-    }
-    free(vbds);
-    for (int i = 0; i < m->nvifs; i++) {
-        struct sp_vm_vif *f = &c->vifs[c->nvifs++];
-        snprintf(f->mac, sizeof f->mac, "%s", m->vifs[i].mac);
-        for (int k = 0; k < m->nnetworks; k++)
-            if (strcmp(m->networks[k].id, m->vifs[i].network_id) == 0)
-                snprintf(f->bridge, sizeof f->bridge, "%s", m->networks[k].bridge);
-    }
-    for (int k = 0; k < m->nvdis; k++)
+    if (!c->disks || !vm->vbd_vdi || !c->vifs)
+        return SP_ENOMEM;
+    int rc = map_extra(m, c, notes, err);
+    if (!rc)
+        rc = map_disks(m, vdis, vm, err);
+    if (!rc)
+        rc = map_vifs(m, c, err);
+    for (int k = 0; !rc && k < m->nvdis; k++)
         if (m->vm.suspended && strcmp(m->vdis[k].id, m->vm.suspend_vdi_id) == 0) {
             vm->suspended = true;
             snprintf(vm->suspend_vdi, sizeof vm->suspend_vdi, "%s", vdis[k]);
         }
-    return SP_OK;
+    return rc;
 }

@@ -8,6 +8,7 @@
 #define SP_XVA_MAP_H
 
 #include "archive/xva_xml.h"
+#include "base/notes.h"
 #include "vm/vmconfig.h"
 
 /* ova.xml's objects for vm: its disks' VDIs (vm->vbd_vdi, "" for none) and
@@ -18,10 +19,14 @@
  * with sp_xva_meta_free. */
 int sp_vm_to_xva_meta(const struct sp_vm *vm, const char *vm_name, struct sp_xva_meta *m, struct sp_error *err);
 
-/* The VM for an ova.xml: the VBDs in userdevice order, vdis[k] the uuid of
- * m->vdis[k] (nv entries as many as m->nvdis); name NULL: the archive's.
- * Release vm with sp_vm_free. */
+/* The VM for an ova.xml: the VBDs in userdevice order (a VBD without a
+ * device named by its userdevice, XAPI's way), vdis[k] the uuid of
+ * m->vdis[k] (as many as m->nvdis); name NULL: the archive's. Another
+ * writer's platform entries become xl keys, HVM_boot_params firmware=uefi
+ * bios=ovmf, a missing or all-zero MAC a new one; what does not carry over
+ * (a template's status, secure boot) goes to notes (may be NULL). Release
+ * vm with sp_vm_free. */
 int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const char (*vdis)[SP_UUID_STR],
-                        struct sp_vm *vm, struct sp_error *err);
+                        struct sp_vm *vm, struct sp_notes *notes, struct sp_error *err);
 
 #endif

@@ -89,7 +89,7 @@ static void xva_from_meta(const struct sp_xva_meta *m, struct sp_vm *back)
     char (*uuids)[SP_UUID_STR] = calloc((size_t)m->nvdis + 1, sizeof *uuids);
     for (int k = 0; k < m->nvdis; k++)
         snprintf(uuids[k], SP_UUID_STR, "%s", m->vdis[k].uuid);
-    CHECK_OK(sp_vm_from_xva_meta(m, NULL, (const char(*)[SP_UUID_STR])uuids, back, &err));
+    CHECK_OK(sp_vm_from_xva_meta(m, NULL, (const char(*)[SP_UUID_STR])uuids, back, NULL, &err));
     free(uuids);
 }
 
@@ -164,7 +164,7 @@ static void ovf_from(const struct sp_ovf_system *sys, struct sp_vm *back)
     memset(uuids, 0, sizeof uuids);
     for (int i = 0; i < NDISKS; i++)
         snprintf(uuids[i], SP_UUID_STR, "%s", VDIS[i]);
-    CHECK_OK(sp_vm_from_ovf(sys, NULL, (const char(*)[SP_UUID_STR])uuids, back, &err));
+    CHECK_OK(sp_vm_from_ovf(sys, NULL, (const char(*)[SP_UUID_STR])uuids, back, NULL, &err));
 }
 
 static void check_ovf(const struct sp_vm *vm, const struct sp_vm *back)
