@@ -4,7 +4,8 @@ Four VMs are made in a store from xl.cfg files and exported with
 `snapport export VM -o X.ova`:
   uefi   hvm, bios='ovmf', 3 vcpus, 768 MiB, two disks (9 MiB, 5 MiB + 512),
          NICs model e1000 / e1000e / vmxnet3 on xenbr0 / xenbr1 / none
-  bios   hvm, 2 vcpus, 512 MiB, one disk, NICs pcnet, rtl8139, no model
+  bios   hvm, 2 vcpus, 512 MiB, one disk, NICs pcnet, rtl8139, no model,
+         network names (snapport_networks) 'LAN 1', none, 'Storage net'
   pv     pv, bootloader='pygrub', 1 vcpu, 256 MiB, one disk, two NICs
          without a model (one without a bridge)
   pvh    pvh, 2 vcpus, 384 MiB, one disk, one NIC without a model
@@ -14,9 +15,10 @@ content.
 What the VM says and what the readers must see (the OVF writer's contract,
 issue 11): NIC ResourceSubType from the xl model (e1000 E1000, e1000e
 E1000e, vmxnet3 VmxNet3, pcnet PCNet32, rtl8139 rtl8139; no model: rtl8139
-for HVM, E1000 for PV/PVH); Connection = the bridge, else "default";
-OperatingSystemSection Description "Other 64-bit" (HVM) / "Linux 64-bit"
-(PV, PVH); vmw:Config firmware = efi for bios='ovmf', else bios.
+for HVM, E1000 for PV/PVH); Connection = the VIF's network name, else
+its bridge, else "default"; OperatingSystemSection Description "Other
+64-bit" (HVM) / "Linux 64-bit" (PV, PVH); vmw:Config firmware = efi for
+bios='ovmf', else bios.
 
 Readers:
   virt-v2v 2.2  `virt-v2v -v -x -i ova X.ova --print-source` (parses the OVA
@@ -82,7 +84,7 @@ VMS = [
      "vifs": [("00:16:3e:11:00:01", "xenbr0", "e1000"), ("00:16:3e:11:00:02", "xenbr1", "e1000e"),
               ("00:16:3e:11:00:03", None, "vmxnet3")]},
     {"name": "rd-bios", "type": "hvm", "memory": 512, "vcpus": 2, "extra": "",
-     "disks": [4 * M],
+     "disks": [4 * M], "networks": ["LAN 1", "", "Storage net"],
      "vifs": [("00:16:3e:11:01:01", "xenbr0", "pcnet"), ("00:16:3e:11:01:02", "xenbr0", "rtl8139"),
               ("00:16:3e:11:01:03", "xenbr2", None)]},
     {"name": "rd-pv", "type": "pv", "memory": 256, "vcpus": 1, "extra": "bootloader = 'pygrub'\n",
@@ -124,9 +126,10 @@ def have_go():
 def expected_nics(vm):
     """[(mac, connection, ResourceSubType)] the OVF must carry for vm."""
     out = []
-    for mac, bridge, model in vm["vifs"]:
+    nets = vm.get("networks", [""] * len(vm["vifs"]))
+    for (mac, bridge, model), net in zip(vm["vifs"], nets):
         sub = NIC_SUBTYPE[model] if model else ("rtl8139" if vm["type"] == "hvm" else "E1000")
-        out.append((mac, bridge or "default", sub))
+        out.append((mac, net or bridge or "default", sub))
     return out
 
 
@@ -153,6 +156,8 @@ def make_vm(vm):
     for mac, bridge, model in vm["vifs"]:
         vifs.append("'" + ",".join(["mac=" + mac] + (["bridge=" + bridge] if bridge else []) +
                                    (["model=" + model] if model else [])) + "'")
+    if "networks" in vm:        # snapport's key for the VIFs' network names (xl ignores it)
+        vm["extra"] += "snapport_networks = [ %s ]\n" % ", ".join("'%s'" % n for n in vm["networks"])
     cfg = os.path.join(d, "vm.cfg")
     with open(cfg, "w") as f:
         f.write('name = "%s"\ntype = "%s"\nmemory = %d\nvcpus = %d\n%sdisk = [ %s ]\nvif = [ %s ]\n' % (
