@@ -17,6 +17,14 @@
  * not interpret, so that an XVA made by snapport imports back whole. */
 #define SP_XVA_XL_EXTRA_KEY "snapport:xl-extra"
 
+/* The VDI other_config key that marks a CD's image snapport streams (XAPI
+ * leaves ISOs out of its exports; a CD VBD's VDI is streamed only when its
+ * record carries this key). */
+#define SP_XVA_CD_IMAGE_KEY "snapport:cd-image"
+
+/* The VIF other_config key that carries xl's NIC model (XAPI has none). */
+#define SP_XVA_VIF_MODEL_KEY "snapport:model"
+
 /* ova.xml larger than this is not a VM description. */
 #define SP_XVA_XML_MAX (16u << 20)
 
@@ -71,6 +79,7 @@ struct sp_xva_vif {
     char device[8];          /* "0", "1" ... */
     char mac[18];
     uint64_t mtu;
+    char model[32];          /* xl's NIC model, in other_config under SP_XVA_VIF_MODEL_KEY; "" none */
 };
 
 struct sp_xva_network {

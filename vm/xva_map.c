@@ -129,6 +129,10 @@ int sp_vm_to_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_x
         snprintf(name, sizeof name, "%s %s", vm_name, d->vdev);
         int k = add_vdi(m, snap->vbd_vdi[i], 0, name, "user");
         snprintf(b->vdi_id, sizeof b->vdi_id, "%s", m->vdis[k].id);
+        if (d->cdrom) { /* a CD's image: read-only, and marked so that our reader takes it */
+            m->vdis[k].read_only = true;
+            rc = map_add(&m->vdis[k].other_config, SP_XVA_CD_IMAGE_KEY, "true", err);
+        }
     }
     if (rc == SP_OK && snap->suspend_vdi[0]) {
         char name[300];
@@ -142,6 +146,7 @@ int sp_vm_to_xva_meta(const struct sp_vm *snap, const char *vm_name, struct sp_x
         snprintf(f->id, sizeof f->id, "Ref:F%02d", i);
         snprintf(f->device, sizeof f->device, "%d", i);
         snprintf(f->mac, sizeof f->mac, "%s", c->vifs[i].mac);
+        snprintf(f->model, sizeof f->model, "%s", c->vifs[i].model);
         f->mtu = 1500;
         snprintf(f->network_id, sizeof f->network_id, "%s", network_for(m, &c->vifs[i]));
     }
@@ -240,6 +245,7 @@ static int map_vifs(const struct sp_xva_meta *m, struct sp_vm_config *c, struct 
     for (int i = 0; i < m->nvifs; i++) {
         struct sp_vm_vif *f = &c->vifs[c->nvifs++];
         snprintf(f->mac, sizeof f->mac, "%s", m->vifs[i].mac);
+        snprintf(f->model, sizeof f->model, "%s", m->vifs[i].model);
         if (sp_vm_mac_unset(f->mac)) {
             int rc = sp_vm_mac_new(f->mac, err);
             if (rc)

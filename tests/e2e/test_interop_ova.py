@@ -33,8 +33,8 @@ Cases:
               disk equal to its source, and the CD drive (vm config:
               devtype=cdrom, access=ro) whose target holds exactly the ISO
               bytes (sha256 computed here). Exported to XVA and imported
-              again: the same (off until the XVA reader takes a CD's VDI,
-              see XVA_CARRIES_CD_IMAGE). Exported to OVA: the ISO travels as an .iso
+              again: the same (the image is a streamed VDI marked
+              snapport:cd-image). Exported to OVA: the ISO travels as an .iso
               member (in the manifest, Ecma-119 Disk, the CD item naming it)
               and imports back as the CD's image.
 """
@@ -60,11 +60,6 @@ RNG = random.Random(1111)
 STREAM_URI = test_ova.STREAM_URI
 XEN_VHD_URI = "http://www.microsoft.com/technet/virtualserver/downloads/vhdspec.mspx"
 ISO_URI = "http://www.ecma-international.org/publications/standards/Ecma-119.htm"
-# A CD drive's image through an XVA: vm/xva_map.c writes the CD's VDI and
-# its blocks, archive/xva_xml.c (as XAPI, reference/xva.md) streams no VDI
-# of a CD VBD and refuses the blocks ("unexpected member after the last
-# VDI"). Both are the XVA side's (not this branch's); turn on once they agree.
-XVA_CARRIES_CD_IMAGE = False
 
 
 # ---------------------------------------------------------------- helpers
@@ -526,10 +521,7 @@ def case_vbox_iso():
 
     xva = os.path.join(TMP, "vb.xva")
     r = st.sp("export", "vb", "-o", xva, timeout=60)
-    if not XVA_CARRIES_CD_IMAGE:
-        print("SKIP: vbox -> XVA -> import: the XVA reader streams no CD VDI (reference/xva.md: XAPI streams "
-              "only VBDs of type Disk), the writer writes its blocks; issue 11, left to the XVA side")
-    elif T.check(r.rc == 0, "vbox: export to XVA: %s" % r.describe()):
+    if T.check(r.rc == 0, "vbox: export to XVA: %s" % r.describe()):
         if import_ok(st, xva, "vb-xva", "vbox -> XVA") is not None:
             check_vbox_vm(st, "vb-xva", raw, iso, "vbox -> XVA -> import")
 
