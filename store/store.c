@@ -68,10 +68,14 @@ static const char SCHEMA_2[] =
     "CREATE INDEX pins_vdi ON pins(vdi);"
     "UPDATE meta SET value = '2' WHERE key = 'schema';";
 
-/* Schema 3: the firmware (xl's bios=) and the VIFs' network names. */
+/* Schema 3: the firmware (xl's bios=) and the VIFs' network names. Before,
+ * bios= was one of the statements kept verbatim in extra: a UEFI guest's
+ * is taken from there (the statement stays; xl reads the same value). */
 static const char SCHEMA_3[] =
     "ALTER TABLE vms ADD COLUMN bios TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE vifs ADD COLUMN network TEXT NOT NULL DEFAULT '';"
+    "UPDATE vms SET bios = 'ovmf' WHERE type = 'hvm' AND (extra LIKE '%bios = ''ovmf''%' OR "
+    "  extra LIKE '%bios=''ovmf''%' OR extra LIKE '%bios = \"ovmf\"%' OR extra LIKE '%bios=\"ovmf\"%');"
     "UPDATE meta SET value = '3' WHERE key = 'schema';";
 
 /* What takes schema N to N+1, from 1. */

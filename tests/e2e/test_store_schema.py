@@ -75,6 +75,8 @@ def downgrade_to_1(db):
     con = sqlite3.connect(db)
     con.executescript(
         "ALTER TABLE vms DROP COLUMN bios; ALTER TABLE vifs DROP COLUMN network;"
+        # a UEFI guest of then: bios= was kept verbatim with the other statements
+        "UPDATE vms SET type = 'hvm', extra = extra || 'bios = ''ovmf''' || char(10);"
         "DROP TABLE pins;"
         "CREATE TABLE jobs1 (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, node TEXT, child TEXT,"
         " new_files TEXT NOT NULL DEFAULT '', old_files TEXT NOT NULL DEFAULT '');"
@@ -104,7 +106,13 @@ def upgrade_case(store):
         r = sp("--store", store, *args)
         if r.returncode != 0:
             fail("%s after the upgrade: %s" % (args, r.stderr))
-    print("ok: a schema 1 store is upgraded to 3 and works")
+    r = sp("--store", store, "vm", "config", "vm")
+    if r.returncode != 0 or "bios = 'ovmf'" not in r.stdout:
+        fail("the UEFI guest's bios after the upgrade: %r %r" % (r.stdout, r.stderr))
+    xml = open(os.path.join(TMP, "up.xva"), "rb").read(1 << 20)
+    if b"<name>firmware</name><value>uefi</value>" not in xml:
+        fail("the UEFI guest exported after the upgrade has no HVM_boot_params firmware=uefi")
+    print("ok: a schema 1 store is upgraded to 3 and works, its UEFI guest still UEFI")
 
 
 def main():
