@@ -361,6 +361,26 @@ static void xen_map_get(const char *map, const char *key, char *out, size_t len)
     }
 }
 
+/* The entries of XenCenter's "key=value;key=value" platform field, one by
+ * one (*ctx: where the next one starts, NULL at the end); entries without
+ * '=' are skipped. */
+static bool platform_next(void *ctx, char *key, size_t kcap, char *value, size_t vcap)
+{
+    const char **at = ctx;
+    for (const char *p = *at; p && *p;) {
+        size_t n = strcspn(p, ";");
+        const char *eq = memchr(p, '=', n);
+        *at = p[n] ? p + n + 1 : NULL;
+        if (eq) {
+            snprintf(key, kcap, "%.*s", (int)(eq - p), p);
+            snprintf(value, vcap, "%.*s", (int)(n - (size_t)(eq + 1 - p)), eq + 1);
+            return true;
+        }
+        p = *at;
+    }
+    return false;
+}
+
 /* Another writer's settings: XenCenter's XAPI fields (PV or HVM, boot
  * order, firmware, platform), else VMware's or VirtualBox's firmware. */
 static int map_foreign(const struct sp_ovf_system *sys, struct sp_vm_config *c, struct sp_notes *notes,
@@ -383,27 +403,7 @@ static int map_foreign(const struct sp_ovf_system *sys, struct sp_vm_config *c, 
     }
     if (c->type == SP_VM_HVM && strcmp(sys->firmware, "efi") == 0)
         snprintf(c->bios, sizeof c->bios, "ovmf");
-    size_t len = 0;
-    FILE *f = open_memstream(&c->extra, &len);
-    if (!f)
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    for (const char *p = platform; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
-        char key[64], val[128];
-        size_t n = strcspn(p, ";");
-        const char *eq = memchr(p, '=', n);
-        if (!eq)
-            continue;
-        snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
-        snprintf(val, sizeof val, "%.*s", (int)(n - (size_t)(eq + 1 - p)), eq + 1);
-        if (c->type == SP_VM_HVM || !strcmp(key, "secureboot"))
-            sp_xapi_platform_to_xl(key, val, f, notes);
-    }
-    if (fclose(f) != 0) {
-        free(c->extra);
-        c->extra = NULL;
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    }
-    return SP_OK;
+    return sp_xapi_platform_to_xl(platform_next, &platform, c->type == SP_VM_HVM, &c->extra, notes, err);
 }
 
 int sp_vm_from_ovf(const struct sp_ovf_system *sys, const char *name, const char (*vdis)[SP_UUID_STR],

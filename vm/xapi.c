@@ -103,7 +103,7 @@ static bool all_digits(const char *v)
     return true;
 }
 
-void sp_xapi_platform_to_xl(const char *key, const char *value, FILE *out, struct sp_notes *notes)
+static void platform_entry_to_xl(const char *key, const char *value, FILE *out, struct sp_notes *notes)
 {
     if (!strcmp(key, "secureboot") && flag_value(value) == 1) {
         sp_note(notes, "platform secureboot=true: xl has no secure boot; the guest boots UEFI without it");
@@ -125,6 +125,26 @@ void sp_xapi_platform_to_xl(const char *key, const char *value, FILE *out, struc
     } else if (all_digits(value) || (value[0] == '-' && all_digits(value + 1))) {
         fprintf(out, "%s = %s\n", xl, value);
     }
+}
+
+int sp_xapi_platform_to_xl(sp_xapi_platform_next next, void *ctx, bool hvm, char **extra, struct sp_notes *notes,
+                           struct sp_error *err)
+{
+    size_t len = 0;
+    *extra = NULL;
+    FILE *f = open_memstream(extra, &len);
+    if (!f)
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    char key[64], value[128];
+    while (next(ctx, key, sizeof key, value, sizeof value))
+        if (hvm || !strcmp(key, "secureboot"))
+            platform_entry_to_xl(key, value, f, notes);
+    if (fclose(f) != 0) {
+        free(*extra);
+        *extra = NULL;
+        return sp_error_set(err, SP_ENOMEM, "out of memory");
+    }
+    return SP_OK;
 }
 
 const char *sp_xapi_firmware(const struct sp_vm_config *c) { return sp_vm_uefi(c) ? "uefi" : ""; }

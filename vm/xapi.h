@@ -6,7 +6,6 @@
 #define SP_XAPI_H
 
 #include <stdbool.h>
-#include <stdio.h>
 
 #include "base/error.h"
 #include "base/notes.h"
@@ -19,10 +18,16 @@ int sp_xapi_platform_from_xl(const char *extra, int (*add)(void *ctx, const char
                                                            struct sp_error *err),
                              void *ctx, struct sp_error *err);
 
-/* The xl.cfg statement for one platform entry of an HVM guest, written to
- * out ("acpi = 1\n"); entries xl has no key for, or values it cannot take,
- * are skipped (secureboot=true adds a note: xl has no secure boot). */
-void sp_xapi_platform_to_xl(const char *key, const char *value, FILE *out, struct sp_notes *notes);
+/* One platform entry at a time: fills key and value and returns true, or
+ * returns false when there are no more. */
+typedef bool (*sp_xapi_platform_next)(void *ctx, char *key, size_t kcap, char *value, size_t vcap);
+
+/* The xl.cfg statements ("acpi = 1\n" ...) for the platform entries next
+ * gives, as *extra (malloc'd, "" when none). An HVM guest's entries that xl
+ * has a key for and whose values it can take become statements; a PV
+ * guest has none. secureboot=true adds a note: xl has no secure boot. */
+int sp_xapi_platform_to_xl(sp_xapi_platform_next next, void *ctx, bool hvm, char **extra, struct sp_notes *notes,
+                           struct sp_error *err);
 
 /* HVM_boot_params.firmware for c: "uefi" for bios=ovmf, else "" (XAPI's
  * default, BIOS). */

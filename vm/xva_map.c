@@ -261,6 +261,23 @@ static int map_vifs(const struct sp_xva_meta *m, struct sp_vm_config *c, struct 
     return SP_OK;
 }
 
+/* The entries of ova.xml's VM.platform, one by one. */
+struct platform_walk {
+    const struct sp_xva_map *map;
+    int i;
+};
+
+static bool platform_next(void *ctx, char *key, size_t kcap, char *value, size_t vcap)
+{
+    struct platform_walk *w = ctx;
+    if (w->i >= w->map->n)
+        return false;
+    snprintf(key, kcap, "%s", w->map->items[w->i].key);
+    snprintf(value, vcap, "%s", w->map->items[w->i].value);
+    w->i++;
+    return true;
+}
+
 /* The xl.cfg statements: ours verbatim (they hold the platform keys); for
  * another writer's HVM guest, its platform entries in xl's words. */
 static int map_extra(const struct sp_xva_meta *m, struct sp_vm_config *c, struct sp_notes *notes,
@@ -271,19 +288,8 @@ static int map_extra(const struct sp_xva_meta *m, struct sp_vm_config *c, struct
         c->extra = strdup(ours);
         return c->extra ? SP_OK : sp_error_set(err, SP_ENOMEM, "out of memory");
     }
-    size_t len = 0;
-    FILE *f = open_memstream(&c->extra, &len);
-    if (!f)
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    for (int i = 0; i < m->vm.platform.n; i++)
-        if (m->vm.hvm || !strcmp(m->vm.platform.items[i].key, "secureboot"))
-            sp_xapi_platform_to_xl(m->vm.platform.items[i].key, m->vm.platform.items[i].value, f, notes);
-    if (fclose(f) != 0) {
-        free(c->extra);
-        c->extra = NULL;
-        return sp_error_set(err, SP_ENOMEM, "out of memory");
-    }
-    return SP_OK;
+    struct platform_walk w = {&m->vm.platform, 0};
+    return sp_xapi_platform_to_xl(platform_next, &w, m->vm.hvm, &c->extra, notes, err);
 }
 
 int sp_vm_from_xva_meta(const struct sp_xva_meta *m, const char *name, const char (*vdis)[SP_UUID_STR],
