@@ -37,7 +37,10 @@ int sp_error_set(struct sp_error *err, int code, const char *fmt, ...)
 int sp_error_errno(struct sp_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Puts "context: " before the current message; returns the current code. */
+/* Puts "context: " before the current message; returns the current code.
+ * The parts at the end of context ("a.ova: disk1.vmdk") that the message
+ * begins with already are not repeated: each file and member is named once,
+ * whichever layer named it first. */
 int sp_error_prefix(struct sp_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -120,8 +120,10 @@ static int disk_check(struct cli *c, int argc, char **argv)
     if (rc != SP_OK)
         return cli_fail(&err);
     if (count) {
-        fprintf(stderr, "snapport: %s: damaged: %s%s\n", pos[0], out.first,
-                count > 1 ? " (and more, listed on stdout)" : "");
+        /* the finding names its file (this one or one below it) */
+        sp_error_set(&err, SP_EFORMAT, "%s", out.first);
+        sp_error_prefix(&err, "%s", pos[0]);
+        fprintf(stderr, "snapport: %s%s\n", err.msg, count > 1 ? " (and more, listed on stdout)" : "");
         return EXIT_DIFF;
     }
     cli_say(c, "%s: ok\n", pos[0]);

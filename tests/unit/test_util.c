@@ -1,3 +1,4 @@
+#include "base/error.h"
 #include "base/util.h"
 #include "tests/unit/testlib.h"
 
@@ -49,4 +50,29 @@ static void be_fields(void)
     CHECK_EQ_U64(sp_be16(b + 6), 0x0708u);
 }
 
-TEST_MAIN({"parse_size", parse_size}, {"is_zero", is_zero}, {"be_fields", be_fields})
+/* msg after sp_error_prefix(err, "%s", ctx) on a message set to inner */
+static void prefixed(const char *inner, const char *ctx, const char *want)
+{
+    struct sp_error e;
+    sp_error_set(&e, SP_EFORMAT, "%s", inner);
+    CHECK(sp_error_prefix(&e, "%s", ctx) == SP_EFORMAT);
+    if (strcmp(e.msg, want) != 0) {
+        fprintf(stderr, "prefix '%s' on '%s': got '%s', want '%s'\n", ctx, inner, e.msg, want);
+        exit(1);
+    }
+}
+
+static void error_prefix(void)
+{
+    prefixed("short read", "a.vhd", "a.vhd: short read");
+    prefixed("a.vhd: short read", "a.vhd", "a.vhd: short read");
+    prefixed("x.vmdk: cut", "t.ova: x.vmdk", "t.ova: x.vmdk: cut");
+    prefixed("t.ova: x.vmdk: cut", "t.ova: x.vmdk", "t.ova: x.vmdk: cut");
+    prefixed("t.ova: cut", "t.ova: x.vmdk", "t.ova: x.vmdk: t.ova: cut"); /* only a tail counts */
+    prefixed("a.vhdx: cut", "a.vhd", "a.vhd: a.vhdx: cut");               /* whole parts only */
+    prefixed("Ref:1/00000000: cut", "x.xva: Ref:1/00000000", "x.xva: Ref:1/00000000: cut");
+    prefixed("x.vmdk", "x.vmdk", "x.vmdk: x.vmdk");                       /* no message after it */
+}
+
+TEST_MAIN({"parse_size", parse_size}, {"is_zero", is_zero}, {"be_fields", be_fields},
+          {"error_prefix", error_prefix})
