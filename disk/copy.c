@@ -122,28 +122,22 @@ static int read_or_zero(struct sp_disk *d, const struct sp_extent *e, uint64_t o
     return sp_disk_read(d, off, buf, len, err);
 }
 
-int sp_compare_disks(struct sp_disk *a, struct sp_disk *b, bool *identical, uint64_t *first_diff,
-                     const struct sp_progress *prog, struct sp_error *err)
+/* Compares a and b over [0, len): *identical false and *first_diff at
+ * the first differing byte. ba and bb hold SP_COPY_CHUNK bytes. */
+static int compare_common(struct sp_disk *a, struct sp_disk *b, uint64_t len, uint8_t *ba, uint8_t *bb,
+                          bool *identical, uint64_t *first_diff, const struct sp_progress *prog, uint64_t total,
+                          struct sp_error *err)
 {
-    *identical = true;
-    *first_diff = 0;
-    if (a->size != b->size) {
-        *identical = false;
-        *first_diff = sp_min_u64(a->size, b->size);
-        return SP_OK;
-    }
-    uint8_t *ba = sp_alloc(SP_COPY_CHUNK, err);
-    uint8_t *bb = sp_alloc(SP_COPY_CHUNK, err);
-    int rc = (ba && bb) ? SP_OK : SP_ENOMEM;
+    int rc = SP_OK;
     uint64_t off = 0;
-    while (rc == SP_OK && off < a->size && *identical) {
+    while (rc == SP_OK && off < len && *identical) {
         struct sp_extent ea, eb;
         rc = sp_disk_next_extent(a, off, &ea, err);
         if (rc == SP_OK)
             rc = sp_disk_next_extent(b, off, &eb, err);
         if (rc != SP_OK)
             break;
-        uint64_t run = sp_min_u64(ea.len, eb.len);
+        uint64_t run = sp_min_u64(sp_min_u64(ea.len, eb.len), len - off);
         if (ea.kind == SP_EXTENT_ZERO && eb.kind == SP_EXTENT_ZERO) {
             off += run;
             continue;
@@ -157,9 +151,74 @@ int sp_compare_disks(struct sp_disk *a, struct sp_disk *b, bool *identical, uint
             *first_diff = off + first_mismatch(ba, bb, n);
         }
         off += n;
-        report(prog, off, a->size);
+        report(prog, off, total);
     }
+    return rc;
+}
+
+/* Whether d reads as zeros from off to its end: only its DATA extents are
+ * read, so the cost is the data's, not the virtual size's. *first_data is
+ * the first non-zero byte when it does not. buf and zeros hold
+ * SP_COPY_CHUNK bytes; zeros is cleared here. */
+static int zero_from(struct sp_disk *d, uint64_t off, uint8_t *buf, uint8_t *zeros, bool *zero, uint64_t *first_data,
+                     const struct sp_progress *prog, struct sp_error *err)
+{
+    *zero = true;
+    memset(zeros, 0, SP_COPY_CHUNK);
+    int rc = SP_OK;
+    while (rc == SP_OK && off < d->size && *zero) {
+        struct sp_extent e;
+        rc = sp_disk_next_extent(d, off, &e, err);
+        if (rc != SP_OK)
+            break;
+        if (e.kind == SP_EXTENT_ZERO) {
+            off += e.len;
+            continue;
+        }
+        size_t n = (size_t)sp_min_u64(e.len, SP_COPY_CHUNK - off % SP_COPY_CHUNK);
+        rc = sp_disk_read(d, off, buf, n, err);
+        if (rc == SP_OK && !sp_is_zero(buf, n)) {
+            *zero = false;
+            *first_data = off + first_mismatch(buf, zeros, n);
+        }
+        off += n;
+        report(prog, off, d->size);
+    }
+    return rc;
+}
+
+static int compare_disks(struct sp_disk *a, struct sp_disk *b, bool lenient, bool *identical, uint64_t *first_diff,
+                         const struct sp_progress *prog, struct sp_error *err)
+{
+    *identical = true;
+    *first_diff = 0;
+    uint64_t common = sp_min_u64(a->size, b->size);
+    if (a->size != b->size && !lenient) {
+        *identical = false;
+        *first_diff = common;
+        return SP_OK;
+    }
+    uint8_t *ba = sp_alloc(SP_COPY_CHUNK, err);
+    uint8_t *bb = ba ? sp_alloc(SP_COPY_CHUNK, err) : NULL;
+    int rc = bb ? SP_OK : SP_ENOMEM;
+    uint64_t total = a->size > b->size ? a->size : b->size;
+    if (rc == SP_OK)
+        rc = compare_common(a, b, common, ba, bb, identical, first_diff, prog, total, err);
+    if (rc == SP_OK && *identical && a->size != b->size)
+        rc = zero_from(a->size > b->size ? a : b, common, ba, bb, identical, first_diff, prog, err);
     free(ba);
     free(bb);
     return rc;
+}
+
+int sp_compare_disks(struct sp_disk *a, struct sp_disk *b, bool *identical, uint64_t *first_diff,
+                     const struct sp_progress *prog, struct sp_error *err)
+{
+    return compare_disks(a, b, false, identical, first_diff, prog, err);
+}
+
+int sp_compare_disks_lenient(struct sp_disk *a, struct sp_disk *b, bool *identical, uint64_t *first_diff,
+                             const struct sp_progress *prog, struct sp_error *err)
+{
+    return compare_disks(a, b, true, identical, first_diff, prog, err);
 }

@@ -23,5 +23,12 @@ int sp_copy_disk(struct sp_disk *src, struct sp_disk *dst, const struct sp_progr
  * byte, or the smaller size when only the sizes differ. */
 int sp_compare_disks(struct sp_disk *a, struct sp_disk *b, bool *identical, uint64_t *first_diff,
                      const struct sp_progress *prog, struct sp_error *err);
+/* The same, but images of different virtual sizes compare as identical
+ * when the larger one's bytes past the smaller's end are all zeros (as
+ * qemu-img compare without -s); *first_diff is then the first non-zero
+ * byte there. Those bytes cost what the larger image's data there costs:
+ * its ZERO extents are not read. */
+int sp_compare_disks_lenient(struct sp_disk *a, struct sp_disk *b, bool *identical, uint64_t *first_diff,
+                             const struct sp_progress *prog, struct sp_error *err);
 
 #endif
