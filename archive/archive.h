@@ -168,6 +168,8 @@ struct sp_archive_write_opts {
     int64_t mtime;                   /* the time every member carries */
     bool forward_only;               /* disks read forward once (pushed): no walk first for progress */
     const struct sp_progress *prog;
+    struct sp_notes *notes;          /* what the archive leaves out of the VM (a memory image, a NIC
+                                        model), said by begin; NULL: not wanted */
 };
 
 struct sp_archive_write_format;

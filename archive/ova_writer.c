@@ -378,6 +378,20 @@ static int write_package(struct ova_job *j, struct sp_error *err)
 
 /* ---- the writer ---------------------------------------------------------------- */
 
+/* What begin's disks and the VM have that the OVA does not carry. */
+static void note_left_out(const struct ova_job *j, const struct sp_archive_disk *in, struct sp_notes *notes)
+{
+    for (int k = 0; k < j->nin; k++) {
+        if (j->of[k] >= 0)
+            continue;
+        if (in[k].memory)
+            sp_note(notes, "an OVA does not carry the memory image: the VM imports halted, not suspended");
+        else
+            sp_note(notes, "VDI %s is no disk's and not the CD's image: the OVA leaves it out", in[k].id);
+    }
+    sp_vm_ovf_notes(j->vm, notes);
+}
+
 static int ova_begin(struct sp_archive_writer *w, const struct sp_vm *vm, const char *vm_name,
                      const struct sp_archive_disk *disks, int n, const struct sp_archive_write_opts *o, int fd,
                      struct sp_error *err)
@@ -391,7 +405,10 @@ static int ova_begin(struct sp_archive_writer *w, const struct sp_vm *vm, const 
     j->o = *o;
     j->fd = fd;
     member_base(vm_name, j->base, sizeof j->base);
-    return plan_disks(j, disks, n, err);
+    int rc = plan_disks(j, disks, n, err);
+    if (rc == SP_OK)
+        note_left_out(j, disks, o->notes);
+    return rc;
 }
 
 static bool ova_carries(const struct sp_archive_writer *w, int k)

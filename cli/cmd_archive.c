@@ -128,7 +128,9 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if (!to_stdout)
         o.spool_dir = cli_dir_of(out_s, spool, sizeof spool);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
+    struct sp_notes notes = {0};
     o.prog = cli_progress_hook(bar);
+    o.notes = &notes;
     if (rc == SP_OK)
         rc = sp_export(s, &o, fd, &err);
     cli_progress_finish(bar);
@@ -142,8 +144,11 @@ int cmd_export(struct cli *c, int argc, char **argv)
      * to: name the output, as every failure names its file. */
     if (rc == SP_EIO && !strstr(err.msg, to_stdout ? "stdout" : out_s))
         sp_error_prefix(&err, "%s", to_stdout ? "stdout" : out_s);
-    if (rc != SP_OK)
+    if (rc != SP_OK) {
+        sp_notes_free(&notes);
         return cli_fail(&err);
+    }
+    cli_print_notes(c, pos[0], &notes);
     if (!to_stdout)
         cli_say(c, "%s: exported to %s\n", pos[0], out_s);
     return EXIT_OK_;

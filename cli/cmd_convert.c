@@ -104,13 +104,6 @@ int cmd_convert(struct cli *c, int argc, char **argv)
     }
     const char *in_label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
     cli_print_notes(c, in_label, &res.notes);
-    /* what was left out goes to stderr: stdout may be the archive */
-    if (res.memory_dropped && !c->quiet)
-        fprintf(stderr, "snapport: %s: the VM is suspended; an OVA does not carry its memory image (it imports "
-                        "halted)\n", in_label);
-    if (res.vdis_dropped > (res.memory_dropped ? 1 : 0) && !c->quiet)
-        fprintf(stderr, "snapport: %s: %d VDI(s) not attached as a disk (a CD's) left out of the OVA\n", in_label,
-                res.vdis_dropped - (res.memory_dropped ? 1 : 0));
     if (!to_stdout)
         cli_say(c, "%s: converted to %s\n", in_label, pos[1]);
     return EXIT_OK_;

@@ -116,28 +116,17 @@ static int stream_disks(struct sp_archive_reader *r, struct sp_archive_writer *w
     }
 }
 
-static void count_dropped(const struct sp_archive_reader *r, const struct sp_archive_writer *w,
-                          struct sp_convert_result *res)
-{
-    for (int k = 0; k < r->ndisks; k++) {
-        bool carried = sp_archive_carries(w, k);
-        res->vdis_dropped += !carried;
-        res->memory_dropped |= r->disks[k].memory && !carried;
-    }
-}
-
 static int convert_to(struct sp_archive_reader *r, const struct sp_archive_write_format *f,
-                      const struct sp_convert_opts *o, int fd, struct sp_convert_result *res, struct sp_error *err)
+                      const struct sp_convert_opts *o, int fd, struct sp_error *err)
 {
     struct sp_archive_write_opts wo;
     write_opts(o, input_mtime(r), true, &wo);
+    wo.notes = &r->notes; /* what the output leaves out, after what the reader changed */
     struct sp_archive_writer *w = NULL;
     r->prog = o->prog;
     int rc = sp_archive_writer_begin(f, &r->vm, r->vm.cfg.name, r->disks, r->ndisks, &wo, fd, &w, err);
-    if (rc == SP_OK) {
-        count_dropped(r, w, res);
+    if (rc == SP_OK)
         rc = stream_disks(r, w, err);
-    }
     if (rc == SP_OK)
         rc = sp_archive_finish(r, err);
     if (rc == SP_OK)
@@ -280,7 +269,7 @@ int sp_convert(const char *path, const struct sp_convert_opts *o, int fd, struct
         rc = sp_error_set(err, SP_EINVAL, "%s: already an %s: nothing to convert",
                           r->label, o->to == SP_ARCHIVE_OVA ? "OVA" : "XVA");
     if (rc == SP_OK)
-        rc = convert_to(r, f, o, fd, res, err);
+        rc = convert_to(r, f, o, fd, err);
     if (rc == SP_OK && res != &scratch) {
         res->notes = r->notes;
         memset(&r->notes, 0, sizeof r->notes);

@@ -22,9 +22,8 @@ struct sp_convert_opts {
 #define SP_CONVERT_MEMORY_MB 1024
 
 struct sp_convert_result {
-    bool memory_dropped;             /* XVA -> OVA: a suspended VM's memory image is not carried */
-    int vdis_dropped;                /* VDIs the output does not carry (the memory image, a CD's) */
-    struct sp_notes notes;           /* what the reader changed on the way; the caller frees them */
+    struct sp_notes notes;           /* what the reader changed on the way and what the output leaves
+                                        out (to OVA: a memory image, a NIC model); the caller frees them */
 };
 
 /* Converts the archive at path (or, when its bytes are no archive's but a

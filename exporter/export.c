@@ -64,6 +64,7 @@ static void write_opts(const struct sp_export_opts *o, int64_t mtime, struct sp_
     w->spool_dir = o->spool_dir;
     w->mtime = mtime;
     w->prog = o->prog;
+    w->notes = o->notes;
 }
 
 static void close_vdis(struct export_job *j)

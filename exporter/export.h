@@ -24,6 +24,8 @@ struct sp_export_opts {
     int level;                       /* deflate level of the VMDK grains; 0: SP_VMDK_EXPORT_LEVEL */
     const char *spool_dir;           /* where compressed VMDKs wait for their turn; NULL: $TMPDIR */
     const struct sp_progress *prog;
+    struct sp_notes *notes;          /* what the archive leaves out (OVA: a memory image, a NIC model);
+                                        NULL: not wanted; the caller frees them */
 };
 
 /* Writes the archive to fd (a file or a pipe). */

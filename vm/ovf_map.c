@@ -158,6 +158,17 @@ static const char *ovf_nic_model(const struct sp_vm_config *c, const char *xl)
     return xl;
 }
 
+void sp_vm_ovf_notes(const struct sp_vm *vm, struct sp_notes *notes)
+{
+    const struct sp_vm_config *c = &vm->cfg;
+    for (int i = 0; i < c->nvifs; i++) {
+        const char *model = c->vifs[i].model;
+        if (model[0] && strcmp(ovf_nic_model(c, model), model) == 0)
+            sp_note(notes, "NIC %d: the xl model %s has no OVF name; only snapport's own section in the OVF keeps it "
+                    "(other readers give the guest another NIC)", i + 1, model);
+    }
+}
+
 static void ovf_nics(const struct sp_vm_config *c, struct sp_ovf_system *sys)
 {
     for (int i = 0; i < c->nvifs; i++) {

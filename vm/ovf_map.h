@@ -38,6 +38,10 @@ bool sp_vm_ovf_ide(const struct sp_vm *vm);
 int sp_vm_to_ovf(const struct sp_vm *vm, const char *vm_name, enum sp_ovf_version version,
                  const struct sp_ovf_map_file *files, int nfiles, struct sp_ovf_system *sys, struct sp_error *err);
 
+/* What the OVF of vm cannot carry, as notes: a NIC model with no OVF
+ * name (written as it is, which other readers do not know). */
+void sp_vm_ovf_notes(const struct sp_vm *vm, struct sp_notes *notes);
+
 /* The name an import gives: given, else the system's Name, else its id. */
 const char *sp_ovf_vm_name(const struct sp_ovf_system *sys, const char *given);
 
