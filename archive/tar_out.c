@@ -18,6 +18,7 @@ struct sp_tar_out {
     int fd;
     bool discard;          /* freeing without close: the end goes nowhere */
     bool closed, failed;
+    int out_errno;         /* the output's write failed so: no member is to blame */
     char member[256];      /* the current member, for messages */
     uint64_t written;      /* bytes out so far: the file offset when fd is a file */
     struct sp_writeback wb;
@@ -33,15 +34,25 @@ static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t
     if (t->discard)
         return (la_ssize_t)len;
     ssize_t n = sp_write_out(t->fd, buf, len, &t->wb, &t->written);
-    if (n < 0)
+    if (n < 0) {
+        t->out_errno = errno;
         archive_set_error(a, errno, "write: %s", strerror(errno));
+    }
     return n;
 }
 
+/* A failed write of the output is the output's: "write: <why>", no member
+ * named (the caller names the output, which only it knows: a file,
+ * stdout). Anything else libarchive refused is the member's. */
 static int terr(struct sp_tar_out *t, const char *what, struct sp_error *err)
 {
     const char *m = archive_error_string(t->a);
     t->failed = true;
+    if (t->out_errno) {
+        sp_error_errno(err, t->out_errno, "write");
+        err->code = SP_EIO;
+        return SP_EIO;
+    }
     return sp_error_set(err, SP_EIO, "%s: %s", what, m ? m : "write error");
 }
 

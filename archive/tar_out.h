@@ -30,6 +30,8 @@ int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter
 /* A member's header; then exactly size bytes through sp_tar_out_data. */
 int sp_tar_out_begin(struct sp_tar_out *t, const char *name, uint64_t size, int64_t mtime, int perm,
                      struct sp_error *err);
+/* Errors name the member, except a failed write of fd ("write: No space
+ * left on device"): the caller names its output. */
 int sp_tar_out_data(struct sp_tar_out *t, const void *buf, size_t len, struct sp_error *err);
 /* The two zero blocks of the end; flushes. */
 int sp_tar_out_close(struct sp_tar_out *t, struct sp_error *err);
