@@ -181,7 +181,7 @@ struct sp_archive_writer {
 
 struct sp_archive_write_format {
     const char *name;                /* "xva", "ova" */
-    const char *const *extensions;   /* NULL-terminated */
+    const char *const *extensions;   /* of an output's name, without the dot; NULL-terminated */
     bool data_bytes_first;           /* begin wants disks[].data_bytes (its progress total) */
     /* The archive of vm (vm_name: the VM's name) into fd (not closed);
      * disks[0..n) in the order add_disk will get them. vm, vm_name and
@@ -201,8 +201,10 @@ struct sp_archive_write_format {
 extern const struct sp_archive_write_format sp_archive_xva_writer;
 extern const struct sp_archive_write_format sp_archive_ova_writer;
 
-/* By name, or NULL. */
+/* By name, or NULL; case does not matter. */
 const struct sp_archive_write_format *sp_archive_writer_find(const char *name);
+/* By the extension of an output's name (".ova", ".XVA"), or NULL. */
+const struct sp_archive_write_format *sp_archive_writer_for_name(const char *path);
 int sp_archive_writer_begin(const struct sp_archive_write_format *f, const struct sp_vm *vm, const char *vm_name,
                             const struct sp_archive_disk *disks, int n, const struct sp_archive_write_opts *o,
                             int fd, struct sp_archive_writer **out, struct sp_error *err);

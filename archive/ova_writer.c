@@ -451,7 +451,7 @@ static void ova_free(struct sp_archive_writer *w)
     w->priv = NULL;
 }
 
-static const char *const OVA_EXTENSIONS[] = {".ova", NULL};
+static const char *const OVA_EXTENSIONS[] = {"ova", NULL};
 
 const struct sp_archive_write_format sp_archive_ova_writer = {
     .name = "ova",

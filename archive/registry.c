@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +48,7 @@ const struct sp_archive_read_format *sp_archive_bid_best(const struct sp_archive
 static const struct sp_archive_read_format *reader_find(const char *name)
 {
     for (int i = 0; READERS[i]; i++)
-        if (strcmp(READERS[i]->name, name) == 0)
+        if (strcasecmp(READERS[i]->name, name) == 0)
             return READERS[i];
     return NULL;
 }
@@ -232,8 +233,18 @@ const char *sp_archive_format_name(enum sp_archive_format f)
 const struct sp_archive_write_format *sp_archive_writer_find(const char *name)
 {
     for (int i = 0; WRITERS[i]; i++)
-        if (strcmp(WRITERS[i]->name, name) == 0)
+        if (strcasecmp(WRITERS[i]->name, name) == 0)
             return WRITERS[i];
+    return NULL;
+}
+
+const struct sp_archive_write_format *sp_archive_writer_for_name(const char *path)
+{
+    const char *ext = sp_path_extension(path);
+    for (int i = 0; ext && WRITERS[i]; i++)
+        for (const char *const *e = WRITERS[i]->extensions; e && *e; e++)
+            if (strcasecmp(ext, *e) == 0)
+                return WRITERS[i];
     return NULL;
 }
 

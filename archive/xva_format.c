@@ -342,7 +342,7 @@ static void xva_out_free(struct sp_archive_writer *w)
     w->priv = NULL;
 }
 
-static const char *const XVA_EXTENSIONS[] = {".xva", NULL};
+static const char *const XVA_EXTENSIONS[] = {"xva", NULL};
 
 const struct sp_archive_write_format sp_archive_xva_writer = {
     .name = "xva",

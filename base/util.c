@@ -170,3 +170,11 @@ ssize_t sp_write_out(int fd, const void *buf, size_t len, struct sp_writeback *w
             return -1;
     }
 }
+
+const char *sp_path_extension(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const char *dot = strrchr(base, '.');
+    return dot && dot != base && dot[1] ? dot + 1 : NULL;
+}

@@ -47,6 +47,10 @@ bool sp_is_zero(const void *p, size_t len);
 /* Parses "123", "4K", "2M", "1G", "1T" (powers of 1024), or 0x-hex. */
 int sp_parse_size(const char *s, uint64_t *out);
 
+/* The extension of path's last component, after its last '.' ("xva" of
+ * "a/b.XVA"), or NULL: none, "-", a name that only starts with a dot. */
+const char *sp_path_extension(const char *path);
+
 /* Human size "1.5 GiB" into buf. */
 const char *sp_format_size(uint64_t v, char *buf, size_t len);
 

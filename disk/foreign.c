@@ -15,8 +15,12 @@ static int vhdx_probe(const struct sp_probe *p)
                : SP_PROBE_NO;
 }
 
+/* named so that an output called .vhdx is refused as a format, not taken as raw */
+static const char *const VHDX_EXTENSIONS[] = {"vhdx", NULL};
+
 const struct sp_disk_driver sp_disk_driver_vhdx = {
     .name = "vhdx",
+    .extensions = VHDX_EXTENSIONS,
     .probe = vhdx_probe,
     .refuse = "VHDX images are not supported (qemu-img convert -O vpc makes a VHD)",
 };

@@ -42,13 +42,10 @@ const struct sp_disk_driver *sp_disk_driver_find(const char *name)
 
 const struct sp_disk_driver *sp_disk_driver_for_name(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    const char *dot = strrchr(slash ? slash : path, '.');
-    if (!dot)
-        return NULL;
-    for (int i = 0; sp_disk_drivers[i]; i++)
+    const char *ext = sp_path_extension(path);
+    for (int i = 0; ext && sp_disk_drivers[i]; i++)
         for (const char *const *e = sp_disk_drivers[i]->extensions; e && *e; e++)
-            if (strcasecmp(dot + 1, *e) == 0)
+            if (strcasecmp(ext, *e) == 0)
                 return sp_disk_drivers[i];
     return NULL;
 }

@@ -1,5 +1,5 @@
 # module  cases... (each case is its own CTest entry)
-sp_unit_test(util parse_size is_zero be_fields error_prefix)
+sp_unit_test(util parse_size is_zero be_fields error_prefix path_extension)
 sp_unit_test(vhd_footer parse_handmade rejects_bad_cookie rejects_bad_checksum build_round_trip geometry init_is_tap)
 sp_unit_test(vhd_header utf16_round_trip utf16_rejects_lone_surrogate decode_w2ku decode_macx encode_decode_macx
              locator_space_units header_round_trip)
@@ -22,7 +22,7 @@ sp_unit_test(manifest digest_vectors digest_incremental digest_misuse digest_nam
              rejects_garbage rejects_unsupported rejects_limits sign_verify_round_trip sign_cli_verifies
              verify_cli_signed verify_tampered verify_self_signed sign_key_mismatch verify_wrong_name sign_bad_files
              sign_combined_pem verify_rejects_garbage verify_chain)
-sp_unit_test(ova big_member_base256 small_members_exact writer_refuses_paths reader_refuses_paths)
+sp_unit_test(ova big_member_base256 small_members_exact writer_refuses_paths reader_refuses_paths writer_names)
 sp_unit_test(pushdisk ordered_round_trip zero_pushes_not_data read_behind_is_error producer_failure_wakes_consumer
              consumer_abort_wakes_producer push_must_ascend)
 sp_unit_test(registry probe_scores names open_and_check)

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
 #include "base/instream.h"
 #include "tests/unit/testlib.h"
 
@@ -198,5 +199,21 @@ static void reader_refuses_paths(void)
     test_tmp_teardown();
 }
 
+/* Writers by name and by an output's extension, case aside. */
+static void writer_names(void)
+{
+    const struct sp_archive_write_format *ova = sp_archive_writer_find("ova"), *xva = sp_archive_writer_find("xva");
+    CHECK(ova && xva && ova != xva);
+    CHECK(sp_archive_writer_find("OVA") == ova);
+    CHECK(sp_archive_writer_find("tar") == NULL);
+    CHECK(sp_archive_writer_for_name("a/web.ova") == ova);
+    CHECK(sp_archive_writer_for_name("WEB.OVA") == ova);
+    CHECK(sp_archive_writer_for_name("web.Xva") == xva);
+    CHECK(sp_archive_writer_for_name("web.ovf") == NULL);
+    CHECK(sp_archive_writer_for_name("x.ova/web") == NULL);
+    CHECK(sp_archive_writer_for_name("-") == NULL);
+}
+
 TEST_MAIN({"big_member_base256", big_member_base256}, {"small_members_exact", small_members_exact},
-          {"writer_refuses_paths", writer_refuses_paths}, {"reader_refuses_paths", reader_refuses_paths})
+          {"writer_refuses_paths", writer_refuses_paths}, {"reader_refuses_paths", reader_refuses_paths},
+          {"writer_names", writer_names})

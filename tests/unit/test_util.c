@@ -62,6 +62,28 @@ static void prefixed(const char *inner, const char *ctx, const char *want)
     }
 }
 
+static void ext_is(const char *path, const char *want)
+{
+    const char *got = sp_path_extension(path);
+    if (want ? !got || strcmp(got, want) != 0 : got != NULL) {
+        fprintf(stderr, "extension of '%s': got %s, want %s\n", path, got ? got : "none", want ? want : "none");
+        exit(1);
+    }
+}
+
+static void path_extension(void)
+{
+    ext_is("x.xva", "xva");
+    ext_is("dir/x.XVA", "XVA");
+    ext_is("a.b.vmdk", "vmdk");
+    ext_is("dir.ova/x", NULL);  /* a dot in a folder's name */
+    ext_is(".hidden", NULL);
+    ext_is("dir/.ova", NULL);
+    ext_is("x.", NULL);
+    ext_is("-", NULL);
+    ext_is("x", NULL);
+}
+
 static void error_prefix(void)
 {
     prefixed("short read", "a.vhd", "a.vhd: short read");
@@ -75,4 +97,4 @@ static void error_prefix(void)
 }
 
 TEST_MAIN({"parse_size", parse_size}, {"is_zero", is_zero}, {"be_fields", be_fields},
-          {"error_prefix", error_prefix})
+          {"error_prefix", error_prefix}, {"path_extension", path_extension})
