@@ -4,6 +4,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "cli/commands.h"
 
 #include "disk/copy.h"
 #include "base/error.h"
@@ -24,17 +27,31 @@ struct cli {
     bool progress;
 };
 
-/* A command's options: --name VALUE, --name=VALUE, or a flag. */
-struct cli_opt {
-    const char *name;       /* "--offset" or "-o" */
-    bool takes_value;
-    const char **value;     /* set to the value, or to "" for a flag */
+/* A command line split by the command table (cli/commands.h): each of
+ * the command's options, in the table's order, and the positionals. */
+struct cli_args {
+    const struct cli_cmd *cmd;
+    const char *val[CLI_OPTS_MAX]; /* the value, "" for a given flag, NULL when absent */
+    const char *pos[CLI_POS_MAX];
+    int npos;
 };
 
-/* Splits argv into options and positionals (at most max_pos). Returns
- * EXIT_OK_ or EXIT_USAGE after printing what is wrong. */
-int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts, const char **pos, int max_pos,
-              int *npos);
+/* Splits argv (after the command's name) into a. Returns EXIT_OK_, or
+ * EXIT_USAGE after printing what is wrong; *help is set by --help/-h. */
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args *a, bool *help);
+/* The value of the command's option name (its long name), NULL when not
+ * given; "" for a given flag. A name the command's table entry lacks is
+ * a bug in snapport, and aborts. */
+const char *cli_opt(const struct cli_args *a, const char *name);
+static inline bool cli_flag(const struct cli_args *a, const char *name) { return cli_opt(a, name) != NULL; }
+
+/* help [COMMAND...]: the overview, a group's commands or one command. */
+int cli_help(struct cli *c, int argc, const char *const *argv);
+void cli_help_overview(FILE *f);
+void cli_help_command(FILE *f, const struct cli_cmd *cmd);
+void cli_help_group(FILE *f, const struct cli_group *g);
+/* "snapport NAME ARGS [--opt ARG]...": the synopsis, into buf. */
+const char *cli_synopsis(const struct cli_cmd *cmd, char *buf, size_t len);
 
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "snapport: <err->msg>" and returns the exit status for err. */
@@ -83,17 +100,32 @@ void json_key_null(const char *key);
 void json_string_item(const char *v);
 void json_finish(void);
 
-int cmd_disk(struct cli *c, int argc, char **argv);
-int cmd_vm(struct cli *c, int argc, char **argv);
-int cmd_snapshot(struct cli *c, int argc, char **argv);
-int cmd_clone(struct cli *c, int argc, char **argv);
-int cmd_gc(struct cli *c, int argc, char **argv);
-int cmd_store(struct cli *c, int argc, char **argv);
-int cmd_export(struct cli *c, int argc, char **argv);
-int cmd_import(struct cli *c, int argc, char **argv);
-int cmd_verify(struct cli *c, int argc, char **argv);
-int cmd_info(struct cli *c, int argc, char **argv);
-int cmd_convert(struct cli *c, int argc, char **argv);
+/* The commands (cli/commands.c has what each takes). */
+int cmd_disk_info(struct cli *c, const struct cli_args *a);
+int cmd_disk_check(struct cli *c, const struct cli_args *a);
+int cmd_disk_create(struct cli *c, const struct cli_args *a);
+int cmd_disk_write(struct cli *c, const struct cli_args *a);
+int cmd_disk_flatten(struct cli *c, const struct cli_args *a);
+int cmd_disk_compare(struct cli *c, const struct cli_args *a);
+int cmd_vm_create(struct cli *c, const struct cli_args *a);
+int cmd_vm_list(struct cli *c, const struct cli_args *a);
+int cmd_vm_show(struct cli *c, const struct cli_args *a);
+int cmd_vm_config(struct cli *c, const struct cli_args *a);
+int cmd_vm_destroy(struct cli *c, const struct cli_args *a);
+int cmd_vm_suspend(struct cli *c, const struct cli_args *a);
+int cmd_vm_halt(struct cli *c, const struct cli_args *a);
+int cmd_snapshot_create(struct cli *c, const struct cli_args *a);
+int cmd_snapshot_list(struct cli *c, const struct cli_args *a);
+int cmd_snapshot_revert(struct cli *c, const struct cli_args *a);
+int cmd_snapshot_delete(struct cli *c, const struct cli_args *a);
+int cmd_clone(struct cli *c, const struct cli_args *a);
+int cmd_gc(struct cli *c, const struct cli_args *a);
+int cmd_store_check(struct cli *c, const struct cli_args *a);
+int cmd_export(struct cli *c, const struct cli_args *a);
+int cmd_import(struct cli *c, const struct cli_args *a);
+int cmd_verify(struct cli *c, const struct cli_args *a);
+int cmd_info(struct cli *c, const struct cli_args *a);
+int cmd_convert(struct cli *c, const struct cli_args *a);
 
 struct sp_store;
 /* Opens the store of --store for reading or writing; prints the error. */

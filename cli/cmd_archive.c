@@ -84,21 +84,16 @@ static int parse_compress(const char *s, enum sp_xva_compress *c)
     return EXIT_OK_;
 }
 
-int cmd_export(struct cli *c, int argc, char **argv)
+int cmd_export(struct cli *c, const struct cli_args *a)
 {
-    const char *snap = NULL, *out_s = NULL, *fmt = NULL, *comp = NULL, *dig = NULL, *force = NULL;
-    const char *ovfv = NULL, *key = NULL, *cert = NULL, *level = NULL;
-    const struct cli_opt opts[] = {
-        {"--snapshot", true, &snap}, {"-o", true, &out_s}, {"--format", true, &fmt}, {"--compress", true, &comp},
-        {"--digest", true, &dig}, {"--force", false, &force}, {"--ovf-version", true, &ovfv}, {"--sign", true, &key},
-        {"--cert", true, &cert}, {"--level", true, &level}, {NULL, false, NULL},
-    };
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("export", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1 || !out_s)
+    const char *snap = cli_opt(a, "--snapshot"), *out_s = cli_opt(a, "--output"), *fmt = cli_opt(a, "--format");
+    const char *comp = cli_opt(a, "--compress"), *dig = cli_opt(a, "--digest");
+    const char *ovfv = cli_opt(a, "--ovf-version"), *key = cli_opt(a, "--sign"), *cert = cli_opt(a, "--cert");
+    const char *level = cli_opt(a, "--level");
+    bool force = cli_flag(a, "--force");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1 || !out_s)
         return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout)");
     struct sp_export_opts o = {.vm = pos[0], .snapshot = snap};
     struct sp_error err;
@@ -120,7 +115,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return rc;
     struct sp_outfile out = {.fd = -1};
     int fd = STDOUT_FILENO;
-    rc = to_stdout ? SP_OK : sp_outfile_open(&out, out_s, force != NULL, &err);
+    rc = to_stdout ? SP_OK : sp_outfile_open(&out, out_s, force, &err);
     if (!to_stdout)
         fd = out.fd;
     /* an OVA's compressed disks wait beside the output (the same space) */
@@ -154,16 +149,12 @@ int cmd_export(struct cli *c, int argc, char **argv)
     return EXIT_OK_;
 }
 
-int cmd_import(struct cli *c, int argc, char **argv)
+int cmd_import(struct cli *c, const struct cli_args *a)
 {
-    const char *name = NULL, *fmt = NULL;
-    const struct cli_opt opts[] = {{"--name", true, &name}, {"--format", true, &fmt}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("import", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *name = cli_opt(a, "--name"), *fmt = cli_opt(a, "--format");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("import: needs ARCHIVE (an .xva, an .ova, an .ovf or its folder, or - for stdin)");
     struct sp_error err;
     struct sp_store *s;
@@ -295,17 +286,13 @@ static void say_verified(struct cli *c, const char *label, const struct sp_archi
 }
 
 /* verify: exit 1 when the archive is damaged; info: its contents. */
-static int read_archive(struct cli *c, int argc, char **argv, bool verify)
+static int read_archive(struct cli *c, const struct cli_args *a, bool verify)
 {
-    const char *cmd = verify ? "verify" : "info";
-    const char *fmt = NULL;
-    const struct cli_opt opts[] = {{"--format", true, &fmt}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse(cmd, argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *cmd = a->cmd->name;
+    const char *fmt = cli_opt(a, "--format");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("%s: needs ARCHIVE (or - for stdin)", cmd);
     struct sp_error err;
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
@@ -331,5 +318,5 @@ static int read_archive(struct cli *c, int argc, char **argv, bool verify)
     return EXIT_OK_;
 }
 
-int cmd_verify(struct cli *c, int argc, char **argv) { return read_archive(c, argc, argv, true); }
-int cmd_info(struct cli *c, int argc, char **argv) { return read_archive(c, argc, argv, false); }
+int cmd_verify(struct cli *c, const struct cli_args *a) { return read_archive(c, a, true); }
+int cmd_info(struct cli *c, const struct cli_args *a) { return read_archive(c, a, false); }

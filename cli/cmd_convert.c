@@ -52,17 +52,14 @@ static int wrap_opts(const char *name, const char *mem, const char *vcpus, struc
     return EXIT_OK_;
 }
 
-int cmd_convert(struct cli *c, int argc, char **argv)
+int cmd_convert(struct cli *c, const struct cli_args *a)
 {
-    const char *fmt = NULL, *force = NULL, *name = NULL, *mem = NULL, *vcpus = NULL;
-    const struct cli_opt opts[] = {{"--format", true, &fmt}, {"--force", false, &force}, {"--name", true, &name},
-                                   {"--memory", true, &mem}, {"--vcpus", true, &vcpus}, {NULL, false, NULL}};
-    const char *pos[2];
-    int npos;
-    int rc = cli_parse("convert", argc, argv, opts, pos, 2, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 2)
+    const char *fmt = cli_opt(a, "--format"), *name = cli_opt(a, "--name"), *mem = cli_opt(a, "--memory");
+    const char *vcpus = cli_opt(a, "--vcpus");
+    bool force = cli_flag(a, "--force");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 2)
         return cli_usage_error("convert: needs IN and OUT (an .xva and an .ova, either way, or a disk image; - for "
                                "stdin/stdout)");
     struct sp_convert_opts o = {0};
@@ -76,7 +73,7 @@ int cmd_convert(struct cli *c, int argc, char **argv)
     }
     struct sp_outfile out = {.fd = -1};
     int fd = STDOUT_FILENO;
-    rc = to_stdout ? SP_OK : sp_outfile_open(&out, pos[1], force != NULL, &err);
+    rc = to_stdout ? SP_OK : sp_outfile_open(&out, pos[1], force, &err);
     if (!to_stdout)
         fd = out.fd;
     /* to OVA, the compressed disks wait beside the output, as export's do */

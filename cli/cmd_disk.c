@@ -75,15 +75,12 @@ static int print_info(struct cli *c, struct sp_disk *d, const struct sp_disk_lay
     return EXIT_OK_;
 }
 
-static int disk_info(struct cli *c, int argc, char **argv)
+int cmd_disk_info(struct cli *c, const struct cli_args *a)
 {
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("disk info", argc, argv, NULL, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *const *pos = a->pos;
+    if (a->npos != 1)
         return cli_usage_error("disk info: needs IMAGE");
+    int rc;
     struct sp_error err;
     struct sp_disk *d;
     if (sp_disk_open(pos[0], false, &d, &err) != SP_OK)
@@ -102,14 +99,11 @@ static int disk_info(struct cli *c, int argc, char **argv)
 
 /* --- check -------------------------------------------------------------- */
 
-static int disk_check(struct cli *c, int argc, char **argv)
+int cmd_disk_check(struct cli *c, const struct cli_args *a)
 {
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("disk check", argc, argv, NULL, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("disk check: needs IMAGE");
     struct sp_error err;
     struct cli_problems out = {c, ""};
@@ -132,19 +126,13 @@ static int disk_check(struct cli *c, int argc, char **argv)
 
 /* --- create ------------------------------------------------------------- */
 
-static int disk_create(struct cli *c, int argc, char **argv)
+int cmd_disk_create(struct cli *c, const struct cli_args *a)
 {
-    const char *size_s = NULL, *parent = NULL, *bs_s = NULL, *force = NULL;
-    const struct cli_opt opts[] = {
-        {"--size", true, &size_s}, {"--parent", true, &parent}, {"--block-size", true, &bs_s},
-        {"--force", false, &force}, {NULL, false, NULL},
-    };
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("disk create", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *size_s = cli_opt(a, "--size"), *parent = cli_opt(a, "--parent"), *bs_s = cli_opt(a, "--block-size");
+    bool force = cli_flag(a, "--force");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("disk create: needs OUT.vhd");
     if (!size_s && !parent)
         return cli_usage_error("disk create: needs --size (or --parent)");
@@ -168,7 +156,7 @@ static int disk_create(struct cli *c, int argc, char **argv)
             o.block_size = o.parent->block_size;
     }
     struct sp_outfile out;
-    rc = sp_outfile_open(&out, pos[0], force != NULL, &err);
+    rc = sp_outfile_open(&out, pos[0], force, &err);
     if (rc == SP_OK)
         rc = sp_vhd_create_fd(out.fd, pos[0], &o, &err);
     if (rc == SP_OK)
@@ -235,19 +223,13 @@ static int write_file(struct sp_disk *d, uint64_t off, int fd, const char *from,
     return rc;
 }
 
-static int disk_write(struct cli *c, int argc, char **argv)
+int cmd_disk_write(struct cli *c, const struct cli_args *a)
 {
-    const char *off_s = NULL, *from = NULL, *pat_s = NULL, *len_s = NULL;
-    const struct cli_opt opts[] = {
-        {"--offset", true, &off_s}, {"--from", true, &from}, {"--pattern", true, &pat_s},
-        {"--length", true, &len_s}, {NULL, false, NULL},
-    };
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("disk write", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1 || !off_s || (!from == !pat_s) || (pat_s && !len_s))
+    const char *off_s = cli_opt(a, "--offset"), *from = cli_opt(a, "--from"), *pat_s = cli_opt(a, "--pattern");
+    const char *len_s = cli_opt(a, "--length");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1 || !off_s || (!from == !pat_s) || (pat_s && !len_s))
         return cli_usage_error("disk write: needs IMAGE --offset N and --from FILE or --pattern BYTE --length N");
     uint64_t off, len = 0;
     uint8_t byte = 0;
@@ -308,22 +290,15 @@ static int pick_format(const char *out, const char *given, const struct sp_disk_
     return EXIT_OK_;
 }
 
-static int disk_flatten(struct cli *c, int argc, char **argv)
+int cmd_disk_flatten(struct cli *c, const struct cli_args *a)
 {
-    const char *out_s = NULL, *fmt_s = NULL, *force = NULL, *no_sync = NULL;
-    const struct cli_opt opts[] = {
-        {"-o", true, &out_s}, {"--output", true, &out_s}, {"--format", true, &fmt_s},
-        {"--force", false, &force}, {"--no-sync", false, &no_sync}, {NULL, false, NULL},
-    };
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("disk flatten", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1 || !out_s)
+    const char *out_s = cli_opt(a, "--output"), *fmt_s = cli_opt(a, "--format");
+    bool force = cli_flag(a, "--force"), no_sync = cli_flag(a, "--no-sync");
+    const char *const *pos = a->pos;
+    if (a->npos != 1 || !out_s)
         return cli_usage_error("disk flatten: needs IMAGE -o OUT");
     const struct sp_disk_driver *f;
-    rc = pick_format(out_s, fmt_s, &f);
+    int rc = pick_format(out_s, fmt_s, &f);
     if (rc != EXIT_OK_)
         return rc;
     struct sp_error err;
@@ -338,8 +313,8 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
         rc = sp_error_set(&err, SP_EINVAL, "%s: is %s or a file of its chain; flatten into another file", out_s,
                           pos[0]);
     if (rc == SP_OK)
-        rc = sp_outfile_open(&out, out_s, force != NULL, &err);
-    out.no_sync = no_sync != NULL;
+        rc = sp_outfile_open(&out, out_s, force, &err);
+    out.no_sync = no_sync;
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "flatten") : NULL;
     if (rc == SP_OK) {
         struct sp_disk_create_opts co = {.path = out.final_path, .tmp_path = out.tmp_path, .durable = !out.no_sync};
@@ -360,29 +335,28 @@ static int disk_flatten(struct cli *c, int argc, char **argv)
 
 /* --- compare ------------------------------------------------------------ */
 
-static int disk_compare(struct cli *c, int argc, char **argv)
+int cmd_disk_compare(struct cli *c, const struct cli_args *a)
 {
-    const char *pos[2];
-    int npos;
-    int rc = cli_parse("disk compare", argc, argv, NULL, pos, 2, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 2)
+    const char *const *pos = a->pos;
+    if (a->npos != 2)
         return cli_usage_error("disk compare: needs A and B");
+    if (cli_flag(a, "--lenient"))
+        return cli_usage_error("disk compare: --lenient is not done yet");
+    int rc;
     struct sp_error err;
-    struct sp_disk *a = NULL, *b = NULL;
+    struct sp_disk *da = NULL, *db = NULL;
     bool same = false;
     uint64_t at = 0;
-    rc = sp_disk_open(pos[0], false, &a, &err);
+    rc = sp_disk_open(pos[0], false, &da, &err);
     if (rc == SP_OK)
-        rc = sp_disk_open(pos[1], false, &b, &err);
+        rc = sp_disk_open(pos[1], false, &db, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "compare") : NULL;
     if (rc == SP_OK)
-        rc = sp_compare_disks(a, b, &same, &at, cli_progress_hook(bar), &err);
+        rc = sp_compare_disks(da, db, &same, &at, cli_progress_hook(bar), &err);
     cli_progress_finish(bar);
-    uint64_t sa = a ? a->size : 0, sb = b ? b->size : 0;
-    sp_disk_close(a);
-    sp_disk_close(b);
+    uint64_t sa = da ? da->size : 0, sb = db ? db->size : 0;
+    sp_disk_close(da);
+    sp_disk_close(db);
     if (rc != SP_OK)
         return cli_fail(&err);
     if (c->json) {
@@ -404,24 +378,4 @@ static int disk_compare(struct cli *c, int argc, char **argv)
         cli_say(c, "differ at offset %llu\n", (unsigned long long)at);
     }
     return same ? EXIT_OK_ : EXIT_DIFF;
-}
-
-/* --- table -------------------------------------------------------------- */
-
-static const struct {
-    const char *name;
-    int (*run)(struct cli *c, int argc, char **argv);
-} DISK_COMMANDS[] = {
-    {"info", disk_info}, {"check", disk_check}, {"create", disk_create},
-    {"write", disk_write}, {"flatten", disk_flatten}, {"compare", disk_compare},
-};
-
-int cmd_disk(struct cli *c, int argc, char **argv)
-{
-    if (argc < 1)
-        return cli_usage_error("disk: needs a subcommand (info, check, create, write, flatten, compare)");
-    for (size_t i = 0; i < sizeof DISK_COMMANDS / sizeof DISK_COMMANDS[0]; i++)
-        if (strcmp(argv[0], DISK_COMMANDS[i].name) == 0)
-            return DISK_COMMANDS[i].run(c, argc - 1, argv + 1);
-    return cli_usage_error("disk: unknown subcommand '%s'", argv[0]);
 }

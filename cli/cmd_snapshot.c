@@ -7,23 +7,20 @@
 #include "cli/cli.h"
 #include "store/store.h"
 
-static int snap_create(struct cli *c, int argc, char **argv)
+int cmd_snapshot_create(struct cli *c, const struct cli_args *a)
 {
-    const char *name = NULL, *memory = NULL;
-    const struct cli_opt opts[] = {{"--name", true, &name}, {"--memory", false, &memory}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("snapshot create", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *name = cli_opt(a, "--name");
+    bool memory = cli_flag(a, "--memory");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("snapshot create: needs VM");
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_WRITE, "snapshot create", &s)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     char uuid[SP_UUID_STR];
-    rc = sp_snapshot_create(s, pos[0], name, memory != NULL, false, uuid, &err);
+    rc = sp_snapshot_create(s, pos[0], name, memory, false, uuid, &err);
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
@@ -31,7 +28,7 @@ static int snap_create(struct cli *c, int argc, char **argv)
     return EXIT_OK_;
 }
 
-static void list_one(struct cli *c, const struct sp_vm *snap, const char *current)
+static void list_one(struct cli *c, const struct sp_vm *snap, const char *current, bool names)
 {
     char when[32];
     time_t t = (time_t)snap->snapshot_time;
@@ -48,20 +45,19 @@ static void list_one(struct cli *c, const struct sp_vm *snap, const char *curren
         json_key_string("parent", snap->parent_snapshot[0] ? snap->parent_snapshot : NULL);
         json_key_bool("current", strcmp(current, snap->uuid) == 0);
         json_end_object();
+    } else if (names) {
+        printf("%s\n", snap->cfg.name);
     } else if (!c->quiet) {
         printf("%s %-36s  %-20s  %s  %-6s  %s\n", strcmp(current, snap->uuid) == 0 ? "*" : " ", snap->uuid,
                snap->cfg.name, when, snap->suspended ? "memory" : "disk", snap->is_system ? "system" : "");
     }
 }
 
-static int snap_list(struct cli *c, int argc, char **argv)
+int cmd_snapshot_list(struct cli *c, const struct cli_args *a)
 {
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("snapshot list", argc, argv, NULL, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("snapshot list: needs VM");
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ, "snapshot list", &s)) != EXIT_OK_)
@@ -83,7 +79,7 @@ static int snap_list(struct cli *c, int argc, char **argv)
         struct sp_vm snap;
         rc = sp_store_load_vm(s, snaps[i], &snap, &err);
         if (rc == SP_OK)
-            list_one(c, &snap, v.parent_snapshot);
+            list_one(c, &snap, v.parent_snapshot, cli_flag(a, "--names"));
         sp_vm_free(&snap);
     }
     if (rc == SP_OK && c->json) {
@@ -96,15 +92,12 @@ static int snap_list(struct cli *c, int argc, char **argv)
     return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
 }
 
-static int snap_change(struct cli *c, int argc, char **argv, bool revert)
+static int snap_change(struct cli *c, const struct cli_args *a, bool revert)
 {
-    const char *cmd = revert ? "snapshot revert" : "snapshot delete";
-    const char *pos[2];
-    int npos;
-    int rc = cli_parse(cmd, argc, argv, NULL, pos, 2, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 2)
+    const char *cmd = a->cmd->name;
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 2)
         return cli_usage_error("%s: needs VM and SNAPSHOT", cmd);
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_WRITE, cmd, &s)) != EXIT_OK_)
@@ -124,17 +117,5 @@ static int snap_change(struct cli *c, int argc, char **argv, bool revert)
     return EXIT_OK_;
 }
 
-int cmd_snapshot(struct cli *c, int argc, char **argv)
-{
-    if (argc < 1)
-        return cli_usage_error("snapshot: needs a subcommand (create, list, revert, delete)");
-    if (strcmp(argv[0], "create") == 0)
-        return snap_create(c, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0)
-        return snap_list(c, argc - 1, argv + 1);
-    if (strcmp(argv[0], "revert") == 0)
-        return snap_change(c, argc - 1, argv + 1, true);
-    if (strcmp(argv[0], "delete") == 0)
-        return snap_change(c, argc - 1, argv + 1, false);
-    return cli_usage_error("snapshot: unknown subcommand '%s'", argv[0]);
-}
+int cmd_snapshot_revert(struct cli *c, const struct cli_args *a) { return snap_change(c, a, true); }
+int cmd_snapshot_delete(struct cli *c, const struct cli_args *a) { return snap_change(c, a, false); }

@@ -6,16 +6,13 @@
 #include "base/util.h"
 #include "store/store.h"
 
-int cmd_clone(struct cli *c, int argc, char **argv)
+int cmd_clone(struct cli *c, const struct cli_args *a)
 {
-    const char *name = NULL, *full = NULL;
-    const struct cli_opt opts[] = {{"--name", true, &name}, {"--full", false, &full}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("clone", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1 || !name)
+    const char *name = cli_opt(a, "--name");
+    bool full = cli_flag(a, "--full");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1 || !name)
         return cli_usage_error("clone: needs VM or SNAPSHOT and --name NEW");
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_WRITE, "clone", &s)) != EXIT_OK_)
@@ -23,7 +20,7 @@ int cmd_clone(struct cli *c, int argc, char **argv)
     struct sp_error err;
     char uuid[SP_UUID_STR];
     struct cli_progress *bar = full ? cli_progress_start(c, "copy") : NULL;
-    rc = sp_clone(s, pos[0], name, full != NULL, cli_progress_hook(bar), uuid, &err);
+    rc = sp_clone(s, pos[0], name, full, cli_progress_hook(bar), uuid, &err);
     cli_progress_finish(bar);
     sp_store_close(s);
     if (rc != SP_OK)
@@ -47,15 +44,10 @@ static void gc_action(void *ctx, const char *what, uint64_t frees, uint64_t need
     }
 }
 
-int cmd_gc(struct cli *c, int argc, char **argv)
+int cmd_gc(struct cli *c, const struct cli_args *a)
 {
-    const char *dry = NULL;
-    const struct cli_opt opts[] = {{"--dry-run", false, &dry}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("gc", argc, argv, opts, pos, 0, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
+    bool dry = cli_flag(a, "--dry-run");
+    int rc;
     struct sp_store *s;
     if ((rc = cli_store_open(c, dry ? SP_STORE_READ : SP_STORE_WRITE, "gc", &s)) != EXIT_OK_)
         return rc;
@@ -66,11 +58,11 @@ int cmd_gc(struct cli *c, int argc, char **argv)
         json_begin_object();
         json_begin_array("actions");
     }
-    rc = sp_gc(s, dry != NULL, &rep, &freed, &needed, &err);
+    rc = sp_gc(s, dry, &rep, &freed, &needed, &err);
     sp_store_close(s);
     if (c->json) {
         json_end_array();
-        json_key_bool("dry_run", dry != NULL);
+        json_key_bool("dry_run", dry);
         json_key_uint("frees", freed);
         json_key_uint("needs", needed);
         json_end_object();
@@ -78,24 +70,19 @@ int cmd_gc(struct cli *c, int argc, char **argv)
     }
     if (rc != SP_OK)
         return cli_fail(&err);
-    char a[32], b[32];
+    char fs[32], ns[32];
     if (dry)
         cli_say(c, "gc --dry-run: would free about %s; needs at most %s free while it runs\n",
-                sp_format_size(freed, a, sizeof a), sp_format_size(needed, b, sizeof b));
+                sp_format_size(freed, fs, sizeof fs), sp_format_size(needed, ns, sizeof ns));
     else
-        cli_say(c, "gc: freed about %s\n", sp_format_size(freed, a, sizeof a));
+        cli_say(c, "gc: freed about %s\n", sp_format_size(freed, fs, sizeof fs));
     return EXIT_OK_;
 }
 
-int cmd_store(struct cli *c, int argc, char **argv)
+int cmd_store_check(struct cli *c, const struct cli_args *a)
 {
-    if (argc < 1 || strcmp(argv[0], "check") != 0)
-        return cli_usage_error("store: needs 'check'");
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("store check", argc - 1, argv + 1, NULL, pos, 0, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
+    (void)a;
+    int rc;
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ, "store check", &s)) != EXIT_OK_)
         return rc;

@@ -17,15 +17,10 @@ int cli_store_open(struct cli *c, unsigned mode, const char *command, struct sp_
     return EXIT_OK_;
 }
 
-static int vm_create(struct cli *c, int argc, char **argv)
+int cmd_vm_create(struct cli *c, const struct cli_args *a)
 {
-    const char *cfg = NULL;
-    const struct cli_opt opts[] = {{"--config", true, &cfg}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("vm create", argc, argv, opts, pos, 0, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
+    const char *cfg = cli_opt(a, "--config");
+    int rc;
     if (!cfg)
         return cli_usage_error("vm create: needs --config FILE.cfg");
     struct sp_store *s;
@@ -80,13 +75,10 @@ static void vm_json(struct sp_store *s, const struct sp_vm *vm)
     json_end_object();
 }
 
-static int vm_list(struct cli *c, int argc, char **argv)
+int cmd_vm_list(struct cli *c, const struct cli_args *a)
 {
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("vm list", argc, argv, NULL, pos, 0, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
+    bool names = cli_flag(a, "--names");
+    int rc;
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ, "vm list", &s)) != EXIT_OK_)
         return rc;
@@ -96,7 +88,7 @@ static int vm_list(struct cli *c, int argc, char **argv)
     rc = sp_store_list_vms(s, &uuids, &n, &err);
     if (rc == SP_OK && c->json)
         json_begin_array(NULL);
-    else if (rc == SP_OK && !c->quiet)
+    else if (rc == SP_OK && !c->quiet && !names)
         printf("%-36s  %-20s  %-9s  %5s  %8s  %5s  %9s\n", "UUID", "NAME", "STATE", "VCPUS", "MEMORY", "DISKS",
                "SNAPSHOTS");
     for (int i = 0; rc == SP_OK && i < n; i++) {
@@ -110,6 +102,8 @@ static int vm_list(struct cli *c, int argc, char **argv)
         free(snaps);
         if (c->json)
             vm_json(s, &vm);
+        else if (names)
+            printf("%s\n", vm.cfg.name);
         else if (!c->quiet)
             printf("%-36s  %-20s  %-9s  %5ld  %6ldMi  %5d  %9d\n", vm.uuid, vm.cfg.name,
                    vm.suspended ? "suspended" : "halted", vm.cfg.vcpus, vm.cfg.memory_mb, vm.cfg.ndisks, ns);
@@ -148,14 +142,11 @@ static void show_text(struct sp_store *s, const struct sp_vm *vm, int nsnaps)
     (void)sz;
 }
 
-static int vm_show(struct cli *c, int argc, char **argv)
+int cmd_vm_show(struct cli *c, const struct cli_args *a)
 {
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("vm show", argc, argv, NULL, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("vm show: needs VM");
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ, "vm show", &s)) != EXIT_OK_)
@@ -189,17 +180,14 @@ static int vm_show(struct cli *c, int argc, char **argv)
 }
 
 /* A command that changes one VM and says so. */
-static int vm_simple(struct cli *c, int argc, char **argv, const char *cmd, const char *done)
+static int vm_simple(struct cli *c, const struct cli_args *a, const char *done)
 {
-    const char *image = NULL;
-    const struct cli_opt opts[] = {{"--image", true, &image}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
+    const char *cmd = a->cmd->name;
     bool suspend = strcmp(cmd, "vm suspend") == 0;
-    int rc = cli_parse(cmd, argc, argv, suspend ? opts : NULL, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *image = suspend ? cli_opt(a, "--image") : NULL;
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("%s: needs VM", cmd);
     struct sp_error err;
     if (suspend && !image) {
@@ -227,16 +215,13 @@ static int vm_simple(struct cli *c, int argc, char **argv, const char *cmd, cons
     return EXIT_OK_;
 }
 
-static int vm_config(struct cli *c, int argc, char **argv)
+int cmd_vm_config(struct cli *c, const struct cli_args *a)
 {
-    const char *out_s = NULL, *force = NULL;
-    const struct cli_opt opts[] = {{"-o", true, &out_s}, {"--force", false, &force}, {NULL, false, NULL}};
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("vm config", argc, argv, opts, pos, 1, &npos);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (npos != 1)
+    const char *out_s = cli_opt(a, "--output");
+    bool force = cli_flag(a, "--force");
+    const char *const *pos = a->pos;
+    int rc;
+    if (a->npos != 1)
         return cli_usage_error("vm config: needs VM");
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ, "vm config", &s)) != EXIT_OK_)
@@ -249,7 +234,7 @@ static int vm_config(struct cli *c, int argc, char **argv)
         fputs(text, stdout);
     } else if (rc == SP_OK) {
         struct sp_outfile o;
-        rc = sp_outfile_open(&o, out_s, force != NULL, &err);
+        rc = sp_outfile_open(&o, out_s, force, &err);
         if (rc == SP_OK)
             rc = sp_pwrite_full(o.fd, text, strlen(text), 0, out_s, &err);
         if (rc == SP_OK)
@@ -261,26 +246,14 @@ static int vm_config(struct cli *c, int argc, char **argv)
     return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
 }
 
-int cmd_vm(struct cli *c, int argc, char **argv)
+int cmd_vm_destroy(struct cli *c, const struct cli_args *a)
 {
-    if (argc < 1)
-        return cli_usage_error("vm: needs a subcommand (create, list, show, config, destroy, suspend, halt)");
-    const char *sub = argv[0];
-    argc--;
-    argv++;
-    if (strcmp(sub, "create") == 0)
-        return vm_create(c, argc, argv);
-    if (strcmp(sub, "list") == 0)
-        return vm_list(c, argc, argv);
-    if (strcmp(sub, "show") == 0)
-        return vm_show(c, argc, argv);
-    if (strcmp(sub, "config") == 0)
-        return vm_config(c, argc, argv);
-    if (strcmp(sub, "destroy") == 0)
-        return vm_simple(c, argc, argv, "vm destroy", "destroyed, with its snapshots");
-    if (strcmp(sub, "suspend") == 0)
-        return vm_simple(c, argc, argv, "vm suspend", "suspended with the given memory image");
-    if (strcmp(sub, "halt") == 0)
-        return vm_simple(c, argc, argv, "vm halt", "halted (memory image dropped)");
-    return cli_usage_error("vm: unknown subcommand '%s'", sub);
+    return vm_simple(c, a, "destroyed, with its snapshots");
 }
+
+int cmd_vm_suspend(struct cli *c, const struct cli_args *a)
+{
+    return vm_simple(c, a, "suspended with the given memory image");
+}
+
+int cmd_vm_halt(struct cli *c, const struct cli_args *a) { return vm_simple(c, a, "halted (memory image dropped)"); }

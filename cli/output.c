@@ -62,41 +62,6 @@ int cli_parse_size(const char *what, const char *s, uint64_t *out)
     return EXIT_OK_;
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts, const char **pos, int max_pos,
-              int *npos)
-{
-    *npos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] == '-' && a[1] != '\0') {
-            const char *eq = strchr(a, '=');
-            size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-            const struct cli_opt *o = NULL;
-            for (const struct cli_opt *k = opts; k && k->name; k++)
-                if (strlen(k->name) == nlen && strncmp(k->name, a, nlen) == 0)
-                    o = k;
-            if (!o)
-                return cli_usage_error("%s: unknown option '%s'", cmd, a);
-            if (!o->takes_value) {
-                if (eq)
-                    return cli_usage_error("%s: option %s takes no value", cmd, o->name);
-                *o->value = "";
-            } else if (eq) {
-                *o->value = eq + 1;
-            } else if (i + 1 < argc) {
-                *o->value = argv[++i];
-            } else {
-                return cli_usage_error("%s: option %s needs a value", cmd, o->name);
-            }
-            continue;
-        }
-        if (*npos >= max_pos)
-            return cli_usage_error("%s: unexpected argument '%s'", cmd, a);
-        pos[(*npos)++] = a;
-    }
-    return EXIT_OK_;
-}
-
 void cli_problem(void *ctx, const char *msg)
 {
     struct cli_problems *p = ctx;
