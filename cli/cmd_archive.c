@@ -12,22 +12,6 @@
 #include "base/util.h"
 #include "importer/import.h"
 
-static int archive_format(const char *path, const char *given, enum sp_archive_format *f, struct sp_error *err)
-{
-    const char *name = given;
-    if (!name) {
-        const char *dot = strrchr(path, '.');
-        if (strcmp(path, "-") == 0 || !dot)
-            return sp_error_set(err, SP_EINVAL, "%s: say --format xva|ova (no extension to tell)", path);
-        name = dot + 1;
-    }
-    if (strcmp(name, "xva") == 0 || strcmp(name, "ova") == 0) {
-        *f = strcmp(name, "ova") == 0 ? SP_ARCHIVE_OVA : SP_ARCHIVE_XVA;
-        return SP_OK;
-    }
-    return sp_error_set(err, SP_EINVAL, "%s: unknown archive format '%s' (xva or ova)", path, name);
-}
-
 /* --digest: the XVA's block checksums, or the OVA manifest's algorithm. */
 static int parse_digest(const char *s, struct sp_export_opts *o)
 {
@@ -97,9 +81,7 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout)");
     struct sp_export_opts o = {.vm = pos[0], .snapshot = snap};
     struct sp_error err;
-    if (archive_format(out_s, fmt, &o.format, &err) != SP_OK)
-        return cli_usage_error("%s", err.msg);
-    if ((rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
+    if ((rc = cli_archive_format("export", out_s, fmt, &o.format)) != EXIT_OK_ || (rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
         (rc = parse_ova_opts(ovfv, key, cert, level, &o)) != EXIT_OK_)
         return rc;
     if (o.format == SP_ARCHIVE_OVA && comp)

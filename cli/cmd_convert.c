@@ -13,22 +13,6 @@
 /* More vCPUs than this is no VM Xen runs (HVM guests' limit). */
 #define MAX_VCPUS 128
 
-/* OUT's format: --format, else its extension. */
-static int out_format(const char *path, const char *given, enum sp_archive_format *f)
-{
-    const char *name = given;
-    if (!name) {
-        const char *dot = strrchr(path, '.');
-        if (strcmp(path, "-") == 0 || !dot || strchr(dot, '/'))
-            return cli_usage_error("convert: %s: say --format xva|ova (no extension to tell)", path);
-        name = dot + 1;
-    }
-    if (strcmp(name, "xva") != 0 && strcmp(name, "ova") != 0)
-        return cli_usage_error("convert: %s: unknown archive format '%s' (xva or ova)", path, name);
-    *f = strcmp(name, "ova") == 0 ? SP_ARCHIVE_OVA : SP_ARCHIVE_XVA;
-    return EXIT_OK_;
-}
-
 /* --name, --memory, --vcpus: the VM a disk image is wrapped in. */
 static int wrap_opts(const char *name, const char *mem, const char *vcpus, struct sp_convert_opts *o)
 {
@@ -63,7 +47,7 @@ int cmd_convert(struct cli *c, const struct cli_args *a)
         return cli_usage_error("convert: needs IN and OUT (an .xva and an .ova, either way, or a disk image; - for "
                                "stdin/stdout)");
     struct sp_convert_opts o = {0};
-    if ((rc = out_format(pos[1], fmt, &o.to)) != EXIT_OK_ || (rc = wrap_opts(name, mem, vcpus, &o)) != EXIT_OK_)
+    if ((rc = cli_archive_format("convert", pos[1], fmt, &o.to)) != EXIT_OK_ || (rc = wrap_opts(name, mem, vcpus, &o)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     bool to_stdout = strcmp(pos[1], "-") == 0;

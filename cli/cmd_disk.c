@@ -274,19 +274,26 @@ int cmd_disk_write(struct cli *c, const struct cli_args *a)
 
 /* --- flatten ------------------------------------------------------------ */
 
-/* The output's format: --format, else the output's extension, else raw. */
+/* The output's format: --format, else the output's extension; no
+ * extension (or .raw, .img) is raw. An extension no format has is refused
+ * rather than taken for raw: x.qcow3 or x.vhdd is a typo, not a wish for
+ * raw bytes. */
 static int pick_format(const char *out, const char *given, const struct sp_disk_driver **f)
 {
-    *f = given ? sp_disk_driver_find(given) : sp_disk_driver_for_name(out);
-    if (!*f && !given)
-        *f = sp_disk_driver_find("raw");
-    if (!*f)
+    if (given && !sp_disk_driver_find(given))
         return cli_usage_error("disk flatten: unknown --format '%s' (raw, vhd or vmdk)", given);
-    if (!(*f)->create_copy) {
-        fprintf(stderr, "snapport: %s: snapport reads %s images but does not write them (raw, vhd or vmdk)\n", out,
-                (*f)->name);
-        return EXIT_FAIL;
-    }
+    const struct sp_disk_driver *by_ext = sp_disk_driver_for_name(out);
+    const char *name;
+    int rc = cli_output_format("disk flatten", out, given, by_ext ? by_ext->name : NULL, &name);
+    if (rc != EXIT_OK_)
+        return rc;
+    if (!name && sp_path_extension(out))
+        return cli_usage_error("disk flatten: %s: no disk format has the extension .%s (say --format raw|vhd|vmdk; "
+                               ".raw, .img or none is raw)", out, sp_path_extension(out));
+    *f = sp_disk_driver_find(name ? name : "raw");
+    if (!(*f)->create_copy)
+        return cli_usage_error("disk flatten: %s: snapport does not write %s images (raw, vhd or vmdk)", out,
+                               (*f)->name);
     return EXIT_OK_;
 }
 
@@ -297,7 +304,7 @@ int cmd_disk_flatten(struct cli *c, const struct cli_args *a)
     const char *const *pos = a->pos;
     if (a->npos != 1 || !out_s)
         return cli_usage_error("disk flatten: needs IMAGE -o OUT");
-    const struct sp_disk_driver *f;
+    const struct sp_disk_driver *f = NULL;
     int rc = pick_format(out_s, fmt_s, &f);
     if (rc != EXIT_OK_)
         return rc;
@@ -340,8 +347,7 @@ int cmd_disk_compare(struct cli *c, const struct cli_args *a)
     const char *const *pos = a->pos;
     if (a->npos != 2)
         return cli_usage_error("disk compare: needs A and B");
-    if (cli_flag(a, "--lenient"))
-        return cli_usage_error("disk compare: --lenient is not done yet");
+    bool lenient = cli_flag(a, "--lenient");
     int rc;
     struct sp_error err;
     struct sp_disk *da = NULL, *db = NULL;
@@ -352,7 +358,7 @@ int cmd_disk_compare(struct cli *c, const struct cli_args *a)
         rc = sp_disk_open(pos[1], false, &db, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "compare") : NULL;
     if (rc == SP_OK)
-        rc = sp_compare_disks(da, db, &same, &at, cli_progress_hook(bar), &err);
+        rc = (lenient ? sp_compare_disks_lenient : sp_compare_disks)(da, db, &same, &at, cli_progress_hook(bar), &err);
     cli_progress_finish(bar);
     uint64_t sa = da ? da->size : 0, sb = db ? db->size : 0;
     sp_disk_close(da);
@@ -370,9 +376,12 @@ int cmd_disk_compare(struct cli *c, const struct cli_args *a)
         json_key_uint("size_b", sb);
         json_end_object();
         json_finish();
+    } else if (same && sa != sb) {
+        cli_say(c, "identical (sizes differ: %llu vs %llu; the larger one's extra bytes are zeros)\n",
+                (unsigned long long)sa, (unsigned long long)sb);
     } else if (same) {
         cli_say(c, "identical\n");
-    } else if (sa != sb) {
+    } else if (sa != sb && !lenient) {
         cli_say(c, "sizes differ: %llu vs %llu\n", (unsigned long long)sa, (unsigned long long)sb);
     } else {
         cli_say(c, "differ at offset %llu\n", (unsigned long long)at);

@@ -94,11 +94,13 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {NULL, NULL, NULL, NULL}}},
     {"disk flatten", cmd_disk_flatten, "IMAGE -o OUT", 1, "one image with the whole chain's content",
      "Reads the image through its whole chain and writes one image with the same content. The format is "
-     "--format, else OUT's extension, else raw. Only data is read and written: the cost follows the data, not "
+     "--format, else OUT's extension (any case); no extension is raw, an unknown one or one that --format "
+     "contradicts is refused. Only data is read and written: the cost follows the data, not "
      "the virtual size. OUT appears only when complete, synced to disk unless --no-sync.",
      "snapport disk flatten leaf.vhd -o disk.vmdk\nsnapport disk flatten leaf.vhd -o disk.img --format raw",
      {{"--output", "-o", "OUT", "the new image"},
-      {"--format", NULL, "raw|vhd|vmdk|qcow2", "the output's format (else from OUT's extension, else raw)"},
+      {"--format", NULL, "raw|vhd|vmdk", "the output's format (else from OUT's extension; none, .raw or .img: "
+                                         "raw)"},
       FORCE_OPT,
       {"--no-sync", NULL, NULL, "do not fsync OUT (faster; not durable across a power cut)"},
       {NULL, NULL, NULL, NULL}}},
@@ -175,7 +177,8 @@ const struct cli_cmd CLI_COMMANDS[] = {
     {"export", cmd_export, "VM -o OUT", 1, "a VM or snapshot as an XVA or an OVA",
      "Writes the VM (or --snapshot) as an archive: an XVA (XenServer, XCP-ng) or an OVA (OVF and "
      "streamOptimized VMDKs). A VM is exported from a temporary snapshot, so it may change meanwhile. The "
-     "format is --format, else OUT's extension; -o - writes to stdout. OUT appears only when complete.",
+     "format is --format, else OUT's extension (any case; --format must agree with it); -o - writes to stdout. "
+     "OUT appears only when complete. What an OVA leaves out (a memory image, a NIC model) is said on stderr.",
      "snapport export web -o web.xva --compress zstd\nsnapport export web --snapshot nightly -o - | ssh backup "
      "'cat > web.xva'",
      {{"--output", "-o", "OUT", "the archive (.xva or .ova), or - for stdout"},
@@ -211,7 +214,7 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {NULL, NULL, NULL, NULL}}},
     {"convert", cmd_convert, "IN OUT", 2, "an XVA as an OVA, an OVA as an XVA, or a disk image as either",
      "Converts between XVA and OVA without a store, or wraps a disk image (VHD, VMDK, qcow2, raw) in a VM of "
-     "one disk. The format is --format, else OUT's extension; - is stdin or stdout (to OVA, IN must be a "
+     "one disk. The format is --format, else OUT's extension (any case; --format must agree with it); - is stdin or stdout (to OVA, IN must be a "
      "file).",
      "snapport convert web.xva web.ova\nsnapport convert disk.qcow2 disk.xva --name web --memory 2G --vcpus 2",
      {{"--format", NULL, "xva|ova", "OUT's format (else from its extension)"},

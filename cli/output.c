@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "base/cancel.h"
@@ -220,4 +221,32 @@ const char *cli_dir_of(const char *path, char *buf, size_t len)
     else
         *(slash == buf ? slash + 1 : slash) = '\0';
     return buf;
+}
+
+int cli_output_format(const char *cmd, const char *out, const char *given, const char *ext_fmt, const char **name)
+{
+    *name = given ? given : ext_fmt;
+    if (given && ext_fmt && strcasecmp(given, ext_fmt) != 0)
+        return cli_usage_error("%s: %s: --format %s does not match the extension .%s", cmd, out, given,
+                               sp_path_extension(out));
+    return EXIT_OK_;
+}
+
+int cli_archive_format(const char *cmd, const char *out, const char *given, enum sp_archive_format *f)
+{
+    if (given && !sp_archive_writer_find(given))
+        return cli_usage_error("%s: unknown --format '%s' (xva or ova)", cmd, given);
+    const struct sp_archive_write_format *by_ext = sp_archive_writer_for_name(out);
+    const char *name;
+    int rc = cli_output_format(cmd, out, given, by_ext ? by_ext->name : NULL, &name);
+    if (rc != EXIT_OK_)
+        return rc;
+    const char *ext = sp_path_extension(out);
+    if (!name && ext)
+        return cli_usage_error("%s: %s: no archive format has the extension .%s (say --format xva|ova)", cmd, out,
+                               ext);
+    if (!name)
+        return cli_usage_error("%s: %s: say --format xva|ova (no extension to tell)", cmd, out);
+    *f = strcasecmp(name, "ova") == 0 ? SP_ARCHIVE_OVA : SP_ARCHIVE_XVA;
+    return EXIT_OK_;
 }
