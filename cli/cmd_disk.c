@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -277,19 +278,22 @@ int cmd_disk_write(struct cli *c, const struct cli_args *a)
 /* The output's format: --format, else the output's extension; no
  * extension (or .raw, .img) is raw. An extension no format has is refused
  * rather than taken for raw: x.qcow3 or x.vhdd is a typo, not a wish for
- * raw bytes. */
+ * raw bytes. An .img says "a disk image", not which format (libvirt's
+ * qcow2 files are .img): --format vhd -o x.img contradicts nothing. */
 static int pick_format(const char *out, const char *given, const struct sp_disk_driver **f)
 {
     if (given && !sp_disk_driver_find(given))
         return cli_usage_error("disk flatten: unknown --format '%s' (raw, vhd or vmdk)", given);
-    const struct sp_disk_driver *by_ext = sp_disk_driver_for_name(out);
+    const char *ext = sp_path_extension(out);
+    bool generic = ext && strcasecmp(ext, "img") == 0;
+    const struct sp_disk_driver *by_ext = generic && given ? NULL : sp_disk_driver_for_name(out);
     const char *name;
     int rc = cli_output_format("disk flatten", out, given, by_ext ? by_ext->name : NULL, &name);
     if (rc != EXIT_OK_)
         return rc;
-    if (!name && sp_path_extension(out))
+    if (!name && ext)
         return cli_usage_error("disk flatten: %s: no disk format has the extension .%s (say --format raw|vhd|vmdk; "
-                               ".raw, .img or none is raw)", out, sp_path_extension(out));
+                               ".raw, .img or none is raw)", out, ext);
     *f = sp_disk_driver_find(name ? name : "raw");
     if (!(*f)->create_copy)
         return cli_usage_error("disk flatten: %s: snapport does not write %s images (raw, vhd or vmdk)", out,

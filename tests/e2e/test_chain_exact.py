@@ -327,7 +327,8 @@ def case_shapes():
 
 
 # Case: CLI forms: --json after the command words, compare --json, --format
-# overriding the output extension, writes into a raw file, raw vs raw.
+# for an output whose extension names no format (.img, .disk) and refused
+# when the extension names another, writes into a raw file, raw vs raw.
 def case_cli_forms(rng):
     c = build("forms", 1 * M, 2, rng, (3, 5))
     model = bytes(c.model)
@@ -337,9 +338,13 @@ def case_cli_forms(rng):
     T.sp_ok(EXE, "disk", "flatten", c.leaf, "-o", out_vhd, "--format", "vhd")
     T.check(T.read_file(out_vhd)[-512:-504] == b"conectix", "--format vhd did not write a VHD")
     T.check(T.info_json(EXE, out_vhd).get("format") == "vhd-dynamic", "--format vhd: info format")
-    out_raw = os.path.join(TMP, "forms.raw.vhd")      # .vhd name, raw format
+    bad = os.path.join(TMP, "forms.raw.vhd")          # .vhd name, raw format: contradicts itself
+    r = T.sp(EXE, "disk", "flatten", c.leaf, "-o", bad, "--format", "raw")
+    T.check(r.rc == 2 and "does not match the extension .vhd" in r.err and not os.path.exists(bad),
+            "--format raw to a .vhd name: expected exit 2, nothing written: " + r.describe())
+    out_raw = os.path.join(TMP, "forms.disk")         # an extension no format has, raw format
     T.sp_ok(EXE, "disk", "flatten", c.leaf, "-o", out_raw, "--format", "raw")
-    T.same_bytes(T.read_file(out_raw), model, "--format raw to a .vhd name")
+    T.same_bytes(T.read_file(out_raw), model, "--format raw to a .disk name")
     # write into a raw file, then compare raw vs raw and raw vs chain
     off = 123457
     T.sp_ok(EXE, "disk", "write", out_raw, "--offset", off, "--pattern", "0xfe", "--length", 3)

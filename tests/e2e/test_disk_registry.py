@@ -8,7 +8,8 @@ never as damaged.
   test writes itself.
 - VHDX, an XVA/OVA (tar), a gzip file: exit 3 "unsupported format" for
   info, check and flatten, no output left.
-- flatten to a format read but not written (.qcow2): exit 3, nothing left.
+- flatten to a format read but not written (.qcow2): exit 2 (a usage error:
+  the output's name asks for what cannot be), nothing left.
 - vm create from an xl.cfg whose disk is qcow2 (format=qcow2) or a
   streamOptimized VMDK (format=raw), exported to XVA and OVA and imported
   back: the imported disks hold the source bytes. A declared format that
@@ -115,7 +116,7 @@ def case_refused(raw_path):
     expect_unsupported(gz, "gzip file")
     out = os.path.join(TMP, "out.qcow2")
     r = T.sp(EXE, "disk", "flatten", raw_path, "-o", out)
-    T.check(r.rc == 3 and "qcow2" in r.err, "flatten to .qcow2: exit %s: %s" % (r.rc, r.describe()))
+    T.check(r.rc == 2 and "qcow2" in r.err, "flatten to .qcow2: exit %s: %s" % (r.rc, r.describe()))
     T.check(not os.path.exists(out), "flatten to .qcow2 left %s" % out)
 
 
