@@ -508,8 +508,11 @@ static int open_backing(struct qcow2 *q, const struct sp_disk_open_opts *o, stru
     } else {
         rc = sp_disk_open_any(bpath, &bo, &q->backing, err);
     }
-    /* a loop: one line from the top, not a prefix per turn */
-    if (rc != SP_OK && !(rc == SP_ELIMIT && o->depth > 0))
+    /* a loop: one line from the top, not a prefix per turn, and not the
+     * file at the limit either (in a loop, the top one again) */
+    if (rc == SP_ELIMIT && o->depth == 0)
+        sp_error_set(err, SP_ELIMIT, "backing file: more than %d files stacked (a loop?)", SP_DISK_MAX_DEPTH);
+    else if (rc != SP_OK && rc != SP_ELIMIT)
         sp_error_prefix(err, "backing file");
     free(bpath);
     return rc;

@@ -51,7 +51,7 @@ def one_error_line(r, names, what):
     ok = (len(lines) == 1 and lines[0].startswith("snapport: ")
           and any(n in lines[0] for n in names))
     return T.check(ok, "%s: expected one stderr line 'snapport: <one of %s>: ...', got %r"
-                   % (what, names, r.err))
+                   % (what, names, r.err)) and T.named_once(lines[0], what)
 
 
 def no_crash(r, what):

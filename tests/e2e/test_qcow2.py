@@ -197,6 +197,7 @@ def hostile(name, base, mutate, check_rc=1, info_fails=True):
         T.check(r.rc == 3 and len(lines) == 1 and lines[0].startswith("snapport: ")
                 and any(n in lines[0] for n in names),
                 "%s: %s: expected exit 3 and one line naming the file: %s" % (name, args[1], r.describe()))
+        T.named_once(r.err.strip(), "%s: %s" % (name, args[1]))
     left = sorted(f for f in os.listdir(d) if f.startswith("out") or ".snapport-" in f)
     T.check(not left, "%s: output left behind: %s" % (name, left))
     r = T.sp(EXE, "disk", "check", img)

@@ -205,7 +205,8 @@ def expect_refused(name, img, words, check_rc):
         r = T.sp(EXE, *args)
         lines = r.err.strip().splitlines()
         T.check(not r.crashed() and r.rc == 3, "%s: %s: expected exit 3: %s" % (name, args[1], r.describe()))
-        T.check(len(lines) == 1, "%s: %s: %d stderr lines: %r" % (name, args[1], len(lines), r.err))
+        if T.check(len(lines) == 1, "%s: %s: %d stderr lines: %r" % (name, args[1], len(lines), r.err)):
+            T.named_once(lines[0], "%s: %s" % (name, args[1]))
         for w in words:
             T.check(w in r.err, "%s: %s: %r not in %r" % (name, args[1], w, r.err))
     T.check(not os.path.exists(out), "%s: flatten left %s behind" % (name, out))

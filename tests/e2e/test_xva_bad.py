@@ -188,6 +188,7 @@ def expect_refused(r, what, path, rcs, words):
                "%s: expected one 'snapport: ...' line on stderr, got %r" % (what, r.err)):
         label = "stdin" if path == "-" else os.path.basename(path)
         T.check(label in lines[0], "%s: the message does not name the archive %s: %r" % (what, label, lines[0]))
+        T.named_once(lines[0], what)
         for w in words:
             T.check(w in lines[0], "%s: the message does not mention %r: %r" % (what, w, lines[0]))
     return ok

@@ -108,6 +108,24 @@ def expect_ok(r, what):
     return check(r.rc == 0, "%s: %s" % (what, r.describe()))
 
 
+def named_twice(line):
+    """The first thing an error line names twice as a "X: " part (the file,
+    the member: "a.ova: d.vmdk: a.ova: d.vmdk: cut"), else None."""
+    msg = line[len("snapport: "):] if line.startswith("snapport: ") else line
+    seen = set()
+    for part in msg.split(": ")[:-1]:
+        if part in seen:
+            return part
+        seen.add(part)
+    return None
+
+
+def named_once(line, what):
+    """check() that an error line names each thing once."""
+    twice = named_twice(line)
+    return check(twice is None, "%s: the message names %r twice: %r" % (what, twice, line))
+
+
 def write_file(path, data):
     with open(path, "wb") as f:
         f.write(data)

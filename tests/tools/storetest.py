@@ -60,7 +60,8 @@ def one_error_line(r, what):
     """A failure prints exactly one line 'snapport: ...' on stderr."""
     lines = error_lines(r)
     return T.check(len(lines) == 1 and lines[0].startswith("snapport: "),
-                   "%s: expected one 'snapport: ...' line on stderr, got %r" % (what, r.err))
+                   "%s: expected one 'snapport: ...' line on stderr, got %r" % (what, r.err)) and \
+        T.named_once(lines[0], what)
 
 
 def expect_failure(r, what, rc, names, words=()):
@@ -74,6 +75,7 @@ def expect_failure(r, what, rc, names, words=()):
     if not T.check(len(lines) == 1 and lines[0].startswith("snapport: "),
                    "%s: expected one 'snapport: ...' line on stderr, got %r" % (what, r.err)):
         return False
+    ok &= T.named_once(lines[0], what)
     ok &= T.check(any(n in lines[0] for n in names), "%s: the message names none of %s: %r" % (what, list(names),
                                                                                              lines[0]))
     for w in words:
