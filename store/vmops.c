@@ -41,9 +41,11 @@ static int open_source(const char *path, const char *format, struct sp_disk **ou
     sp_error_clear(&e);
     int rc = sp_disk_open_any(path, &o, out, &e);
     const struct sp_disk_driver *drv = NULL;
-    if (rc == SP_EUNSUPPORTED && sp_disk_probe_file(path, &drv, err) == SP_OK && drv->open)
-        return sp_error_set(err, rc, "%s: %s (the config says format=raw or none: give format=%s to follow it)",
-                            path, e.msg, drv->name);
+    if (rc == SP_EUNSUPPORTED && sp_disk_probe_file(path, &drv, err) == SP_OK && drv->open) {
+        sp_error_set(err, rc, "%s (the config says format=raw or none: give format=%s to follow it)", e.msg,
+                     drv->name);
+        return sp_error_prefix(err, "%s", path); /* the reader's message may name it already */
+    }
     if (rc != SP_OK)
         *err = e;
     return rc;
