@@ -148,14 +148,20 @@ static int ovf_disks(const struct sp_vm *vm, const struct sp_ovf_map_file *files
 /* The ResourceSubType readers are shown: the OVF name of the xl model; an
  * HVM guest without one has xl's default, rtl8139; a PV guest has no
  * emulated NIC, so the one every hypervisor and guest knows, E1000. */
+static const char *ovf_nic_name(const char *xl)
+{
+    for (size_t k = 0; k < NNIC_MODELS; k++)
+        if (strcmp(NIC_MODELS[k].xl, xl) == 0)
+            return NIC_MODELS[k].ovf;
+    return NULL;
+}
+
 static const char *ovf_nic_model(const struct sp_vm_config *c, const char *xl)
 {
     if (!xl[0])
         return c->type == SP_VM_HVM ? "rtl8139" : "E1000";
-    for (size_t k = 0; k < NNIC_MODELS; k++)
-        if (strcmp(NIC_MODELS[k].xl, xl) == 0)
-            return NIC_MODELS[k].ovf;
-    return xl;
+    const char *ovf = ovf_nic_name(xl);
+    return ovf ? ovf : xl;
 }
 
 void sp_vm_ovf_notes(const struct sp_vm *vm, struct sp_notes *notes)
@@ -163,7 +169,7 @@ void sp_vm_ovf_notes(const struct sp_vm *vm, struct sp_notes *notes)
     const struct sp_vm_config *c = &vm->cfg;
     for (int i = 0; i < c->nvifs; i++) {
         const char *model = c->vifs[i].model;
-        if (model[0] && strcmp(ovf_nic_model(c, model), model) == 0)
+        if (model[0] && !ovf_nic_name(model))
             sp_note(notes, "NIC %d: the xl model %s has no OVF name; only snapport's own section in the OVF keeps it "
                     "(other readers give the guest another NIC)", i + 1, model);
     }

@@ -24,7 +24,7 @@ stdout untouched):
     convert XVA -> OVA of a suspended VM: "memory image" is said;
   - a NIC model the OVF has no name for (ne2k_pci): said, with the NIC's
     number; snapport's own import of that OVA keeps the model;
-  - an XVA of the same VM, and an OVA of a VM with a known model (e1000)
+  - an XVA of the same VM, and an OVA of a VM with a known model (rtl8139)
     and no memory image: no note at all.
 
 A failed write to stdout (export/convert -o - into /dev/full), XVA and
@@ -217,9 +217,9 @@ def case_notes():
         vif = cfg[cfg.find("vif"):]
         vif = vif[:vif.find("]") + 1]
         T.check("model=ne2k_pci" in vif, "import of the OVA: the NIC model is lost: %r" % vif)
-    # a VM the OVA carries whole: no note
+    # a VM the OVA carries whole (rtl8139, no memory image): no note
     r = ST.sp("export", "plain", "-o", p("plain.ova"), timeout=60)
-    T.check(r.rc == 0 and r.err == "", "OVA of a halted VM with an e1000 NIC: stderr %r" % r.err)
+    T.check(r.rc == 0 and r.err == "", "OVA of a halted VM with an rtl8139 NIC: stderr %r" % r.err)
 
 
 # ---------------------------------------------------------------- stdout full
@@ -250,7 +250,7 @@ def main():
     global EXE, TMP, ST
     EXE, TMP = T.setup()
     ST = S.Store(EXE, p("store"), p("scratch"))
-    src = make_vm("plain", "e1000")
+    src = make_vm("plain", "rtl8139")   # a model whose xl and OVF names are the same: no note
     make_vm("sus", "ne2k_pci", memory_image=True)
     xva, ova = p("plain.xva"), p("plain-src.ova")
     ST.ok("export", "plain", "-o", xva, timeout=60)
