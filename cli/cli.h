@@ -83,8 +83,6 @@ void cli_problem(void *ctx, const char *msg);
 void cli_problems_begin(const struct cli *c, const char *path);
 void cli_problems_end(const struct cli *c, bool ok);
 
-/* The result of a command that made something: {"uuid": ...} with --json,
- * else the line fmt (which prints the uuid itself). */
 /* An output's format name: --format (given), else the one OUT's extension
  * names (ext_fmt; NULL when no format of the command's has it). Both, and
  * not the same: a usage error (an x.xva that holds an OVA misleads whoever
@@ -93,6 +91,9 @@ int cli_output_format(const char *cmd, const char *out, const char *given, const
 /* export's and convert's OUT: --format, else its extension (.xva, .ova, any
  * case); "-", no extension or another one need --format. */
 int cli_archive_format(const char *cmd, const char *out, const char *given, enum sp_archive_format *f);
+
+/* The result of a command that made something: {"uuid": ...} with --json,
+ * else the line fmt (which prints the uuid itself). */
 
 /* The folder of a file path ("." for a bare name), into buf. */
 const char *cli_dir_of(const char *path, char *buf, size_t len);

@@ -81,7 +81,8 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout)");
     struct sp_export_opts o = {.vm = pos[0], .snapshot = snap};
     struct sp_error err;
-    if ((rc = cli_archive_format("export", out_s, fmt, &o.format)) != EXIT_OK_ || (rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
+    if ((rc = cli_archive_format("export", out_s, fmt, &o.format)) != EXIT_OK_ ||
+        (rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
         (rc = parse_ova_opts(ovfv, key, cert, level, &o)) != EXIT_OK_)
         return rc;
     if (o.format == SP_ARCHIVE_OVA && comp)

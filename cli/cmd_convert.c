@@ -47,7 +47,8 @@ int cmd_convert(struct cli *c, const struct cli_args *a)
         return cli_usage_error("convert: needs IN and OUT (an .xva and an .ova, either way, or a disk image; - for "
                                "stdin/stdout)");
     struct sp_convert_opts o = {0};
-    if ((rc = cli_archive_format("convert", pos[1], fmt, &o.to)) != EXIT_OK_ || (rc = wrap_opts(name, mem, vcpus, &o)) != EXIT_OK_)
+    if ((rc = cli_archive_format("convert", pos[1], fmt, &o.to)) != EXIT_OK_ ||
+        (rc = wrap_opts(name, mem, vcpus, &o)) != EXIT_OK_)
         return rc;
     struct sp_error err;
     bool to_stdout = strcmp(pos[1], "-") == 0;

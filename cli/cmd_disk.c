@@ -362,7 +362,8 @@ int cmd_disk_compare(struct cli *c, const struct cli_args *a)
         rc = sp_disk_open(pos[1], false, &db, &err);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "compare") : NULL;
     if (rc == SP_OK)
-        rc = (lenient ? sp_compare_disks_lenient : sp_compare_disks)(da, db, &same, &at, cli_progress_hook(bar), &err);
+        rc = lenient ? sp_compare_disks_lenient(da, db, &same, &at, cli_progress_hook(bar), &err)
+                     : sp_compare_disks(da, db, &same, &at, cli_progress_hook(bar), &err);
     cli_progress_finish(bar);
     uint64_t sa = da ? da->size : 0, sb = db ? db->size : 0;
     sp_disk_close(da);

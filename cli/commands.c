@@ -214,8 +214,8 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {NULL, NULL, NULL, NULL}}},
     {"convert", cmd_convert, "IN OUT", 2, "an XVA as an OVA, an OVA as an XVA, or a disk image as either",
      "Converts between XVA and OVA without a store, or wraps a disk image (VHD, VMDK, qcow2, raw) in a VM of "
-     "one disk. The format is --format, else OUT's extension (any case; --format must agree with it); - is stdin or stdout (to OVA, IN must be a "
-     "file).",
+     "one disk. The format is --format, else OUT's extension (any case; --format must agree with it); - is "
+     "stdin or stdout (to OVA, IN must be a file).",
      "snapport convert web.xva web.ova\nsnapport convert disk.qcow2 disk.xva --name web --memory 2G --vcpus 2",
      {{"--format", NULL, "xva|ova", "OUT's format (else from its extension)"},
       FORCE_OPT,
