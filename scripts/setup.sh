@@ -14,6 +14,8 @@ PACKAGES=(
   # the tests' peers and tools
   python3 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs time
   xva-img libvmdk-utils libxml2-utils zstd gzip tar
+  # the --json schema test, the man page and completion tests
+  python3-jsonschema man-db bash-completion
 )
 
 # The independent OVF readers of tests/interop/test_ovf_readers.py, a
