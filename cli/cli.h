@@ -46,8 +46,19 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args 
 const char *cli_opt(const struct cli_args *a, const char *name);
 static inline bool cli_flag(const struct cli_args *a, const char *name) { return cli_opt(a, name) != NULL; }
 
-/* help [COMMAND...]: the overview, a group's commands or one command. */
+/* help [COMMAND...]: the overview, a group's commands or one command;
+ * with --json as the document's "text". */
 int cli_help(struct cli *c, int argc, const char *const *argv);
+
+/* Text a command prints on stdout (help, a config): stdout itself, or
+ * with --json a buffer that cli_text_end puts in the document under key. */
+struct cli_text {
+    FILE *f;
+    char *buf;
+    size_t len;
+};
+FILE *cli_text_begin(const struct cli *c, struct cli_text *t);
+void cli_text_end(const struct cli *c, struct cli_text *t, const char *key);
 void cli_help_overview(FILE *f);
 void cli_help_command(FILE *f, const struct cli_cmd *cmd);
 void cli_help_group(FILE *f, const struct cli_group *g);
@@ -55,6 +66,8 @@ void cli_help_group(FILE *f, const struct cli_group *g);
 const char *cli_synopsis(const struct cli_cmd *cmd, char *buf, size_t len);
 
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "snapport: MESSAGE" on stderr, kept as the --json document's error. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "snapport: <err->msg>" and returns the exit status for err. */
 int cli_fail(const struct sp_error *err);
 /* Info lines on stdout unless -q or --json. */
@@ -78,10 +91,10 @@ struct cli_problems {
     char first[SP_ERROR_MAX + 256];
 };
 void cli_problem(void *ctx, const char *msg);
-/* --json around a check's findings: {"path": ..., "problems": [...], "ok": ...}
+/* --json around a check's findings: "path": ..., "problems": [...]
  * (path omitted when NULL). */
 void cli_problems_begin(const struct cli *c, const char *path);
-void cli_problems_end(const struct cli *c, bool ok);
+void cli_problems_end(const struct cli *c);
 
 /* An output's format name: --format (given), else the one OUT's extension
  * names (ext_fmt; NULL when no format of the command's has it). Both, and
@@ -92,15 +105,17 @@ int cli_output_format(const char *cmd, const char *out, const char *given, const
  * case); "-", no extension or another one need --format. */
 int cli_archive_format(const char *cmd, const char *out, const char *given, enum sp_archive_format *f);
 
-/* The result of a command that made something: {"uuid": ...} with --json,
- * else the line fmt (which prints the uuid itself). */
-
 /* The folder of a file path ("." for a bare name), into buf. */
 const char *cli_dir_of(const char *path, char *buf, size_t len);
-void cli_report_uuid(struct cli *c, const char *uuid, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* A minimal JSON writer for --json output on stdout. */
-void json_begin_object(void);
+/* --json (docs/json.md): one document per run, opened by the dispatcher,
+ * filled by the command with json_key_* (key NULL in a list), and closed
+ * by cli_json_end with command, ok, exit, error and notes (command NULL
+ * when the line named none). Returns rc, or a failure when stdout could
+ * not take the document. */
+void cli_json_begin(void);
+int cli_json_end(const char *command, int rc);
+void json_begin_object(const char *key);
 void json_end_object(void);
 void json_begin_array(const char *key);
 void json_end_array(void);
@@ -109,7 +124,6 @@ void json_key_uint(const char *key, uint64_t v);
 void json_key_bool(const char *key, bool v);
 void json_key_null(const char *key);
 void json_string_item(const char *v);
-void json_finish(void);
 
 /* The commands (cli/commands.c has what each takes). */
 int cmd_disk_info(struct cli *c, const struct cli_args *a);

@@ -88,6 +88,8 @@ int cmd_export(struct cli *c, const struct cli_args *a)
     if (o.format == SP_ARCHIVE_OVA && comp)
         return cli_usage_error("--compress is for XVA (an OVA's VMDK grains are deflated already)");
     bool to_stdout = strcmp(out_s, "-") == 0;
+    if (to_stdout && c->json)
+        return cli_usage_error("export: -o - and --json both want stdout");
     if (to_stdout && isatty(STDOUT_FILENO)) {
         sp_error_set(&err, SP_EINVAL, "export: refusing to write an archive to a terminal (redirect stdout)");
         return cli_fail(&err);
@@ -118,8 +120,8 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         sp_outfile_abort(&out);
     sp_store_close(s);
     /* A write that failed (a full disk, a closed pipe) is reported by the
-     * archive writer, which knows the member but not the file it writes
-     * to: name the output, as every failure names its file. */
+     * archive writer as "write: <why>": only this command knows the file
+     * it writes to. Name the output, as every failure names its file. */
     if (rc == SP_EIO && !strstr(err.msg, to_stdout ? "stdout" : out_s))
         sp_error_prefix(&err, "%s", to_stdout ? "stdout" : out_s);
     if (rc != SP_OK) {
@@ -127,6 +129,12 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         return cli_fail(&err);
     }
     cli_print_notes(c, pos[0], &notes);
+    if (c->json) {
+        json_key_string("vm", pos[0]);
+        json_key_string("snapshot", snap);
+        json_key_string("output", out_s);
+        json_key_string("format", o.format == SP_ARCHIVE_OVA ? "ova" : "xva");
+    }
     if (!to_stdout)
         cli_say(c, "%s: exported to %s\n", pos[0], out_s);
     return EXIT_OK_;
@@ -154,7 +162,11 @@ int cmd_import(struct cli *c, const struct cli_args *a)
     if (rc != SP_OK)
         return cli_fail(&err);
     cli_print_notes(c, label, &notes);
-    cli_report_uuid(c, uuid, "%s: imported as VM %s\n", label, uuid);
+    if (c->json) {
+        json_key_string("archive", label);
+        json_key_string("uuid", uuid);
+    }
+    cli_say(c, "%s: imported as VM %s\n", label, uuid);
     return EXIT_OK_;
 }
 
@@ -177,16 +189,10 @@ static const char *compress_name(enum sp_xva_compress k)
 static void print_info_json(const char *label, const struct sp_archive_info *in, bool ok)
 {
     bool ova = strcmp(in->format, "ova") == 0;
-    json_begin_object();
     json_key_string("archive", label);
-    if (in->have_vm)
-        json_key_string("format", in->format);
-    json_key_bool("ok", ok);
-    if (!in->have_vm) {
-        json_end_object();
-        json_finish();
+    if (!in->have_vm)
         return;
-    }
+    json_key_string("format", in->format);
     json_key_string("vm", in->vm_name);
     json_key_string("boot", in->hvm ? "hvm" : "pv");
     json_key_uint("memory", in->memory_bytes);
@@ -211,7 +217,7 @@ static void print_info_json(const char *label, const struct sp_archive_info *in,
     }
     json_begin_array("disks");
     for (int i = 0; i < in->ndisks; i++) {
-        json_begin_object();
+        json_begin_object(NULL);
         json_key_string("id", in->disks[i].id);
         json_key_string("name", in->disks[i].name);
         json_key_string("type", in->disks[i].type);
@@ -220,8 +226,6 @@ static void print_info_json(const char *label, const struct sp_archive_info *in,
         json_end_object();
     }
     json_end_array();
-    json_end_object();
-    json_finish();
 }
 
 static void print_archive_line(const char *label, const struct sp_archive_info *in, bool ok)
@@ -289,11 +293,19 @@ static int read_archive(struct cli *c, const struct cli_args *a, bool verify)
     cli_progress_finish(bar);
     if (!verify || c->json)
         print_info(c, label, info, rc == SP_OK);
+    /* damage found: the check's exit status; a file that cannot be read: failure */
+    bool damaged = rc == SP_EFORMAT || rc == SP_ELIMIT;
+    if (verify && c->json && (rc == SP_OK || damaged)) {
+        /* a stream stops at its first damage: that one is the list */
+        json_begin_array("problems");
+        if (rc != SP_OK)
+            json_string_item(err.msg);
+        json_end_array();
+    }
     if (rc != SP_OK) {
         free(info);
-        cli_fail(&err);
-        /* damage found: the check's exit status; a file that cannot be read: failure */
-        return verify && (rc == SP_EFORMAT || rc == SP_ELIMIT) ? EXIT_DIFF : EXIT_FAIL;
+        int st = cli_fail(&err);
+        return st == EXIT_FAIL && verify && damaged ? EXIT_DIFF : st;
     }
     if (verify)
         say_verified(c, label, info);

@@ -52,6 +52,8 @@ int cmd_convert(struct cli *c, const struct cli_args *a)
         return rc;
     struct sp_error err;
     bool to_stdout = strcmp(pos[1], "-") == 0;
+    if (to_stdout && c->json)
+        return cli_usage_error("convert: OUT - and --json both want stdout");
     if (to_stdout && isatty(STDOUT_FILENO)) {
         sp_error_set(&err, SP_EINVAL, "convert: refusing to write an archive to a terminal (redirect stdout)");
         return cli_fail(&err);
@@ -86,6 +88,11 @@ int cmd_convert(struct cli *c, const struct cli_args *a)
     }
     const char *in_label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
     cli_print_notes(c, in_label, &res.notes);
+    if (c->json) {
+        json_key_string("input", pos[0]);
+        json_key_string("output", pos[1]);
+        json_key_string("format", o.to == SP_ARCHIVE_OVA ? "ova" : "xva");
+    }
     if (!to_stdout)
         cli_say(c, "%s: converted to %s\n", in_label, pos[1]);
     return EXIT_OK_;

@@ -29,7 +29,7 @@ static void print_layer_text(int i, const struct sp_disk_layer *l)
 
 static void print_layer_json(const struct sp_disk_layer *l)
 {
-    json_begin_object();
+    json_begin_object(NULL);
     json_key_string("path", l->path);
     json_key_string("format", l->variant);
     json_key_string("uuid", l->uuid[0] ? l->uuid : NULL);
@@ -44,7 +44,6 @@ static void print_layer_json(const struct sp_disk_layer *l)
 static int print_info(struct cli *c, struct sp_disk *d, const struct sp_disk_layer *l, int n, uint64_t alloc)
 {
     if (c->json) {
-        json_begin_object();
         json_key_string("path", d->path);
         json_key_string("driver", d->driver->name);
         json_key_string("format", l[0].variant);
@@ -56,8 +55,6 @@ static int print_info(struct cli *c, struct sp_disk *d, const struct sp_disk_lay
         for (int i = 0; i < n; i++)
             print_layer_json(&l[i]);
         json_end_array();
-        json_end_object();
-        json_finish();
         return EXIT_OK_;
     }
     char a[32], b[32], e[32];
@@ -111,14 +108,14 @@ int cmd_disk_check(struct cli *c, const struct cli_args *a)
     int count = 0;
     cli_problems_begin(c, pos[0]);
     rc = sp_disk_check(pos[0], cli_problem, &out, &count, &err);
-    cli_problems_end(c, rc == SP_OK && count == 0);
+    cli_problems_end(c);
     if (rc != SP_OK)
         return cli_fail(&err);
     if (count) {
         /* the finding names its file (this one or one below it) */
         sp_error_set(&err, SP_EFORMAT, "%s", out.first);
         sp_error_prefix(&err, "%s", pos[0]);
-        fprintf(stderr, "snapport: %s%s\n", err.msg, count > 1 ? " (and more, listed on stdout)" : "");
+        cli_error("%s%s", err.msg, count > 1 ? " (and more, listed on stdout)" : "");
         return EXIT_DIFF;
     }
     cli_say(c, "%s: ok\n", pos[0]);
@@ -164,10 +161,17 @@ int cmd_disk_create(struct cli *c, const struct cli_args *a)
         rc = sp_outfile_commit(&out, &err);
     else
         sp_outfile_abort(&out);
+    uint64_t size = o.parent ? o.parent->footer.current_size : o.size;
     if (pchain)
         sp_disk_close(sp_chain_disk(pchain));
     if (rc != SP_OK)
         return cli_fail(&err);
+    if (c->json) {
+        json_key_string("output", pos[0]);
+        json_key_string("format", "vhd");
+        json_key_uint("virtual_size", size);
+        json_key_string("parent", parent);
+    }
     cli_say(c, "%s: created\n", pos[0]);
     return EXIT_OK_;
 }
@@ -254,7 +258,7 @@ int cmd_disk_write(struct cli *c, const struct cli_args *a)
         if (!len_s || (uint64_t)end < len)
             len = (uint64_t)end;
     }
-    struct sp_disk *d;
+    struct sp_disk *d = NULL;
     rc = sp_disk_open(pos[0], true, &d, &err);
     if (rc == SP_OK && (off > d->size || len > d->size - off))
         rc = sp_error_set(&err, SP_EINVAL, "%s: %llu bytes at offset %llu do not fit in the virtual size %llu",
@@ -269,6 +273,11 @@ int cmd_disk_write(struct cli *c, const struct cli_args *a)
         sp_disk_close(d);
     if (rc != SP_OK)
         return cli_fail(&err);
+    if (c->json) {
+        json_key_string("path", pos[0]);
+        json_key_uint("offset", off);
+        json_key_uint("length", len);
+    }
     cli_say(c, "%s: wrote %llu bytes at offset %llu\n", pos[0], (unsigned long long)len, (unsigned long long)off);
     return EXIT_OK_;
 }
@@ -339,6 +348,11 @@ int cmd_disk_flatten(struct cli *c, const struct cli_args *a)
     sp_disk_close(src);
     if (rc != SP_OK)
         return cli_fail(&err);
+    if (c->json) {
+        json_key_string("input", pos[0]);
+        json_key_string("output", out_s);
+        json_key_string("format", f->name);
+    }
     cli_say(c, "%s: flattened to %s (%s)\n", pos[0], out_s,
             strcmp(f->name, "vmdk") == 0 ? "vmdk, streamOptimized" : f->name);
     return EXIT_OK_;
@@ -371,7 +385,8 @@ int cmd_disk_compare(struct cli *c, const struct cli_args *a)
     if (rc != SP_OK)
         return cli_fail(&err);
     if (c->json) {
-        json_begin_object();
+        json_key_string("a", pos[0]);
+        json_key_string("b", pos[1]);
         json_key_bool("identical", same);
         if (same)
             json_key_null("first_difference");
@@ -379,8 +394,12 @@ int cmd_disk_compare(struct cli *c, const struct cli_args *a)
             json_key_uint("first_difference", at);
         json_key_uint("size_a", sa);
         json_key_uint("size_b", sb);
-        json_end_object();
-        json_finish();
+        /* a non-zero exit has its line on stderr; here stdout is the document */
+        if (!same && sa != sb && !lenient)
+            cli_error("%s, %s: sizes differ: %llu vs %llu", pos[0], pos[1], (unsigned long long)sa,
+                      (unsigned long long)sb);
+        else if (!same)
+            cli_error("%s, %s: differ at offset %llu", pos[0], pos[1], (unsigned long long)at);
     } else if (same && sa != sb) {
         cli_say(c, "identical (sizes differ: %llu vs %llu; the larger one's extra bytes are zeros)\n",
                 (unsigned long long)sa, (unsigned long long)sb);

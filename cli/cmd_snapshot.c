@@ -24,7 +24,11 @@ int cmd_snapshot_create(struct cli *c, const struct cli_args *a)
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
-    cli_report_uuid(c, uuid, "%s: snapshot %s\n", pos[0], uuid);
+    if (c->json) {
+        json_key_string("vm", pos[0]);
+        json_key_string("uuid", uuid);
+    }
+    cli_say(c, "%s: snapshot %s\n", pos[0], uuid);
     return EXIT_OK_;
 }
 
@@ -36,7 +40,7 @@ static void list_one(struct cli *c, const struct sp_vm *snap, const char *curren
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (c->json) {
-        json_begin_object();
+        json_begin_object(NULL);
         json_key_string("uuid", snap->uuid);
         json_key_string("name", snap->cfg.name);
         json_key_string("time", when);
@@ -73,8 +77,10 @@ int cmd_snapshot_list(struct cli *c, const struct cli_args *a)
         rc = sp_store_load_vm(s, vm, &v, &err);
     if (rc == SP_OK)
         rc = sp_store_list_snapshots(s, vm, &snaps, &n, &err);
-    if (rc == SP_OK && c->json)
-        json_begin_array(NULL);
+    if (rc == SP_OK && c->json) {
+        json_key_string("vm", vm);
+        json_begin_array("snapshots");
+    }
     for (int i = 0; rc == SP_OK && i < n; i++) {
         struct sp_vm snap;
         rc = sp_store_load_vm(s, snaps[i], &snap, &err);
@@ -82,10 +88,8 @@ int cmd_snapshot_list(struct cli *c, const struct cli_args *a)
             list_one(c, &snap, v.parent_snapshot, cli_flag(a, "--names"));
         sp_vm_free(&snap);
     }
-    if (rc == SP_OK && c->json) {
+    if (rc == SP_OK && c->json)
         json_end_array();
-        json_finish();
-    }
     free(snaps);
     sp_vm_free(&v);
     sp_store_close(s);
@@ -112,6 +116,10 @@ static int snap_change(struct cli *c, const struct cli_args *a, bool revert)
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
+    if (c->json) {
+        json_key_string("vm", vm);
+        json_key_string("snapshot", snap);
+    }
     cli_say(c, revert ? "%s: reverted to %s\n" : "%s: snapshot %s deleted (run 'snapport gc' to coalesce)\n", pos[0],
             pos[1]);
     return EXIT_OK_;

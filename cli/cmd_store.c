@@ -25,7 +25,11 @@ int cmd_clone(struct cli *c, const struct cli_args *a)
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
-    cli_report_uuid(c, uuid, "%s: cloned as %s (%s)\n", pos[0], name, uuid);
+    if (c->json) {
+        json_key_string("uuid", uuid);
+        json_key_string("name", name);
+    }
+    cli_say(c, "%s: cloned as %s (%s)\n", pos[0], name, uuid);
     return EXIT_OK_;
 }
 
@@ -34,7 +38,7 @@ static void gc_action(void *ctx, const char *what, uint64_t frees, uint64_t need
     struct cli *c = ctx;
     char a[32], b[32];
     if (c->json) {
-        json_begin_object();
+        json_begin_object(NULL);
         json_key_string("action", what);
         json_key_uint("frees", frees);
         json_key_uint("needs", needs);
@@ -54,10 +58,8 @@ int cmd_gc(struct cli *c, const struct cli_args *a)
     struct sp_error err;
     struct sp_gc_report rep = {gc_action, c};
     uint64_t freed = 0, needed = 0;
-    if (c->json) {
-        json_begin_object();
+    if (c->json)
         json_begin_array("actions");
-    }
     rc = sp_gc(s, dry, &rep, &freed, &needed, &err);
     sp_store_close(s);
     if (c->json) {
@@ -65,8 +67,6 @@ int cmd_gc(struct cli *c, const struct cli_args *a)
         json_key_bool("dry_run", dry);
         json_key_uint("frees", freed);
         json_key_uint("needs", needed);
-        json_end_object();
-        json_finish();
     }
     if (rc != SP_OK)
         return cli_fail(&err);
@@ -89,14 +89,16 @@ int cmd_store_check(struct cli *c, const struct cli_args *a)
     struct sp_error err;
     struct cli_problems p = {c, ""};
     int count = 0;
+    if (c->json)
+        json_key_string("store", c->store);
     cli_problems_begin(c, NULL);
     rc = sp_store_check(s, cli_problem, &p, &count, &err);
     sp_store_close(s);
-    cli_problems_end(c, rc == SP_OK && count == 0);
+    cli_problems_end(c);
     if (rc != SP_OK)
         return cli_fail(&err);
     if (count) {
-        fprintf(stderr, "snapport: store %s: %d problem%s: %s\n", c->store, count, count > 1 ? "s" : "", p.first);
+        cli_error("store %s: %d problem%s: %s", c->store, count, count > 1 ? "s" : "", p.first);
         return EXIT_DIFF;
     }
     cli_say(c, "store %s: ok\n", c->store);

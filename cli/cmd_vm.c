@@ -31,26 +31,29 @@ int cmd_vm_create(struct cli *c, const struct cli_args *a)
     struct cli_progress *bar = cli_progress_start(c, "copy");
     rc = sp_vm_create(s, cfg, cli_progress_hook(bar), uuid, &err);
     cli_progress_finish(bar);
-    if (rc == SP_OK)
-        cli_report_uuid(c, uuid, "%s: created VM %s\n", cfg, uuid);
     sp_store_close(s);
-    return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    if (c->json)
+        json_key_string("uuid", uuid);
+    cli_say(c, "%s: created VM %s\n", cfg, uuid);
+    return EXIT_OK_;
 }
 
-static void vm_json(struct sp_store *s, const struct sp_vm *vm)
+static void vm_json(struct sp_store *s, const char *key, const struct sp_vm *vm)
 {
     char path[4096];
     struct sp_error err;
-    json_begin_object();
+    json_begin_object(key);
     json_key_string("uuid", vm->uuid);
     json_key_string("name", vm->cfg.name);
     json_key_string("type", sp_vm_type_name(vm->cfg.type));
     json_key_string("power_state", vm->suspended ? "suspended" : "halted");
-    json_key_uint("memory_mb", (uint64_t)vm->cfg.memory_mb);
+    json_key_uint("memory", (uint64_t)vm->cfg.memory_mb << 20);
     json_key_uint("vcpus", (uint64_t)vm->cfg.vcpus);
     json_begin_array("disks");
     for (int i = 0; i < vm->cfg.ndisks; i++) {
-        json_begin_object();
+        json_begin_object(NULL);
         json_key_string("vdev", vm->cfg.disks[i].vdev);
         json_key_string("vdi", vm->vbd_vdi[i][0] ? vm->vbd_vdi[i] : NULL);
         json_key_bool("cdrom", vm->cfg.disks[i].cdrom);
@@ -87,7 +90,7 @@ int cmd_vm_list(struct cli *c, const struct cli_args *a)
     int n = 0;
     rc = sp_store_list_vms(s, &uuids, &n, &err);
     if (rc == SP_OK && c->json)
-        json_begin_array(NULL);
+        json_begin_array("vms");
     else if (rc == SP_OK && !c->quiet && !names)
         printf("%-36s  %-20s  %-9s  %5s  %8s  %5s  %9s\n", "UUID", "NAME", "STATE", "VCPUS", "MEMORY", "DISKS",
                "SNAPSHOTS");
@@ -101,7 +104,7 @@ int cmd_vm_list(struct cli *c, const struct cli_args *a)
         rc = sp_store_list_snapshots(s, vm.uuid, &snaps, &ns, &err);
         free(snaps);
         if (c->json)
-            vm_json(s, &vm);
+            vm_json(s, NULL, &vm);
         else if (names)
             printf("%s\n", vm.cfg.name);
         else if (!c->quiet)
@@ -109,10 +112,8 @@ int cmd_vm_list(struct cli *c, const struct cli_args *a)
                    vm.suspended ? "suspended" : "halted", vm.cfg.vcpus, vm.cfg.memory_mb, vm.cfg.ndisks, ns);
         sp_vm_free(&vm);
     }
-    if (rc == SP_OK && c->json) {
+    if (rc == SP_OK && c->json)
         json_end_array();
-        json_finish();
-    }
     free(uuids);
     sp_store_close(s);
     return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
@@ -168,8 +169,8 @@ int cmd_vm_show(struct cli *c, const struct cli_args *a)
     if (rc == SP_OK)
         rc = sp_store_list_snapshots(s, uuid, &snaps, &ns, &err);
     if (rc == SP_OK && c->json) {
-        vm_json(s, &vm);
-        json_finish();
+        vm_json(s, "vm", &vm);
+        json_key_uint("snapshots", (uint64_t)ns);
     } else if (rc == SP_OK && !c->quiet) {
         show_text(s, &vm, ns);
     }
@@ -211,6 +212,8 @@ static int vm_simple(struct cli *c, const struct cli_args *a, const char *done)
     sp_store_close(s);
     if (rc != SP_OK)
         return cli_fail(&err);
+    if (c->json)
+        json_key_string("vm", pos[0]);
     cli_say(c, "%s: %s\n", pos[0], done);
     return EXIT_OK_;
 }
@@ -231,7 +234,9 @@ int cmd_vm_config(struct cli *c, const struct cli_args *a)
     rc = sp_vm_config_text(s, pos[0], &text, &err);
     sp_store_close(s);
     if (rc == SP_OK && !out_s) {
-        fputs(text, stdout);
+        struct cli_text t;
+        fputs(text, cli_text_begin(c, &t));
+        cli_text_end(c, &t, "config");
     } else if (rc == SP_OK) {
         struct sp_outfile o;
         rc = sp_outfile_open(&o, out_s, force, &err);
@@ -243,7 +248,11 @@ int cmd_vm_config(struct cli *c, const struct cli_args *a)
             sp_outfile_abort(&o);
     }
     free(text);
-    return rc == SP_OK ? EXIT_OK_ : cli_fail(&err);
+    if (rc != SP_OK)
+        return cli_fail(&err);
+    if (c->json)
+        json_key_string("output", out_s);
+    return EXIT_OK_;
 }
 
 int cmd_vm_destroy(struct cli *c, const struct cli_args *a)

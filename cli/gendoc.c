@@ -56,11 +56,12 @@ static void man_option(FILE *f, const struct cli_opt_def *o)
 
 static void man_example(FILE *f, const char *lines)
 {
-    fputs(".PP\n.RS\n.nf\n", f);
+    /* not indented further: an example line stays within 80 columns */
+    fputs(".PP\n.nf\n", f);
     roff(f, lines, true);
     if (lines[0] && lines[strlen(lines) - 1] != '\n')
         fputc('\n', f);
-    fputs(".fi\n.RE\n", f);
+    fputs(".fi\n", f);
 }
 
 static void man_command(FILE *f, const struct cli_cmd *cmd)

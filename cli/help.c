@@ -156,21 +156,19 @@ void cli_help_overview(FILE *f)
 
 int cli_help(struct cli *c, int argc, const char *const *argv)
 {
-    (void)c;
-    if (argc == 0) {
-        cli_help_overview(stdout);
-        return EXIT_OK_;
-    }
+    struct cli_text t;
     int used = 0;
-    const struct cli_cmd *cmd = cli_command_find(argc, (char **)argv, &used);
-    if (cmd && used == argc) {
-        cli_help_command(stdout, cmd);
-        return EXIT_OK_;
-    }
-    const struct cli_group *g = argc == 1 ? cli_group_find(argv[0]) : NULL;
-    if (g) {
-        cli_help_group(stdout, g);
-        return EXIT_OK_;
-    }
-    return cli_usage_error("help: no command '%s%s%s'", argv[0], argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+    const struct cli_cmd *cmd = argc ? cli_command_find(argc, (char **)argv, &used) : NULL;
+    const struct cli_group *g = argc == 1 && !cmd ? cli_group_find(argv[0]) : NULL;
+    if (argc && !g && (!cmd || used != argc))
+        return cli_usage_error("help: no command '%s%s%s'", argv[0], argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+    FILE *f = cli_text_begin(c, &t);
+    if (cmd)
+        cli_help_command(f, cmd);
+    else if (g)
+        cli_help_group(f, g);
+    else
+        cli_help_overview(f);
+    cli_text_end(c, &t, "text");
+    return EXIT_OK_;
 }

@@ -41,6 +41,11 @@ static int take_globals(struct cli *c, int *argc, char **argv)
     int out = 0;
     for (int i = 0; i < *argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < *argc) /* the rest is the command's, a "-q" VM too */
+                argv[out++] = argv[i++];
+            break;
+        }
         if (strcmp(a, "--json") == 0) {
             c->json = true;
         } else if (strcmp(a, "-q") == 0) {
@@ -62,39 +67,65 @@ static int take_globals(struct cli *c, int *argc, char **argv)
 }
 
 /* A group's name without a known subcommand: its list, or what is wrong. */
-static int group_only(const struct cli_group *g, int argc, char **argv)
+static int group_only(struct cli *c, const struct cli_group *g, int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        cli_help_group(stdout, g);
-        return EXIT_OK_;
-    }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return cli_help(c, 1, (const char *const *)argv);
     if (argc < 2) {
-        cli_help_group(stderr, g);
+        if (!c->json)
+            cli_help_group(stderr, g);
+        cli_error("%s: needs a subcommand (see 'snapport %s --help')", g->name, g->name);
         return EXIT_USAGE;
     }
     return cli_usage_error("%s: unknown subcommand '%s'", g->name, argv[1]);
 }
 
-static int run_command(struct cli *c, int argc, char **argv)
+/* Runs the command argv names; *name is its name (NULL when none). */
+static int run_command(struct cli *c, int argc, char **argv, const char **name)
 {
     int used = 0;
     const struct cli_cmd *cmd = cli_command_find(argc, argv, &used);
     if (!cmd) {
         const struct cli_group *g = cli_group_find(argv[0]);
-        return g ? group_only(g, argc, argv) : cli_usage_error("unknown command '%s'", argv[0]);
+        return g ? group_only(c, g, argc, argv) : cli_usage_error("unknown command '%s'", argv[0]);
     }
+    *name = cmd->name;
     struct cli_args a;
     bool help;
     int rc = cli_parse(cmd, argc - used, argv + used, &a, &help);
     if (rc != EXIT_OK_)
         return rc;
     if (help) {
-        cli_help_command(stdout, cmd);
-        return EXIT_OK_;
+        *name = "help";
+        return cli_help(c, used, (const char *const *)argv);
     }
     rc = cmd->run(c, &a);
     /* a failure on the way out of an interrupt: the shell's status for it */
     return rc != EXIT_OK_ && sp_cancel_signal() ? 128 + sp_cancel_signal() : rc;
+}
+
+/* What the line asks for, once the global options are taken out. */
+static int dispatch(struct cli *c, int argc, char **argv, const char **name)
+{
+    if (argc == 0) {
+        if (!c->json)
+            cli_help_overview(stderr);
+        cli_error("no command (see 'snapport --help')");
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        *name = "help";
+        return cli_help(c, 0, NULL);
+    }
+    if (strcmp(argv[0], "--version") == 0) {
+        *name = "version";
+        if (c->json)
+            json_key_string("version", SNAPPORT_VERSION);
+        else
+            printf("snapport %s\n", SNAPPORT_VERSION);
+        return EXIT_OK_;
+    }
+    return run_command(c, argc, argv, name);
 }
 
 int main(int argc, char **argv)
@@ -107,16 +138,11 @@ int main(int argc, char **argv)
     c.progress = isatty(STDERR_FILENO);
     argc--;
     argv++;
+    const char *name = NULL;
     int rc = take_globals(&c, &argc, argv);
-    if (rc != EXIT_OK_)
-        return rc;
-    if (argc == 0 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        cli_help_overview(argc == 0 ? stderr : stdout);
-        return argc == 0 ? EXIT_USAGE : EXIT_OK_;
-    }
-    if (strcmp(argv[0], "--version") == 0) {
-        printf("snapport %s\n", SNAPPORT_VERSION);
-        return EXIT_OK_;
-    }
-    return run_command(&c, argc, argv);
+    if (c.json)
+        cli_json_begin();
+    if (rc == EXIT_OK_)
+        rc = dispatch(&c, argc, argv, &name);
+    return c.json ? cli_json_end(name, rc) : rc;
 }

@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -7,14 +8,33 @@
 #include "base/cancel.h"
 #include "base/util.h"
 
+/* The failure's one line, kept for the --json document's "error". */
+static char last_error[SP_ERROR_MAX + 256];
+
+static void error_line(const char *line)
+{
+    snprintf(last_error, sizeof last_error, "%s", line);
+    fprintf(stderr, "snapport: %s\n", last_error);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    char line[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    error_line(line);
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
+    char line[sizeof last_error - 32];
     va_list ap;
-    fputs("snapport: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fputs(" (see 'snapport help')\n", stderr);
+    cli_error("%s (see 'snapport help')", line);
     return EXIT_USAGE;
 }
 
@@ -24,7 +44,7 @@ int cli_fail(const struct sp_error *err)
      * The shell's status for a death by that signal, 128 + its number. */
     int sig = sp_cancel_signal();
     if (sig) {
-        fprintf(stderr, "snapport: interrupted by %s\n", sp_cancel_name(sig));
+        cli_error("interrupted by %s", sp_cancel_name(sig));
         return 128 + sig;
     }
     /* One line, whatever the message holds. */
@@ -33,7 +53,7 @@ int cli_fail(const struct sp_error *err)
     for (char *p = line; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    fprintf(stderr, "snapport: %s\n", line);
+    error_line(line);
     return EXIT_FAIL;
 }
 
@@ -47,10 +67,17 @@ void cli_say(const struct cli *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Every note printed, for the --json document's "notes". */
+static struct sp_notes json_notes;
+
 void cli_print_notes(const struct cli *c, const char *label, struct sp_notes *notes)
 {
-    for (int i = 0; !c->quiet && i < notes->n; i++)
-        fprintf(stderr, "snapport: %s: %s\n", label, notes->items[i]);
+    for (int i = 0; i < notes->n; i++) {
+        if (!c->quiet)
+            fprintf(stderr, "snapport: %s: %s\n", label, notes->items[i]);
+        if (c->json)
+            sp_note(&json_notes, "%s: %s", label, notes->items[i]);
+    }
     if (!c->quiet && notes->dropped)
         fprintf(stderr, "snapport: %s: %d more note(s) not shown\n", label, notes->dropped);
     sp_notes_free(notes);
@@ -78,98 +105,84 @@ void cli_problems_begin(const struct cli *c, const char *path)
 {
     if (!c->json)
         return;
-    json_begin_object();
     if (path)
         json_key_string("path", path);
     json_begin_array("problems");
 }
 
-void cli_problems_end(const struct cli *c, bool ok)
+void cli_problems_end(const struct cli *c)
 {
-    if (!c->json)
-        return;
-    json_end_array();
-    json_key_bool("ok", ok);
-    json_end_object();
-    json_finish();
-}
-
-void cli_report_uuid(struct cli *c, const char *uuid, const char *fmt, ...)
-{
-    if (c->json) {
-        json_begin_object();
-        json_key_string("uuid", uuid);
-        json_end_object();
-        json_finish();
-        return;
-    }
-    if (c->quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
+    if (c->json)
+        json_end_array();
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
 
+/* With --json the command writes its fields into a buffer, inside the
+ * document the dispatcher opened; cli_json_end closes it with the
+ * outcome, or, when the command failed half way through a structure,
+ * drops what it wrote (nothing on stdout is not JSON). */
+static FILE *jout;
+static char *jbuf;
+static size_t jlen;
 static int depth;
 static bool need_comma[64];
+
+static FILE *out(void) { return jout ? jout : stdout; }
 
 static void sep(void)
 {
     if (need_comma[depth])
-        putchar(',');
+        fputc(',', out());
     need_comma[depth] = true;
 }
 
-static void put_string(const char *s)
+static void put_string(FILE *f, const char *s)
 {
-    putchar('"');
+    fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20)
-            printf("\\u%04x", *p);
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p);
         else
-            putchar(*p);
+            fputc(*p, f);
     }
-    putchar('"');
+    fputc('"', f);
 }
 
 static void key(const char *k)
 {
     sep();
     if (k) {
-        put_string(k);
-        putchar(':');
+        put_string(out(), k);
+        fputc(':', out());
     }
 }
 
-void json_begin_object(void)
+void json_begin_object(const char *k)
 {
-    if (depth > 0)
-        sep();
-    putchar('{');
+    key(k);
+    fputc('{', out());
     need_comma[++depth] = false;
 }
 
 void json_end_object(void)
 {
-    putchar('}');
+    fputc('}', out());
     depth--;
 }
 
 void json_begin_array(const char *k)
 {
     key(k);
-    putchar('[');
+    fputc('[', out());
     need_comma[++depth] = false;
 }
 
 void json_end_array(void)
 {
-    putchar(']');
+    fputc(']', out());
     depth--;
 }
 
@@ -177,39 +190,100 @@ void json_key_string(const char *k, const char *v)
 {
     key(k);
     if (v)
-        put_string(v);
+        put_string(out(), v);
     else
-        fputs("null", stdout);
+        fputs("null", out());
 }
 
 void json_key_uint(const char *k, uint64_t v)
 {
     key(k);
-    printf("%llu", (unsigned long long)v);
+    fprintf(out(), "%llu", (unsigned long long)v);
 }
 
 void json_key_bool(const char *k, bool v)
 {
     key(k);
-    fputs(v ? "true" : "false", stdout);
+    fputs(v ? "true" : "false", out());
 }
 
 void json_key_null(const char *k)
 {
     key(k);
-    fputs("null", stdout);
+    fputs("null", out());
 }
 
 void json_string_item(const char *v)
 {
     sep();
-    put_string(v);
+    put_string(out(), v);
 }
 
-void json_finish(void)
+void cli_json_begin(void)
 {
-    putchar('\n');
-    fflush(stdout);
+    jout = open_memstream(&jbuf, &jlen); /* NULL: straight to stdout */
+    depth = 0;
+    need_comma[0] = false;
+    json_begin_object(NULL);
+}
+
+/* The envelope: command, ok, exit, error, notes (docs/json.md). */
+static void json_outcome(const char *command, int rc)
+{
+    json_key_string("command", command);
+    json_key_bool("ok", rc == EXIT_OK_);
+    json_key_uint("exit", (uint64_t)rc);
+    json_key_string("error", rc == EXIT_OK_ ? NULL : last_error[0] ? last_error : "failed");
+    json_begin_array("notes");
+    for (int i = 0; i < json_notes.n; i++)
+        json_string_item(json_notes.items[i]);
+    json_end_array();
+}
+
+int cli_json_end(const char *command, int rc)
+{
+    /* the command's fields, whole: all it opened it closed */
+    bool whole = jout && fclose(jout) == 0 && depth == 1;
+    jout = NULL;
+    if (!whole && rc == EXIT_OK_)
+        rc = EXIT_FAIL; /* cannot be: a success closes what it opens */
+    depth = 0;
+    need_comma[0] = false;
+    json_begin_object(NULL); /* now on stdout: the envelope first, for the reader */
+    json_outcome(command, rc);
+    if (whole && jlen > 1) { /* the buffer begins with its own '{' */
+        fputc(',', stdout);
+        fwrite(jbuf + 1, 1, jlen - 1, stdout);
+    }
+    json_end_object();
+    fputc('\n', stdout);
+    free(jbuf);
+    jbuf = NULL;
+    sp_notes_free(&json_notes);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "snapport: stdout: write failed\n");
+        return rc == EXIT_OK_ ? EXIT_FAIL : rc;
+    }
+    return rc;
+}
+
+FILE *cli_text_begin(const struct cli *c, struct cli_text *t)
+{
+    memset(t, 0, sizeof *t);
+    t->f = c->json ? open_memstream(&t->buf, &t->len) : NULL;
+    return t->f ? t->f : stdout;
+}
+
+void cli_text_end(const struct cli *c, struct cli_text *t, const char *k)
+{
+    if (!c->json)
+        return;
+    if (t->f && fclose(t->f) == 0)
+        json_key_string(k, t->buf);
+    else
+        json_key_null(k); /* no memory for it: said as nothing, not as a wrong text */
+    free(t->buf);
+    memset(t, 0, sizeof *t);
 }
 
 const char *cli_dir_of(const char *path, char *buf, size_t len)

@@ -68,7 +68,7 @@ sp() { run snapport --store "$STORE" "$@"; }
 sp vm create --config "$OUT/web01.cfg"
 sp vm list
 sp snapshot create web01 --name before-upgrade
-DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])')
+DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["vm"]["disks"][0]["file"])')
 run snapport disk write "$DISK" --offset 16M --pattern 0x5a --length 1M
 sp clone before-upgrade --name web01-test
 sp snapshot list web01
@@ -77,7 +77,7 @@ printf '+ snapport disk compare %s %s   (expected to differ now)\n' "$DISK" "$OU
 rc=0; "$SNAPPORT" disk compare "$DISK" "$OUT/web01-disk0-flat.img" || rc=$?
 [ "$rc" = 1 ] || fail "disk compare after the write: exit $rc, expected 1"
 sp snapshot revert web01 before-upgrade
-DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])')
+DISK=$("$SNAPPORT" --store "$STORE" --json vm show web01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["vm"]["disks"][0]["file"])')
 run snapport disk compare "$DISK" "$OUT/web01-disk0-flat.img"
 sp vm destroy web01-test
 sp snapshot delete web01 before-upgrade
@@ -94,7 +94,7 @@ sp export web01 --snapshot for-export -o "$OUT/web01.xva"
 run snapport info "$OUT/web01.xva"
 run snapport verify "$OUT/web01.xva"
 sp import "$OUT/web01.xva" --name web01-copy
-disk_of() { "$SNAPPORT" --store "$STORE" --json vm show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["disks"][0]["file"])'; }
+disk_of() { "$SNAPPORT" --store "$STORE" --json vm show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vm"]["disks"][0]["file"])'; }
 run snapport disk compare "$(disk_of for-export)" "$(disk_of web01-copy)"
 echo
 

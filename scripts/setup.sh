@@ -14,6 +14,8 @@ PACKAGES=(
   # the tests' peers and tools
   python3 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs time
   xva-img libvmdk-utils libxml2-utils zstd gzip tar
+  # the --json schema test; the man page and completion tests (built and installed)
+  python3-jsonschema man-db bash-completion
 )
 
 # The independent OVF readers of tests/interop/test_ovf_readers.py, a
@@ -22,6 +24,12 @@ PACKAGES=(
 # go and govmomi's source about 15 s. SNAPPORT_SKIP_READERS=1 leaves them
 # out (that test then skips); CI always installs them.
 READERS=(virt-v2v golang-go golang-github-vmware-govmomi-dev)
+
+# The Debian packaging tools for tests/package/test_deb.sh (debian/: build
+# with dpkg-buildpackage, check with lintian), a group of their own because
+# lintian is large. SNAPPORT_SKIP_PACKAGING=1 leaves them out; CI always
+# installs them. build-essential: dpkg-buildpackage requires it by name.
+PACKAGING=(build-essential dpkg-dev debhelper lintian)
 
 # install_missing NAME...: apt-get install those not installed yet.
 install_missing() {
@@ -42,6 +50,9 @@ install_missing() {
 install_missing "${PACKAGES[@]}"
 if [ "${CI:-}" = "true" ] || [ "${SNAPPORT_SKIP_READERS:-}" != "1" ]; then
   install_missing "${READERS[@]}"
+fi
+if [ "${CI:-}" = "true" ] || [ "${SNAPPORT_SKIP_PACKAGING:-}" != "1" ]; then
+  install_missing "${PACKAGING[@]}"
 fi
 
 build_dir=build

@@ -177,8 +177,8 @@ def case_xva_to_ova(st, srcs, paths, xva):
     expect_ok(T.sp(EXE, "verify", out), "verify c.ova")
     j = import_check(st, out, "from-ova", srcs, "convert XVA -> OVA", macs=MACS)
     if j:
-        T.check(j["vcpus"] == 2 and j["memory_mb"] == 640, "convert XVA -> OVA: vcpus %r memory %r" % (
-            j["vcpus"], j["memory_mb"]))
+        T.check(j["vcpus"] == 2 and (j["memory"] / 2**20) == 640, "convert XVA -> OVA: vcpus %r memory %r" % (
+            j["vcpus"], (j["memory"] / 2**20)))
         T.check([d["vdev"] for d in j["disks"]] == ["xvda", "xvdb"], "convert XVA -> OVA: disk order %s" % (
             [d["vdev"] for d in j["disks"]]))
     if T.run(["which", "qemu-img"]).rc == 0:
@@ -216,8 +216,8 @@ def case_ova_to_xva(st, srcs, ova):
     expect_ok(T.sp(EXE, "verify", out), "verify c.xva")
     j = import_check(st, out, "from-xva", srcs, "convert OVA -> XVA", macs=MACS)
     if j:
-        T.check(j["vcpus"] == 2 and j["memory_mb"] == 640, "convert OVA -> XVA: vcpus %r memory %r" % (
-            j["vcpus"], j["memory_mb"]))
+        T.check(j["vcpus"] == 2 and (j["memory"] / 2**20) == 640, "convert OVA -> XVA: vcpus %r memory %r" % (
+            j["vcpus"], (j["memory"] / 2**20)))
     # from a pipe: an OVA is read once
     px = os.path.join(TMP, "pipe.xva")
     rc, _, err = shell("cat %s | %s convert - %s" % (q(ova), q(EXE), q(px)))

@@ -89,9 +89,9 @@ def check_import(st, archive, name, memory_mb, vcpus, want, what):
     j = st.show(name, fatal=False)
     if not T.check(j is not None, "%s: vm show %s" % (what, name)):
         return
-    T.check(j["memory_mb"] == memory_mb and j["vcpus"] == vcpus and j["type"] == "hvm",
+    T.check((j["memory"] / 2**20) == memory_mb and j["vcpus"] == vcpus and j["type"] == "hvm",
             "%s: memory %s, vcpus %s, type %s; expected %s, %s, hvm" % (
-                what, j["memory_mb"], j["vcpus"], j["type"], memory_mb, vcpus))
+                what, (j["memory"] / 2**20), j["vcpus"], j["type"], memory_mb, vcpus))
     disks = [d for d in j["disks"] if d["vdi"]]
     T.check(len(disks) == 1 and not j["vifs"], "%s: %d disks, vifs %s; expected one disk, none" % (
         what, len(disks), j["vifs"]))

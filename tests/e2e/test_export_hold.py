@@ -32,7 +32,7 @@ def sp(*args, check=True):
 
 
 def digest(vm):
-    leaf = json.loads(sp("--json", "vm", "show", vm).stdout)["disks"][0]["file"]
+    leaf = json.loads(sp("--json", "vm", "show", vm).stdout)["vm"]["disks"][0]["file"]
     out = os.path.join(TMP, "flat.raw")
     sp("disk", "flatten", leaf, "-o", out, "--force", "--no-sync", "-q")
     with open(out, "rb") as f:
@@ -94,9 +94,9 @@ def main():
     sp("import", arch, "--name", "a2", "-q")
     T.check(digest("a2") == want, "the export does not hold a's content at its start")
     T.check(digest("a") == want, "a's content changed")
-    snaps = [s["name"] for s in json.loads(sp("--json", "snapshot", "list", "a").stdout)]
+    snaps = [s["name"] for s in json.loads(sp("--json", "snapshot", "list", "a").stdout)["snapshots"]]
     T.check(snaps == ["s1", "s2"], "a's snapshots after the export: %s" % snaps)
-    names = sorted(v["name"] for v in json.loads(sp("--json", "vm", "list").stdout))
+    names = sorted(v["name"] for v in json.loads(sp("--json", "vm", "list").stdout)["vms"])
     T.check(names == ["a", "a2", "b", "imp"], "VMs: %s" % names)
     r = sp("store", "check", check=False)
     T.check(r.returncode == 0, "store check: %s %s" % (r.stdout, r.stderr))

@@ -223,7 +223,7 @@ def case_xencenter():
     T.expect_ok(r, "xencenter: verify of an .ovf labelled utf-16 in UTF-8")
     j = import_ok(st, p, "xc", "xencenter utf-16 label")
     if j:
-        T.check(j["vcpus"] == 2 and j["memory_mb"] == 768, "xencenter: vcpus/memory %r/%r" % (j["vcpus"], j["memory_mb"]))
+        T.check(j["vcpus"] == 2 and (j["memory"] / 2**20) == 768, "xencenter: vcpus/memory %r/%r" % (j["vcpus"], (j["memory"] / 2**20)))
         fl = flat_disks(st, j)
         T.check(len(fl) == 1 and fl[0][2] == raw, "xencenter: the disk differs from its source (%d disks)" % len(fl))
     # the name, as written (the OVF's own, no --name)

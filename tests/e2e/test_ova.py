@@ -179,8 +179,8 @@ def check_copy(st, name, orig, sources, what):
     if not T.check(j is not None, "%s: vm show %s failed" % (what, name)):
         return
     T.check(j["uuid"] != orig["uuid"], "%s: the imported VM kept the uuid" % what)
-    T.check(j["vcpus"] == 3 and j["memory_mb"] == 768, "%s: vcpus %r memory %r, expected 3 / 768" % (
-        what, j["vcpus"], j["memory_mb"]))
+    T.check(j["vcpus"] == 3 and (j["memory"] / 2**20) == 768, "%s: vcpus %r memory %r, expected 3 / 768" % (
+        what, j["vcpus"], (j["memory"] / 2**20)))
     T.check([d["vdev"] for d in j["disks"]] == [d["vdev"] for d in orig["disks"]],
             "%s: vdevs %s, expected %s" % (what, [d["vdev"] for d in j["disks"]], [d["vdev"] for d in orig["disks"]]))
     T.check([bool(d["cdrom"]) for d in j["disks"]] == [bool(d["cdrom"]) for d in orig["disks"]],
@@ -394,8 +394,8 @@ def check_peer_import(st, path, name, src, what, padded=False):
     j, flats = import_flat(st, path, name, what)
     if j is None:
         return
-    T.check(j["vcpus"] == 2 and j["memory_mb"] == 512, "%s: vcpus %r memory %r, expected 2 / 512" % (
-        what, j["vcpus"], j["memory_mb"]))
+    T.check(j["vcpus"] == 2 and (j["memory"] / 2**20) == 512, "%s: vcpus %r memory %r, expected 2 / 512" % (
+        what, j["vcpus"], (j["memory"] / 2**20)))
     if not T.check(len(flats) == 1 and flats[0] is not None, "%s: %d disks imported, expected 1" % (what, len(flats))):
         return
     got = flats[0]

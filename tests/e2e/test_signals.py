@@ -168,7 +168,7 @@ def gc_prepare():
     """A node that gc will coalesce, with data to copy: a snapshot of g, new
     data in g, the snapshot deleted."""
     sp("snapshot", "create", "g", "--name", "t")
-    leaf = json.loads(sp("--json", "vm", "show", "g").stdout)["disks"][0]["file"]
+    leaf = json.loads(sp("--json", "vm", "show", "g").stdout)["vm"]["disks"][0]["file"]
     sp("disk", "write", leaf, "--offset", str(random.randrange(0, 12) * M), "--pattern",
        str(random.randrange(1, 255)), "--length", str(4 * M))
     sp("snapshot", "delete", "g", "t")
@@ -232,7 +232,7 @@ def one_point(op, sig, want_rc, signame, delay, before):
 
 
 def leaf_of(vm):
-    return json.loads(sp("--json", "vm", "show", vm).stdout)["disks"][0]["file"]
+    return json.loads(sp("--json", "vm", "show", vm).stdout)["vm"]["disks"][0]["file"]
 
 
 def setup():
@@ -250,7 +250,7 @@ def setup():
         disks[name] = raw
     # a has a chain: two snapshots with data written between them
     sp("snapshot", "create", "a", "--name", "s1")
-    leaf = json.loads(sp("--json", "vm", "show", "a").stdout)["disks"][0]["file"]
+    leaf = json.loads(sp("--json", "vm", "show", "a").stdout)["vm"]["disks"][0]["file"]
     sp("disk", "write", leaf, "--offset", str(3 * M), "--pattern", "0x5a", "--length", str(2 * M))
     sp("snapshot", "create", "a", "--name", "s2")
     sp("export", "a", "-o", os.path.join(TMP, "a.xva"), "-q")

@@ -151,7 +151,7 @@ def case_create(st, cfg, want):
     if r.rc != 0:
         T.fatal("vm create --config %s: %s" % (cfg, r.describe()))
     j = st.show("web01")
-    T.check(j["name"] == "web01" and j["memory_mb"] == 768 and j["vcpus"] == 2 and j["type"] == "hvm",
+    T.check(j["name"] == "web01" and (j["memory"] / 2**20) == 768 and j["vcpus"] == 2 and j["type"] == "hvm",
             "vm show after create: name/memory/vcpus/type wrong: %s" % j)
     T.check(vdevs(j) == ["xvda", "xvdb", "hdc"], "disk order after create: %s" % vdevs(j))
     T.check([d["cdrom"] for d in j["disks"]] == [False, False, True], "cdrom flags: %s" % j["disks"])
@@ -188,7 +188,7 @@ def case_config_roundtrip(st, want):
         return
     a, b = st.show("web01"), st.show("web01-copy")
     T.check(b["uuid"] != a["uuid"], "round trip kept the uuid")
-    for k in ("memory_mb", "vcpus", "type", "vifs"):
+    for k in ("memory", "vcpus", "type", "vifs"):
         T.check(a[k] == b[k], "round trip changed %s: %s -> %s" % (k, a[k], b[k]))
     T.check(vdevs(a) == vdevs(b), "round trip changed the disk order: %s -> %s" % (vdevs(a), vdevs(b)))
     T.check([d["cdrom"] for d in b["disks"]] == [False, False, True], "round trip cdrom flags: %s" % b["disks"])
@@ -313,7 +313,7 @@ def case_clones(st, d_s3):
         for mac in j["vifs"]:
             T.check(mac.lower().startswith("00:16:3e:") and len(mac) == 17 and mac.lower() != MAC,
                     "%s: MAC %s is not a new 00:16:3e address" % (what, mac))
-        T.check(vdevs(j) == vdevs(src) and j["memory_mb"] == src["memory_mb"] and j["vcpus"] == src["vcpus"],
+        T.check(vdevs(j) == vdevs(src) and j["memory"] == src["memory"] and j["vcpus"] == src["vcpus"],
                 "%s: config differs from the source: %s" % (what, j))
         T.check(st.disk_digests(name) == want, "%s: content differs from the source" % what)
         if full:

@@ -26,7 +26,7 @@ def sp(*args, check=True):
 
 
 def disk_sha(store, name):
-    info = json.loads(sp("--store", store, "--json", "vm", "show", name).stdout)
+    info = json.loads(sp("--store", store, "--json", "vm", "show", name).stdout)["vm"]
     out = os.path.join(TMP, "flat-%s.raw" % name)
     sp("disk", "flatten", info["disks"][0]["file"], "-o", out, "--force", "--no-sync", "-q")
     with open(out, "rb") as f:
@@ -63,7 +63,7 @@ def main():
         sys.exit("FAIL: snapshot loop: %d of %d made; stderr %r" % (created, rounds, s_err))
     if "FAILED" in e_out or e_err.strip():
         sys.exit("FAIL: export loop: %r %r" % (e_out, e_err))
-    snaps = json.loads(sp("--store", store, "--json", "snapshot", "list", "vm").stdout)
+    snaps = json.loads(sp("--store", store, "--json", "snapshot", "list", "vm").stdout)["snapshots"]
     if len(snaps) != rounds or any(s["system"] for s in snaps):
         sys.exit("FAIL: %d snapshots (expected %d, no system ones left): %r" % (len(snaps), rounds, snaps))
     # each export merged its temporary snapshot back: one layer per snapshot over the base

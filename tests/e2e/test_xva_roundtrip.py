@@ -280,8 +280,8 @@ def check_import(st, name, orig, sources, what, imported_vdis):
         return
     T.check(j["uuid"] != orig["uuid"], "%s: the imported VM kept the uuid %s" % (what, orig["uuid"]))
     T.check(j["type"] == "hvm", "%s: type %r, expected hvm" % (what, j["type"]))
-    T.check(j["memory_mb"] == 768 and j["vcpus"] == 3, "%s: memory %r vcpus %r, expected 768/3" % (
-        what, j["memory_mb"], j["vcpus"]))
+    T.check((j["memory"] / 2**20) == 768 and j["vcpus"] == 3, "%s: memory %r vcpus %r, expected 768/3" % (
+        what, (j["memory"] / 2**20), j["vcpus"]))
     T.check([d["vdev"] for d in j["disks"]] == [d["vdev"] for d in orig["disks"]],
             "%s: disk order %s, expected %s" % (what, [d["vdev"] for d in j["disks"]],
                                                 [d["vdev"] for d in orig["disks"]]))

@@ -148,13 +148,14 @@ class Store:
 
     def vms(self):
         """name -> uuid of every VM (not snapshots)."""
-        return {v["name"]: v["uuid"] for v in self.json("vm", "list")}
+        return {v["name"]: v["uuid"] for v in self.json("vm", "list")["vms"]}
 
     def show(self, name, fatal=True):
-        return self.json("vm", "show", name, fatal=fatal)
+        j = self.json("vm", "show", name, fatal=fatal)
+        return j["vm"] if j else j
 
     def snapshots(self, vm):
-        return self.json("snapshot", "list", vm)
+        return self.json("snapshot", "list", vm)["snapshots"]
 
     def check(self):
         return self.sp("store", "check")
