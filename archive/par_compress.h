@@ -7,7 +7,8 @@
  * becomes one independent gzip member (RFC 1952 allows a file of several
  * members; gzip -d, zlib's inflate with gzip decoding reset per member, and
  * libarchive's gzip reader read them as one stream), compressed by worker
- * threads with libdeflate. The headers carry no time and no name, so the
+ * threads with libdeflate (a block whose samples do not shrink is stored,
+ * not searched: par_compress.c). The headers carry no time and no name, so the
  * output depends only on the input, the block size and the level, never on
  * the thread count. An empty input gives one empty member.
  *

@@ -194,6 +194,27 @@ static void gzip_deterministic(void)
     free(data);
 }
 
+/* A block whose samples do not shrink is stored (about its own size); one
+ * with a compressible quarter is compressed. */
+static void gzip_incompressible(void)
+{
+    uint8_t *rnd = make_data(2 * SMALL_BLOCK, 0), *txt = make_data(SMALL_BLOCK, 1);
+    memcpy(rnd + SMALL_BLOCK + SMALL_BLOCK * 3 / 4, txt, SMALL_BLOCK / 4);
+    struct sp_pcomp_opts o = {.kind = SP_PCOMP_GZIP, .threads = 2, .block = SMALL_BLOCK};
+    struct buf one = pcompress(&o, rnd, SMALL_BLOCK);
+    CHECK(one.len > SMALL_BLOCK && one.len < SMALL_BLOCK + 64);
+    struct buf two = pcompress(&o, rnd, 2 * SMALL_BLOCK);
+    CHECK(two.len - one.len < SMALL_BLOCK * 3 / 4 + SMALL_BLOCK / 16);
+    struct buf back = {0};
+    CHECK_EQ_U64(zlib_gunzip(&two, &back), 2);
+    CHECK(back.len == 2 * SMALL_BLOCK && memcmp(back.p, rnd, back.len) == 0);
+    free(back.p);
+    free(one.p);
+    free(two.p);
+    free(rnd);
+    free(txt);
+}
+
 /* libarchive's gzip reader (the importer's) reads every member. */
 static void gzip_libarchive_reads_members(void)
 {
@@ -343,6 +364,6 @@ static void levels(void)
 }
 
 TEST_MAIN({"gzip_empty", gzip_empty}, {"gzip_one_block", gzip_one_block}, {"gzip_many_blocks", gzip_many_blocks},
-          {"gzip_deterministic", gzip_deterministic}, {"gzip_libarchive_reads_members", gzip_libarchive_reads_members},
+          {"gzip_deterministic", gzip_deterministic}, {"gzip_incompressible", gzip_incompressible}, {"gzip_libarchive_reads_members", gzip_libarchive_reads_members},
           {"zstd_round_trip", zstd_round_trip}, {"zstd_deterministic", zstd_deterministic},
           {"output_fails", output_fails}, {"abandoned", abandoned}, {"levels", levels})
