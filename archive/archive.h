@@ -162,9 +162,9 @@ struct sp_archive_write_opts {
     const char *sign_key;            /* PEM private key and certificate: a .cert; NULL: none */
     const char *sign_cert;
     enum sp_ovf_version ovf_version;
-    int level;                       /* deflate level of the VMDK grains; 0: the default */
     const char *spool_dir;           /* where compressed VMDKs wait for their turn; NULL: $TMPDIR */
     /* either */
+    int level;                       /* OVA: the VMDK grains' deflate level; XVA: of --compress; 0: the default */
     int64_t mtime;                   /* the time every member carries */
     bool forward_only;               /* disks read forward once (pushed): no walk first for progress */
     const struct sp_progress *prog;

@@ -50,7 +50,7 @@ int sp_ova_writer_open(int fd, int64_t mtime, struct sp_ova_writer **out, struct
     if (!w)
         return SP_ENOMEM;
     w->mtime = mtime;
-    int rc = sp_tar_out_open(fd, SP_TAR_GNU, SP_TAR_PLAIN, "ova writer", &w->t, err);
+    int rc = sp_tar_out_open(fd, SP_TAR_GNU, SP_TAR_PLAIN, 0, "ova writer", &w->t, err);
     if (rc != SP_OK) {
         free(w);
         return rc;

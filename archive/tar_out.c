@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "archive/par_compress.h"
 #include "base/util.h"
 
 struct sp_tar_out {
@@ -20,19 +21,47 @@ struct sp_tar_out {
     bool closed, failed;
     int out_errno;         /* the output's write failed so: no member is to blame */
     char member[256];      /* the current member, for messages */
+    struct sp_pcomp *pc;   /* gzip or zstd on every core; NULL: plain */
+    struct sp_error pc_err; /* the compressor's last error, for libarchive's message */
+    int out_errno;         /* the output's write error, 0: none */
     uint64_t written;      /* bytes out so far: the file offset when fd is a file */
     struct sp_writeback wb;
 };
 
+/* The compressor's output: all of it to the descriptor. */
+static int write_all(void *ctx, const void *buf, size_t len, struct sp_error *err)
+{
+    struct sp_tar_out *t = ctx;
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = sp_write_out(t->fd, p, len, &t->wb, &t->written);
+        if (n < 0) {
+            t->out_errno = errno;
+            return sp_error_set(err, SP_EIO, "write: %s", strerror(errno));
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return SP_OK;
+}
+
 /* Our own output callback rather than archive_write_open_fd, so that a
  * writer freed without close can drop what libarchive still writes (the
  * end blocks). archive_write_fail would do that too, but in libarchive
- * 3.6.2 it skips the close of the output layer and leaks its state. */
+ * 3.6.2 it skips the close of the output layer and leaks its state. The
+ * tar stream comes here uncompressed: compression is ours (par_compress.h),
+ * on every core, rather than libarchive's filters, which use one. */
 static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
 {
     struct sp_tar_out *t = ctx;
     if (t->discard)
         return (la_ssize_t)len;
+    if (t->pc) {
+        if (sp_pcomp_write(t->pc, buf, len, &t->pc_err) == SP_OK)
+            return (la_ssize_t)len;
+        archive_set_error(a, t->out_errno ? t->out_errno : EIO, "%s", t->pc_err.msg);
+        return -1;
+    }
     ssize_t n = sp_write_out(t->fd, buf, len, &t->wb, &t->written);
     if (n < 0) {
         t->out_errno = errno;
@@ -63,18 +92,17 @@ static bool set_format(struct archive *a, enum sp_tar_format format)
     return archive_write_set_format_v7tar(a) == ARCHIVE_OK || archive_write_set_format_ustar(a) == ARCHIVE_OK;
 }
 
-static bool set_filter(struct archive *a, enum sp_tar_filter filter)
+static int open_compressor(struct sp_tar_out *t, enum sp_tar_filter filter, int level, const char *what,
+                           struct sp_error *err)
 {
-    /* ARCHIVE_WARN: libarchive fell back to an external program. */
-    if (filter == SP_TAR_GZIP)
-        return archive_write_add_filter_gzip(a) >= ARCHIVE_WARN &&
-               archive_write_set_filter_option(a, "gzip", "timestamp", NULL) >= ARCHIVE_WARN;
-    if (filter == SP_TAR_ZSTD)
-        return archive_write_add_filter_zstd(a) >= ARCHIVE_WARN;
-    return true;
+    if (filter == SP_TAR_PLAIN)
+        return SP_OK;
+    struct sp_pcomp_opts o = {.kind = filter == SP_TAR_ZSTD ? SP_PCOMP_ZSTD : SP_PCOMP_GZIP, .level = level};
+    int rc = sp_pcomp_open(&o, write_all, t, &t->pc, err);
+    return rc == SP_OK ? SP_OK : sp_error_prefix(err, "%s", what);
 }
 
-int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter, const char *what,
+int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter, int level, const char *what,
                     struct sp_tar_out **out, struct sp_error *err)
 {
     *out = NULL;
@@ -84,6 +112,11 @@ int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter
     t->fd = fd;
     struct stat st;
     sp_writeback_init(&t->wb, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fd : -1);
+    int rc = open_compressor(t, filter, level, what, err);
+    if (rc != SP_OK) {
+        sp_tar_out_free(t);
+        return rc;
+    }
     t->a = archive_write_new();
     t->e = archive_entry_new();
     if (!t->a || !t->e) {
@@ -92,9 +125,9 @@ int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter
     }
     /* No blocking to 10 KiB records: the stream ends with its two zero
      * blocks, as XAPI's and ovftool's do. */
-    if (!set_format(t->a, format) || !set_filter(t->a, filter) || archive_write_set_bytes_per_block(t->a, 0) != ARCHIVE_OK ||
+    if (!set_format(t->a, format) || archive_write_set_bytes_per_block(t->a, 0) != ARCHIVE_OK ||
         archive_write_open2(t->a, t, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
-        int rc = terr(t, what, err);
+        rc = terr(t, what, err);
         sp_tar_out_free(t);
         return rc;
     }
@@ -145,6 +178,10 @@ int sp_tar_out_close(struct sp_tar_out *t, struct sp_error *err)
     t->closed = true;
     if (archive_write_close(t->a) != ARCHIVE_OK)
         return terr(t, "end of archive", err);
+    if (t->pc && sp_pcomp_finish(t->pc, err) != SP_OK) {
+        t->failed = true;
+        return sp_error_prefix(err, "end of archive");
+    }
     return SP_OK;
 }
 
@@ -161,5 +198,6 @@ void sp_tar_out_free(struct sp_tar_out *t)
     }
     if (t->e)
         archive_entry_free(t->e);
+    sp_pcomp_free(t->pc); /* unfinished: the rest is dropped */
     free(t);
 }

@@ -18,14 +18,16 @@ enum sp_tar_format {
 
 enum sp_tar_filter {
     SP_TAR_PLAIN,
-    SP_TAR_GZIP,    /* no time in the gzip header */
+    SP_TAR_GZIP,    /* gzip members of 1 MiB blocks, no time in their headers */
     SP_TAR_ZSTD,
 };
 
 struct sp_tar_out;
 
-/* what names the archive in setup errors ("xva writer"). */
-int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter, const char *what,
+/* what names the archive in setup errors ("xva writer"). gzip and zstd
+ * compress on every core (archive/par_compress.h) at level (0: the
+ * default; 1..12 for gzip, 1..19 for zstd). */
+int sp_tar_out_open(int fd, enum sp_tar_format format, enum sp_tar_filter filter, int level, const char *what,
                     struct sp_tar_out **out, struct sp_error *err);
 /* A member's header; then exactly size bytes through sp_tar_out_data. */
 int sp_tar_out_begin(struct sp_tar_out *t, const char *name, uint64_t size, int64_t mtime, int perm,

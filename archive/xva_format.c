@@ -282,7 +282,7 @@ static int xva_begin(struct sp_archive_writer *w, const struct sp_vm *vm, const 
     if (rc == SP_OK)
         rc = sp_xva_xml_write(&x->meta, &xml, &len, err);
     if (rc == SP_OK)
-        rc = sp_xva_writer_open(fd, o->compress, o->digest, o->mtime, &x->w, err);
+        rc = sp_xva_writer_open(fd, o->compress, o->level, o->digest, o->mtime, &x->w, err);
     if (rc == SP_OK)
         rc = sp_xva_write_xml(x->w, xml, len, err);
     free(xml);

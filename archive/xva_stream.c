@@ -6,8 +6,9 @@
  * libarchive's v7tar writer emits exactly two 512-byte zero blocks and no
  * padding to a 10240-byte record, as XAPI and xva-img do (checked by the
  * unit test "end_of_archive": file size = the sum of the members + 1024).
- * Compression is libarchive's filter layer (gzip without a timestamp in its
- * header, so that the same snapshot gives the same bytes; zstd).
+ * Compression is not libarchive's filter layer (one core) but ours on
+ * every core (archive/par_compress.h): gzip members without a timestamp in
+ * their headers, so that the same snapshot gives the same bytes; zstd.
  *
  * Reader: one forward pass (a pipe is fine), filters recognised from the
  * bytes. A one-member lookahead lets a VDI stop at its virtual size without
@@ -127,7 +128,7 @@ static int write_member(struct sp_xva_writer *w, const char *name, const void *d
     return rc;
 }
 
-int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest digest, int64_t mtime,
+int sp_xva_writer_open(int fd, enum sp_xva_compress compress, int level, enum sp_xva_digest digest, int64_t mtime,
                        struct sp_xva_writer **out, struct sp_error *err)
 {
     *out = NULL;
@@ -148,7 +149,7 @@ int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest
     }
     /* V7 headers as XAPI writes them */
     enum sp_tar_filter f = compress == SP_XVA_GZIP ? SP_TAR_GZIP : compress == SP_XVA_ZSTD ? SP_TAR_ZSTD : SP_TAR_PLAIN;
-    rc = sp_tar_out_open(fd, SP_TAR_V7, f, "xva writer", &w->t, err);
+    rc = sp_tar_out_open(fd, SP_TAR_V7, f, level, "xva writer", &w->t, err);
     if (rc != SP_OK)
         goto fail;
     *out = w;

@@ -45,8 +45,8 @@ struct sp_xva_writer;
 
 /* A writer to fd (a file or a pipe; not closed). mtime: the time every
  * member carries (the snapshot's, so that the same snapshot gives the same
- * bytes). */
-int sp_xva_writer_open(int fd, enum sp_xva_compress compress, enum sp_xva_digest digest, int64_t mtime,
+ * bytes). level: of gzip (1..12) or zstd (1..19), 0: the default. */
+int sp_xva_writer_open(int fd, enum sp_xva_compress compress, int level, enum sp_xva_digest digest, int64_t mtime,
                        struct sp_xva_writer **out, struct sp_error *err);
 /* The ova.xml member; must come first. */
 int sp_xva_write_xml(struct sp_xva_writer *w, const char *xml, size_t len, struct sp_error *err);

@@ -57,15 +57,30 @@ void sp_cancel_resume(void)
         defer_depth--;
 }
 
-int sp_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
+static void block_stop(sigset_t *old)
 {
-    sigset_t stop, old;
+    sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    pthread_sigmask(SIG_BLOCK, &stop, old);
+}
+
+int sp_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+    sigset_t old;
+    block_stop(&old);
     int rc = pthread_create(tid, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int sp_cancel_run_blocked(int (*fn)(void *), void *arg)
+{
+    sigset_t old;
+    block_stop(&old);
+    int rc = fn(arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -27,6 +27,9 @@ void sp_cancel_resume(void);
  * they reach the main thread and interrupt its blocking call (a read of a
  * pipe) rather than a worker's. Returns pthread_create's status. */
 int sp_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
+/* fn(arg) with the stop signals blocked, for a library that starts its own
+ * threads inside a call (libzstd's workers): they inherit the mask. */
+int sp_cancel_run_blocked(int (*fn)(void *), void *arg);
 /* "SIGINT", "SIGTERM", "SIGHUP" or "signal N". */
 const char *sp_cancel_name(int sig);
 

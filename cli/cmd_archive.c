@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive/par_compress.h"
 #include "cli/cli.h"
 #include "exporter/export.h"
 #include "base/outfile.h"
@@ -31,11 +32,28 @@ static int parse_digest(const char *s, struct sp_export_opts *o)
     return EXIT_OK_;
 }
 
-static int parse_ova_opts(const char *ovfv, const char *key, const char *cert, const char *level,
-                          struct sp_export_opts *o)
+/* --level: the OVA's VMDK grains (deflate), or the XVA's --compress. */
+static int parse_level(const char *level, struct sp_export_opts *o)
 {
-    if (o->format != SP_ARCHIVE_OVA && (ovfv || key || cert || level))
-        return cli_usage_error("--ovf-version, --sign, --cert and --level are for OVA exports");
+    if (!level)
+        return EXIT_OK_;
+    bool xva = o->format != SP_ARCHIVE_OVA;
+    if (xva && o->compress == SP_XVA_PLAIN)
+        return cli_usage_error("--level is for OVA exports and XVA exports with --compress gzip|zstd");
+    bool zstd = xva && o->compress == SP_XVA_ZSTD;
+    int max = zstd ? SP_PCOMP_ZSTD_LEVEL_MAX : SP_PCOMP_GZIP_LEVEL_MAX;
+    char *end;
+    long v = strtol(level, &end, 10);
+    if (*end || end == level || v < 1 || v > max)
+        return cli_usage_error("--level: '%s' is not a %s level 1..%d", level, zstd ? "zstd" : "deflate", max);
+    o->level = (int)v;
+    return EXIT_OK_;
+}
+
+static int parse_ova_opts(const char *ovfv, const char *key, const char *cert, struct sp_export_opts *o)
+{
+    if (o->format != SP_ARCHIVE_OVA && (ovfv || key || cert))
+        return cli_usage_error("--ovf-version, --sign and --cert are for OVA exports");
     o->ovf_version = SP_OVF_1;
     if (ovfv && strcmp(ovfv, "2.0") == 0)
         o->ovf_version = SP_OVF_2;
@@ -45,13 +63,6 @@ static int parse_ova_opts(const char *ovfv, const char *key, const char *cert, c
         return cli_usage_error("--sign KEY.pem needs --cert CERT.pem, and the other way round");
     o->sign_key = key;
     o->sign_cert = cert;
-    if (level) {
-        char *end;
-        long v = strtol(level, &end, 10);
-        if (*end || v < 1 || v > 12)
-            return cli_usage_error("--level: '%s' is not a deflate level 1..12", level);
-        o->level = (int)v;
-    }
     return EXIT_OK_;
 }
 
@@ -83,7 +94,7 @@ int cmd_export(struct cli *c, const struct cli_args *a)
     struct sp_error err;
     if ((rc = cli_archive_format("export", out_s, fmt, &o.format)) != EXIT_OK_ ||
         (rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
-        (rc = parse_ova_opts(ovfv, key, cert, level, &o)) != EXIT_OK_)
+        (rc = parse_ova_opts(ovfv, key, cert, &o)) != EXIT_OK_ || (rc = parse_level(level, &o)) != EXIT_OK_)
         return rc;
     if (o.format == SP_ARCHIVE_OVA && comp)
         return cli_usage_error("--compress is for XVA (an OVA's VMDK grains are deflated already)");

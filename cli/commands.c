@@ -190,7 +190,8 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {"--ovf-version", NULL, "1.0|2.0", "OVA: the OVF version (default 1.0)"},
       {"--sign", NULL, "KEY.pem", "OVA: sign the manifest with this private key"},
       {"--cert", NULL, "CERT.pem", "OVA: the certificate that goes with --sign"},
-      {"--level", NULL, "1..12", "OVA: the VMDK grains' deflate level"},
+      {"--level", NULL, "N", "OVA: the VMDK grains' deflate level 1..12 (default 4); XVA: of --compress, "
+                             "gzip 1..12 (default 6), zstd 1..19 (default 3)"},
       FORCE_OPT,
       {NULL, NULL, NULL, NULL}}},
     {"import", cmd_import, "ARCHIVE", 1, "an XVA, OVA or OVF as a new VM",

@@ -21,7 +21,8 @@ struct sp_export_opts {
     const char *sign_key;            /* PEM private key and certificate: a .cert; NULL: none */
     const char *sign_cert;
     enum sp_ovf_version ovf_version;
-    int level;                       /* deflate level of the VMDK grains; 0: SP_VMDK_EXPORT_LEVEL */
+    int level;                       /* deflate level of the VMDK grains (0: SP_VMDK_EXPORT_LEVEL), or
+                                        the XVA's --compress level (0: archive/par_compress.h's default) */
     const char *spool_dir;           /* where compressed VMDKs wait for their turn; NULL: $TMPDIR */
     const struct sp_progress *prog;
     struct sp_notes *notes;          /* what the archive leaves out (OVA: a memory image, a NIC model);

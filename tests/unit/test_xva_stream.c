@@ -108,7 +108,7 @@ static void write_xva(const char *out, enum sp_xva_compress c, enum sp_xva_diges
     CHECK(fd >= 0);
     struct sp_xva_writer *w;
     struct sp_error err;
-    CHECK_OK(sp_xva_writer_open(fd, c, dg, MTIME, &w, &err));
+    CHECK_OK(sp_xva_writer_open(fd, c, 0, dg, MTIME, &w, &err));
     CHECK_OK(sp_xva_write_xml(w, XML, strlen(XML), &err));
     for (int i = 0; i < n; i++) {
         struct sp_disk *d;
@@ -455,7 +455,7 @@ static void abandoned(void)
     CHECK(fd >= 0);
     struct sp_xva_writer *w;
     struct sp_error err;
-    CHECK_OK(sp_xva_writer_open(fd, SP_XVA_PLAIN, SP_XVA_XXHASH, MTIME, &w, &err));
+    CHECK_OK(sp_xva_writer_open(fd, SP_XVA_PLAIN, 0, SP_XVA_XXHASH, MTIME, &w, &err));
     CHECK(sp_xva_write_disk(w, "Ref:1", NULL, NULL, &err) == SP_EINVAL); /* before ova.xml */
     CHECK_OK(sp_xva_write_xml(w, XML, strlen(XML), &err));
     CHECK(sp_xva_write_xml(w, XML, strlen(XML), &err) == SP_EINVAL);
@@ -478,7 +478,7 @@ static void id_order(void)
     CHECK_OK(sp_raw_open(tpath("z.raw"), false, &d, &err));
     int fd = open(tpath("o.xva"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     struct sp_xva_writer *w;
-    CHECK_OK(sp_xva_writer_open(fd, SP_XVA_PLAIN, SP_XVA_XXHASH, MTIME, &w, &err));
+    CHECK_OK(sp_xva_writer_open(fd, SP_XVA_PLAIN, 0, SP_XVA_XXHASH, MTIME, &w, &err));
     CHECK_OK(sp_xva_write_xml(w, XML, strlen(XML), &err));
     CHECK(sp_xva_write_disk(w, "", d, NULL, &err) == SP_EINVAL);
     CHECK(sp_xva_write_disk(w, "Ref:1/x", d, NULL, &err) == SP_EINVAL);
