@@ -446,12 +446,27 @@ static int perform(struct sp_s3 *s, const struct req *r, struct sp_error *err)
 
 /* ------------------------------------------------------------ operations */
 
+/* A HEAD's error has no body, so no S3 code: a 1-byte GET asks again for
+ * the words (NoSuchBucket or NoSuchKey, SignatureDoesNotMatch ...). */
+static int head_why(struct sp_s3 *s, int rc, struct sp_error *err)
+{
+    if (s->status < 400 || s->status >= 500)
+        return rc;
+    uint8_t byte;
+    struct sp_error e = {0};
+    struct req r = {.op = "head", .method = "GET", .range = "0-0", .sink = &byte, .sink_cap = 1};
+    int grc = perform(s, &r, &e);
+    if (grc < 0 && strchr(e.msg, '(') && !strstr(e.msg, "(HTTP "))
+        return sp_error_set(err, grc, "%s", e.msg);
+    return rc;
+}
+
 int sp_s3_head(struct sp_s3 *s, uint64_t *size, struct sp_error *err)
 {
     struct req r = {.op = "head", .method = "HEAD"};
     int rc = perform(s, &r, err);
     if (rc < 0)
-        return rc;
+        return head_why(s, rc, err);
     curl_off_t len = -1;
     if (curl_easy_getinfo(s->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK || len < 0)
         return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: head: no Content-Length", s->u.bucket, s->u.key);

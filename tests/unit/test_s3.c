@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "s3/s3.h"
+#include "s3/s3_stream.h"
 #include "testlib.h"
 
 static void url_parse(void)
@@ -169,5 +170,25 @@ static void error_words(void)
     CHECK(sp_s3_status_code(503) == SP_EIO);
 }
 
-TEST_MAIN({"url_parse", url_parse}, {"ini_get", ini_get}, {"config_env", config_env},
+static void part_sizes(void)
+{
+    struct sp_s3_upload_opts grow = {0}, fixed = {.part_size = 64ull << 20};
+    uint64_t total = 0, max = 0;
+    unsigned n5t = 0;
+    for (unsigned n = 1; n <= SP_S3_PARTS_MAX; n++) {
+        uint64_t size = sp_s3_part_size(&grow, n);
+        CHECK(size >= SP_S3_PART_MIN && size <= SP_S3_PART_MAX);
+        total += size;
+        max = size > max ? size : max;
+        if (!n5t && total >= SP_S3_OBJECT_MAX)
+            n5t = n;
+    }
+    CHECK_EQ_U64(sp_s3_part_size(&grow, 1), SP_S3_PART_FIRST);
+    CHECK_EQ_U64(sp_s3_part_size(&grow, 1001), 2 * SP_S3_PART_FIRST);
+    CHECK_EQ_U64(max, SP_S3_PART_TOP);
+    CHECK(n5t > 0 && n5t < SP_S3_PARTS_MAX); /* 5 TiB fits */
+    CHECK_EQ_U64(sp_s3_part_size(&fixed, 9999), 64ull << 20);
+}
+
+TEST_MAIN({"part_sizes", part_sizes}, {"url_parse", url_parse}, {"ini_get", ini_get}, {"config_env", config_env},
           {"config_files", config_files}, {"error_words", error_words})

@@ -1,0 +1,167 @@
+"""test_s3_archive: export to and import from S3 (issue 13) against a real
+radosgw (tests/tools/ceph_rgw.py, one cluster for the whole file).
+
+- XVA and OVA: export -o s3://BUCKET/KEY in several parts (--part-size 5M,
+  --jobs 2), then info, verify and import s3://...: the imported disks are
+  byte-identical to the VM's (disk flatten + sha256).
+- An existing object is refused without --force.
+- Wrong secret, unknown key id, a missing bucket, a missing object, a
+  truncated object: exit 3, one line 'snapport: ...' naming s3://BUCKET/KEY
+  and saying why; nothing imported.
+- An export stopped by SIGINT mid-upload: exit 130, no object.
+- After every case no multipart upload is left (s3cmd multipart).
+Skips (77) outside CI when the Ceph packages are missing.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import ceph_rgw  # noqa: E402
+import sptest as T  # noqa: E402
+import storetest as ST  # noqa: E402
+
+M = 1024 * 1024
+BUCKET = "sp-archives"
+
+
+def make_vm(store, tmp, name, sizes):
+    disks = []
+    for i, mb in enumerate(sizes):
+        raw = os.path.join(tmp, "%s-%d.raw" % (name, i))
+        with open(raw, "wb") as f:
+            f.truncate(mb * M)
+            f.seek(M // 2)
+            f.write(os.urandom((mb - 1) * M))  # data and holes
+        disks.append("'%s,raw,xvd%s,rw'" % (raw, "abcd"[i]))
+    cfg = os.path.join(tmp, name + ".cfg")
+    with open(cfg, "w") as f:
+        f.write("name='%s'\nmemory=256\nvcpus=1\ndisk=[%s]\n" % (name, ",".join(disks)))
+    store.ok("vm", "create", "--config", cfg, "-q")
+
+
+class Ctx:
+    def __init__(self, s3, store, tmp):
+        self.s3, self.store, self.tmp = s3, store, tmp
+        self.env = s3.aws_env()
+        self.env["HOME"] = tmp  # no ~/.aws of the machine's
+
+    def sp(self, *args, env=None, timeout=60):
+        e = dict(self.env)
+        e.update(env or {})
+        return self.store.sp(*args, env=e, timeout=timeout)
+
+    def no_uploads_left(self, what):
+        left = self.s3.multipart_uploads(BUCKET)
+        T.check(left == [], "%s: multipart uploads left: %r" % (what, left))
+
+    def objects(self):
+        return self.s3.s3cmd("ls", "--recursive", "s3://%s/" % BUCKET)
+
+
+def round_trip(ctx, fmt, want):
+    url = "s3://%s/vms/web.%s" % (BUCKET, fmt)
+    t0 = time.monotonic()
+    r = ctx.sp("export", "web", "-o", url, "--part-size", "5M", "--jobs", "2")
+    if not T.check(r.rc == 0, "export %s: %s" % (fmt, r.describe())):
+        return
+    t_export = time.monotonic() - t0
+    T.check(url in ctx.objects(), "%s: no object after the export" % url)
+    ctx.no_uploads_left("export " + fmt)
+    r = ctx.sp("--json", "info", url)
+    T.check(r.rc == 0 and '"disks"' in r.out, "info %s: %s" % (url, r.describe()))
+    r = ctx.sp("verify", url, "--jobs", "3")
+    T.check(r.rc == 0, "verify %s: %s" % (url, r.describe()))
+    name = "web-" + fmt
+    t0 = time.monotonic()
+    r = ctx.sp("import", url, "--name", name)
+    if not T.check(r.rc == 0, "import %s: %s" % (url, r.describe())):
+        return
+    print("%s: export %.1f s, import %.1f s" % (fmt, t_export, time.monotonic() - t0))
+    got = ctx.store.disk_digests(name)
+    T.check(got == want, "%s: imported disks differ: %r != %r" % (fmt, got, want))
+    # the object exists now: a second export needs --force
+    r = ctx.sp("export", "web", "-o", url)
+    ST.expect_failure(r, "export over an existing object", 3, [url], ["exists"])
+    ctx.no_uploads_left("refused export " + fmt)
+
+
+def failures(ctx):
+    url = "s3://%s/vms/fail.xva" % BUCKET
+    before = ctx.store.vms()
+    r = ctx.sp("export", "web", "-o", url, env={"AWS_SECRET_ACCESS_KEY": "Xq9NotTheSecret"})
+    ST.expect_failure(r, "wrong secret", 3, [url], ["signature"])
+    T.check("Xq9NotTheSecret" not in r.err, "a secret in the message: %r" % r.err)
+    r = ctx.sp("export", "web", "-o", url, env={"AWS_ACCESS_KEY_ID": "NOSUCHKEY"})
+    ST.expect_failure(r, "unknown key id", 3, [url], ["access key"])
+    r = ctx.sp("export", "web", "-o", "s3://sp-no-such-bucket/x.xva")
+    ST.expect_failure(r, "missing bucket", 3, ["s3://sp-no-such-bucket/x.xva"], ["no such bucket"])
+    T.check(url not in ctx.objects(), "an object after failed exports")
+    ctx.no_uploads_left("failed exports")
+    r = ctx.sp("import", url)
+    ST.expect_failure(r, "import of a missing object", 3, [url], ["no such object"])
+    r = ctx.sp("verify", "s3://%s/vms/web.xva" % BUCKET, env={"AWS_SECRET_ACCESS_KEY": "wrong"})
+    ST.expect_failure(r, "verify with a wrong secret", 3, ["s3://%s/vms/web.xva" % BUCKET], ["signature"])
+    r = ctx.sp("info", "s3://sp-no-such-bucket/web.xva")
+    ST.expect_failure(r, "info in a missing bucket", 3, ["s3://sp-no-such-bucket/web.xva"], ["no such bucket"])
+    # a truncated archive: the first 3 MiB of the good one
+    whole = os.path.join(ctx.tmp, "whole.xva")
+    cut = os.path.join(ctx.tmp, "cut.xva")
+    ctx.s3.s3cmd("get", "--force", "s3://%s/vms/web.xva" % BUCKET, whole)
+    with open(whole, "rb") as f, open(cut, "wb") as g:
+        g.write(f.read(3 * M))
+    cut_url = "s3://%s/vms/cut.xva" % BUCKET
+    ctx.s3.s3cmd("put", cut, cut_url)
+    r = ctx.sp("import", cut_url)
+    ST.expect_failure(r, "import of a truncated object", 3, [cut_url], [])
+    T.check(ctx.store.vms() == before, "a failed import registered a VM")
+    ctx.no_uploads_left("failed imports")
+
+
+def interrupted(ctx):
+    """SIGINT while parts go up: exit 130, the upload aborted, no object."""
+    make_vm(ctx.store, ctx.tmp, "big", [96])
+    url = "s3://%s/vms/big.xva" % BUCKET
+    e = dict(os.environ, **ctx.env)
+    e.pop("SNAPPORT_STORE", None)
+    p = subprocess.Popen([ctx.store.exe, "--store", ctx.store.dir, "export", "big", "-o", url, "--part-size",
+                          "5M", "--jobs", "1"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait until the upload has begun (an open multipart upload), then stop it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and p.poll() is None and not ctx.s3.multipart_uploads(BUCKET):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    if not T.check(p.poll() is None, "the export ended before SIGINT (rc %s): too fast to test" % p.returncode):
+        return
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    print("interrupted: exit %s, %r" % (p.returncode, err.decode("utf-8", "replace").strip()))
+    T.check(p.returncode == 130, "export after SIGINT: exit %s, stderr %r" % (p.returncode, err))
+    T.check(url not in ctx.objects(), "an object after an interrupted export")
+    ctx.no_uploads_left("interrupted export")
+
+
+def main():
+    ceph_rgw.require()
+    exe, tmp = T.setup()
+    t0 = time.monotonic()
+    with ceph_rgw.Cluster(tmp) as s3:
+        s3.s3cmd("mb", "s3://" + BUCKET)
+        store = ST.Store(exe, os.path.join(tmp, "store"), os.path.join(tmp, "scratch"))
+        make_vm(store, tmp, "web", [4, 3])
+        want = store.disk_digests("web")
+        ctx = Ctx(s3, store, tmp)
+        for fmt in ("xva", "ova"):
+            round_trip(ctx, fmt, want)
+        failures(ctx)
+        interrupted(ctx)
+    print("test_s3_archive: cluster start %.1f s, stop %.1f s, total %.1f s" % (
+        s3.start_seconds, s3.stop_seconds, time.monotonic() - t0))
+    T.finish("test_s3_archive")
+
+
+if __name__ == "__main__":
+    main()
