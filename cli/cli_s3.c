@@ -36,8 +36,11 @@ int cli_s3_export_opts(const struct cli_args *a, const char *out, struct sp_s3_u
     const char *ps = cli_opt(a, "--part-size");
     bool s3 = sp_s3_is_url(out);
     memset(o, 0, sizeof *o);
-    if (!s3 && (ps || cli_opt(a, "--jobs") || cli_opt(a, "--endpoint") || cli_opt(a, "--ca-bundle")))
-        return cli_usage_error("--part-size, --jobs, --endpoint and --ca-bundle are for -o s3://BUCKET/KEY");
+    o->resume_file = cli_opt(a, "--resume-file");
+    if (!s3 && (ps || o->resume_file || cli_opt(a, "--jobs") || cli_opt(a, "--endpoint") ||
+                cli_opt(a, "--ca-bundle")))
+        return cli_usage_error("--part-size, --resume-file, --jobs, --endpoint and --ca-bundle are for -o "
+                               "s3://BUCKET/KEY");
     if (ps) {
         int rc = cli_parse_size("--part-size", ps, &o->part_size);
         if (rc != EXIT_OK_)
@@ -60,11 +63,15 @@ int cli_s3_export_open(const struct cli_args *a, const char *url, const struct s
     return rc;
 }
 
-int cli_s3_export_close(struct sp_s3_uploader *up, int fd, int rc, struct sp_error *err)
+int cli_s3_export_close(struct cli *c, const char *url, struct sp_s3_uploader *up, int fd, int rc,
+                        struct sp_error *err)
 {
     close(fd);
     struct sp_error e = {0};
-    int urc = sp_s3_uploader_finish(up, rc == SP_OK, &e);
+    unsigned reused = 0;
+    int urc = sp_s3_uploader_finish(up, rc == SP_OK, &reused, &e);
+    if (reused && urc == 0 && rc == SP_OK)
+        cli_say(c, "%s: resumed: %u parts were on the server already\n", url, reused);
     if (urc < 0) /* the upload's failure, or it caused the writer's */
         *err = e;
     return urc < 0 ? urc : rc;

@@ -7,14 +7,16 @@
 #include "cli/cli.h"
 #include "s3/s3_stream.h"
 
-/* export's --part-size and --jobs (usage errors print themselves). */
+/* export's --part-size, --resume-file and --jobs (usage errors print
+ * themselves). */
 int cli_s3_export_opts(const struct cli_args *a, const char *out, struct sp_s3_upload_opts *o);
 /* Starts the upload to url; *fd is where the archive goes. */
 int cli_s3_export_open(const struct cli_args *a, const char *url, const struct sp_s3_upload_opts *o, int *fd,
                        struct sp_s3_uploader **up, struct sp_error *err);
 /* Closes fd and completes the upload (rc: the export's status) or aborts
  * it; returns the final status, err the cause. */
-int cli_s3_export_close(struct sp_s3_uploader *up, int fd, int rc, struct sp_error *err);
+int cli_s3_export_close(struct cli *c, const char *url, struct sp_s3_uploader *up, int fd, int rc,
+                        struct sp_error *err);
 
 struct cli_s3_input {
     const char *url;

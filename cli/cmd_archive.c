@@ -139,7 +139,7 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         rc = sp_export(s, &o, fd, &err);
     cli_progress_finish(bar);
     if (up)
-        rc = cli_s3_export_close(up, fd, rc, &err);
+        rc = cli_s3_export_close(c, out_s, up, fd, rc, &err);
     else if (!to_stdout && !to_s3 && rc == SP_OK)
         rc = sp_outfile_commit(&out, &err);
     else if (!to_stdout && !to_s3)

@@ -197,6 +197,8 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {"--cert", NULL, "CERT.pem", "OVA: the certificate that goes with --sign"},
       {"--level", NULL, "1..12", "OVA: the VMDK grains' deflate level"},
       {"--part-size", NULL, "SIZE", "S3: a fixed part size, 5M..5G (default 16M, doubling every 1000 parts)"},
+      {"--resume-file", NULL, "FILE", "S3: note the upload here; a run killed before it could abort is "
+                                      "resumed by the next with this FILE"},
       S3_OPTS,
       FORCE_OPT,
       {NULL, NULL, NULL, NULL}}},

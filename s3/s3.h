@@ -106,6 +106,14 @@ int sp_s3_upload_part(struct sp_s3 *s, const char *id, unsigned number, const vo
 int sp_s3_upload_complete(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG_MAX], unsigned nparts,
                           struct sp_error *err);
 int sp_s3_upload_abort(struct sp_s3 *s, const char *id, struct sp_error *err);
+/* The parts the server holds for upload id (every page): for part n,
+ * etags[n-1] its ETag's hex digits without quotes ("" for a part it does not
+ * have) and sizes[n-1] its size; both SP_S3_PARTS_MAX long. A missing
+ * upload (aborted, completed) is SP_ENOTFOUND. */
+int sp_s3_upload_parts(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes,
+                       struct sp_error *err);
+/* The hex MD5 of buf: a plain part's ETag without its quotes. */
+void sp_s3_md5_hex(const void *buf, size_t len, char out[33]);
 /* How many multipart uploads are open in the bucket (the first page's). */
 int sp_s3_upload_count(struct sp_s3 *s, unsigned *count, struct sp_error *err);
 

@@ -558,6 +558,72 @@ int sp_s3_upload_abort(struct sp_s3 *s, const char *id, struct sp_error *err)
     return perform(s, &r, err);
 }
 
+void sp_s3_md5_hex(const void *buf, size_t len, char out[33])
+{
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    out[0] = '\0';
+    if (EVP_Digest(buf, len, md5, &n, EVP_md5(), NULL) && n == 16)
+        hex(md5, n, out);
+}
+
+/* An ETag as XML or a header gives it ("abc", &quot;abc&quot;): its hex. */
+static void etag_hex(const char *in, char *out, size_t sz)
+{
+    size_t n = 0;
+    for (const char *p = in; *p && n + 1 < sz; p++) {
+        if (strncmp(p, "&quot;", 6) == 0) {
+            p += 5;
+            continue;
+        }
+        if (*p != '"')
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+/* One <Part>...</Part> of a ListParts answer into the arrays. */
+static void list_part(const char *part, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes)
+{
+    char num[16], etag[SP_S3_ETAG_MAX], size[32];
+    xml_text(part, "PartNumber", num, sizeof num);
+    xml_text(part, "ETag", etag, sizeof etag);
+    xml_text(part, "Size", size, sizeof size);
+    char *end;
+    unsigned long n = strtoul(num, &end, 10);
+    if (*end || n < 1 || n > SP_S3_PARTS_MAX)
+        return;
+    etag_hex(etag, etags[n - 1], SP_S3_ETAG_MAX);
+    sizes[n - 1] = strtoull(size, NULL, 10);
+}
+
+int sp_s3_upload_parts(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes,
+                       struct sp_error *err)
+{
+    memset(etags, 0, (size_t)SP_S3_PARTS_MAX * SP_S3_ETAG_MAX);
+    memset(sizes, 0, SP_S3_PARTS_MAX * sizeof *sizes);
+    char marker[16] = "0";
+    for (unsigned page = 0; page <= SP_S3_PARTS_MAX; page++) {
+        char q[3 * SP_S3_UPLOAD_ID_MAX + 64], prefix[48];
+        snprintf(prefix, sizeof prefix, "part-number-marker=%s&", marker);
+        upload_query(prefix, id, q, sizeof q);
+        struct req r = {.op = "list parts", .method = "GET", .query = q};
+        int rc = perform(s, &r, err);
+        if (rc < 0)
+            return rc;
+        /* the answer ends with the parts: each <Part> is cut at the next */
+        for (char *p = strstr(s->resp, "<Part>"); p; p = strstr(p + 1, "<Part>"))
+            list_part(p, etags, sizes);
+        char more[16], next[16];
+        xml_text(s->resp, "IsTruncated", more, sizeof more);
+        xml_text(s->resp, "NextPartNumberMarker", next, sizeof next);
+        if (strcmp(more, "true") != 0 || !next[0] || strcmp(next, marker) == 0)
+            return 0;
+        snprintf(marker, sizeof marker, "%s", next);
+    }
+    return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: list parts: the listing does not end", s->u.bucket, s->u.key);
+}
+
 int sp_s3_upload_count(struct sp_s3 *s, unsigned *count, struct sp_error *err)
 {
     struct req r = {.op = "list multipart uploads", .method = "GET", .query = "uploads=", .bucket_only = true};

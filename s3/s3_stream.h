@@ -33,6 +33,13 @@ struct sp_s3_upload_opts {
     uint64_t part_size;  /* 0: growing, as above; else SP_S3_PART_MIN..SP_S3_PART_MAX */
     unsigned jobs;       /* parts in flight; 0: SP_S3_JOBS_DEFAULT */
     bool replace;        /* an existing object may be replaced (else refused) */
+    /* NULL, or a file naming the multipart upload while it runs: a run
+     * killed before it could abort (SIGKILL, a crash) leaves the upload and
+     * the file; the next run with the file lists the parts the server has
+     * and uploads only those whose size and MD5 differ from the new
+     * stream's (an export of a snapshot is the same bytes again). Removed
+     * when the upload completes or is aborted. */
+    const char *resume_file;
 };
 
 /* The size of part number n (1-based) under o. */
@@ -49,7 +56,18 @@ int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u
  * upload if every part went up; otherwise, or on any upload error, the
  * upload is aborted. Frees up. err gets the upload's own error if it had
  * one. */
-int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, struct sp_error *err);
+int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, struct sp_error *err);
+/* *reused: how many parts a resumed upload did not send again. */
+
+/* The resume file: 1 read (id, *part_size), 0 there is none, <0 an error
+ * (another URL's file, not a resume file). */
+int sp_s3_resume_read(const char *path, const struct sp_s3_url *u, uint64_t *part_size, char *id, size_t idsz,
+                      struct sp_error *err);
+int sp_s3_resume_parse(const char *text, const struct sp_s3_url *u, uint64_t *part_size, char *id, size_t idsz,
+                       struct sp_error *err);
+/* Writes it atomically (a temporary, fsync, rename). */
+int sp_s3_resume_write(const char *path, const struct sp_s3_url *u, uint64_t part_size, const char *id,
+                       struct sp_error *err);
 
 struct sp_s3_downloader;
 

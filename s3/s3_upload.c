@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,9 @@ struct sp_s3_uploader {
     struct sp_s3 *main;          /* create, complete, abort */
     char id[SP_S3_UPLOAD_ID_MAX];
     char (*etags)[SP_S3_ETAG_MAX];
+    char (*have)[SP_S3_ETAG_MAX]; /* a resumed upload's parts on the server (hex MD5) */
+    uint64_t *have_sizes;
+    unsigned reused;
     int rfd;                     /* the pipe's read end */
     pthread_t reader, workers[SP_S3_JOBS_MAX];
     unsigned nworkers;
@@ -86,6 +90,24 @@ static void part_done(struct sp_s3_uploader *up, struct part *p)
     pthread_mutex_unlock(&up->mu);
 }
 
+/* A resumed upload: whether the server has part p already, same size and
+ * bytes; if so its ETag is noted. */
+static bool on_server(struct sp_s3_uploader *up, const struct part *p)
+{
+    unsigned i = p->number - 1;
+    if (!up->have || !up->have[i][0] || up->have_sizes[i] != p->len)
+        return false;
+    char md5[33];
+    sp_s3_md5_hex(p->buf, p->len, md5);
+    if (strcmp(md5, up->have[i]) != 0)
+        return false;
+    snprintf(up->etags[i], SP_S3_ETAG_MAX, "\"%s\"", md5);
+    pthread_mutex_lock(&up->mu);
+    up->reused++;
+    pthread_mutex_unlock(&up->mu);
+    return true;
+}
+
 static void *worker(void *arg)
 {
     struct sp_s3_uploader *up = arg;
@@ -98,7 +120,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&up->mu);
         bool skip = up->failed;
         pthread_mutex_unlock(&up->mu);
-        if (skip || !s)
+        if (skip || !s || on_server(up, p))
             continue;
         if (sp_s3_upload_part(s, up->id, p->number, p->buf, p->len, up->etags[p->number - 1], SP_S3_ETAG_MAX,
                               &e) < 0)
@@ -210,6 +232,8 @@ static void uploader_free(struct sp_s3_uploader *up)
         close(up->rfd);
     sp_s3_free(up->main);
     free(up->etags);
+    free(up->have);
+    free(up->have_sizes);
     pthread_mutex_destroy(&up->mu);
     pthread_cond_destroy(&up->cv);
     memset(&up->c, 0, sizeof up->c);
@@ -248,6 +272,44 @@ static int start_threads(struct sp_s3_uploader *up, int wfd, struct sp_error *er
     return sp_error_set(err, SP_ENOMEM, "s3://%s/%s: cannot start the upload threads", up->u.bucket, up->u.key);
 }
 
+/* With a resume file that names an upload the server still has: its id
+ * and parts. 1 resumed, 0 a new upload is needed. */
+static int resume(struct sp_s3_uploader *up, struct sp_error *err)
+{
+    uint64_t part_size;
+    if (!up->o.resume_file)
+        return 0;
+    int rc = sp_s3_resume_read(up->o.resume_file, &up->u, &part_size, up->id, sizeof up->id, err);
+    if (rc <= 0)
+        return rc;
+    if (up->o.part_size && part_size != up->o.part_size)
+        return sp_error_set(err, SP_EINVAL, "%s: made with another --part-size (%llu)", up->o.resume_file,
+                            (unsigned long long)part_size);
+    up->o.part_size = part_size;
+    up->have = calloc(SP_S3_PARTS_MAX, SP_S3_ETAG_MAX);
+    up->have_sizes = calloc(SP_S3_PARTS_MAX, sizeof *up->have_sizes);
+    if (!up->have || !up->have_sizes)
+        return sp_error_set(err, SP_ENOMEM, "s3: out of memory");
+    rc = sp_s3_upload_parts(up->main, up->id, up->have, up->have_sizes, err);
+    if (rc == SP_ENOTFOUND) { /* aborted or completed meanwhile: start again */
+        sp_error_clear(err);
+        free(up->have);
+        up->have = NULL;
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+/* A new multipart upload, named in the resume file if there is one. */
+static int create(struct sp_s3_uploader *up, struct sp_error *err)
+{
+    int rc = sp_s3_upload_create(up->main, up->id, sizeof up->id, err);
+    if (rc == 0 && up->o.resume_file && (rc = sp_s3_resume_write(up->o.resume_file, &up->u, up->o.part_size,
+                                                                 up->id, err)) < 0)
+        sp_s3_upload_abort(up->main, up->id, NULL);
+    return rc;
+}
+
 int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u, const struct sp_s3_upload_opts *o,
                          int *fd, struct sp_s3_uploader **out, struct sp_error *err)
 {
@@ -269,9 +331,12 @@ int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u
         rc = sp_error_set(err, SP_ENOMEM, "s3: out of memory");
     if (rc == 0)
         rc = check_absent(up, err);
+    int resumed = rc == 0 ? resume(up, err) : 0;
+    if (resumed < 0)
+        rc = resumed;
     if (rc == 0 && pipe2(pfd, O_CLOEXEC) != 0)
         rc = sp_error_errno(err, errno, "s3://%s/%s: pipe", u->bucket, u->key);
-    if (rc == 0 && (rc = sp_s3_upload_create(up->main, up->id, sizeof up->id, err)) == 0) {
+    if (rc == 0 && (resumed || (rc = create(up, err)) == 0)) {
         up->rfd = pfd[0];
         if ((rc = start_threads(up, pfd[1], err)) < 0)
             sp_s3_upload_abort(up->main, up->id, NULL);
@@ -288,7 +353,7 @@ int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u
     return 0;
 }
 
-int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, struct sp_error *err)
+int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, struct sp_error *err)
 {
     pthread_mutex_lock(&up->mu);
     up->stop = !ok;
@@ -304,13 +369,19 @@ int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, struct sp_error *e
         rc = sp_error_set(err, up->err.code, "%s", up->err.msg);
     else if (ok)
         rc = sp_s3_upload_complete(up->main, up->id, up->etags, up->nparts, err);
+    bool gone = ok && rc == 0;
     if (!ok || rc < 0) {
         /* whatever stops us, the parts go: a stop waits for the abort */
         sp_cancel_defer();
         struct sp_error e = {0};
-        sp_s3_upload_abort(up->main, up->id, &e);
+        gone = sp_s3_upload_abort(up->main, up->id, &e) == 0;
         sp_cancel_resume();
     }
+    /* the upload is complete or gone: nothing to resume */
+    if (up->o.resume_file && gone)
+        unlink(up->o.resume_file);
+    if (reused)
+        *reused = up->reused;
     uploader_free(up);
     /* the upload's own failure is the cause of the writer's (EPIPE) */
     return ok || failed ? rc : 0;

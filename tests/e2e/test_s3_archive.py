@@ -9,6 +9,9 @@ radosgw (tests/tools/ceph_rgw.py, one cluster for the whole file).
   truncated object: exit 3, one line 'snapport: ...' naming s3://BUCKET/KEY
   and saying why; nothing imported.
 - An export stopped by SIGINT mid-upload: exit 130, no object.
+- --resume-file: an export of a snapshot SIGKILLed mid-upload is resumed by
+  the same command (only the missing parts are sent) and imports
+  byte-identical.
 - After every case no multipart upload is left (s3cmd multipart).
 Skips (77) outside CI when the Ceph packages are missing.
 """
@@ -144,6 +147,62 @@ def interrupted(ctx):
     ctx.no_uploads_left("interrupted export")
 
 
+def listmp_parts(ctx, url):
+    """The parts the server has of the one open upload of url."""
+    ups = ctx.s3.multipart_uploads(BUCKET)
+    if len(ups) != 1:
+        return 0
+    upload_id = ups[0].split("\t")[-1]
+    out = ctx.s3.s3cmd("listmp", url, upload_id, check=False)
+    # "LastModified PartNumber ETag Size", then one line per part
+    return len([l for l in out.splitlines()[1:] if len(l.split("\t")) >= 4])
+
+
+def resumed(ctx):
+    """--resume-file: an export SIGKILLed mid-upload leaves the upload and
+    the file; the same command again sends only the missing parts and the
+    archive imports byte-identical."""
+    ctx.store.ok("snapshot", "create", "big", "--name", "big-snap", "-q")
+    url = "s3://%s/vms/big-resume.xva" % BUCKET
+    rf = os.path.join(ctx.tmp, "big.resume")
+    args = [ctx.store.exe, "--store", ctx.store.dir, "export", "big", "--snapshot", "big-snap", "-o", url,
+            "--part-size", "5M", "--jobs", "1", "--resume-file", rf]
+    e = dict(os.environ, **ctx.env)
+    e.pop("SNAPPORT_STORE", None)
+    p = subprocess.Popen(args, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the resume file appears when the upload is created; then let it run in
+    # short steps (stopped while s3cmd looks) until a few parts are up
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and p.poll() is None and not os.path.exists(rf):
+        time.sleep(0.005)
+    while time.monotonic() < deadline and p.poll() is None:
+        p.send_signal(signal.SIGSTOP)
+        if listmp_parts(ctx, url) >= 3:
+            break
+        p.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    if not T.check(p.poll() is None, "the export ended before SIGKILL (rc %s): too fast to test" % p.returncode):
+        return
+    p.kill()
+    p.communicate(timeout=30)
+    had = listmp_parts(ctx, url)
+    T.check(os.path.exists(rf), "no resume file after SIGKILL")
+    T.check(len(ctx.s3.multipart_uploads(BUCKET)) == 1, "SIGKILL: expected the upload to stay open")
+    T.check(url not in ctx.objects(), "an object after SIGKILL")
+    t0 = time.monotonic()
+    r = ctx.sp(*args[3:])
+    print("resume: %d parts were up; %s (%.1f s)" % (had, r.out.strip(), time.monotonic() - t0))
+    if not T.check(r.rc == 0, "resumed export: %s" % r.describe()):
+        return
+    T.check("resumed: %d parts" % had in r.out, "resumed export: expected %d parts reused: %r" % (had, r.out))
+    T.check(not os.path.exists(rf), "the resume file is still there after the upload completed")
+    ctx.no_uploads_left("resumed export")
+    r = ctx.sp("import", url, "--name", "big-back")
+    if T.check(r.rc == 0, "import of the resumed export: %s" % r.describe()):
+        T.check(ctx.store.disk_digests("big-back") == ctx.store.disk_digests("big-snap"),
+                "the resumed export imports other disks")
+
+
 def main():
     ceph_rgw.require()
     exe, tmp = T.setup()
@@ -158,6 +217,7 @@ def main():
             round_trip(ctx, fmt, want)
         failures(ctx)
         interrupted(ctx)
+        resumed(ctx)
     print("test_s3_archive: cluster start %.1f s, stop %.1f s, total %.1f s" % (
         s3.start_seconds, s3.stop_seconds, time.monotonic() - t0))
     T.finish("test_s3_archive")

@@ -30,4 +30,4 @@ sp_unit_test(qcow2_header parse_v3_backing parse_v2 zstd_type unknown_feature_na
              empty_disk)
 sp_unit_test(qcow2 standalone_refuses backing_shorter)
 sp_unit_test(vm_map xva_round_trip xva_xml_round_trip ovf_round_trip ovf_xml_round_trip ovf_controllers ovf_cd_image)
-sp_unit_test(s3 part_sizes url_parse ini_get config_env config_files error_words)
+sp_unit_test(s3 part_sizes resume_file url_parse ini_get config_env config_files error_words)

@@ -190,5 +190,40 @@ static void part_sizes(void)
     CHECK_EQ_U64(sp_s3_part_size(&fixed, 9999), 64ull << 20);
 }
 
-TEST_MAIN({"part_sizes", part_sizes}, {"url_parse", url_parse}, {"ini_get", ini_get}, {"config_env", config_env},
+static void resume_file(void)
+{
+    struct sp_s3_url u;
+    struct sp_error err = {0};
+    char id[SP_S3_UPLOAD_ID_MAX], path[] = "/tmp/sp-s3-resume-XXXXXX";
+    uint64_t ps = 1;
+    CHECK_OK(sp_s3_url_parse("s3://bucket/dir/vm.xva", &u, &err));
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    unlink(path);
+    CHECK(sp_s3_resume_read(path, &u, &ps, id, sizeof id, &err) == 0); /* none */
+    CHECK_OK(sp_s3_resume_write(path, &u, 0, "2~abc-DEF_1", &err));
+    CHECK(sp_s3_resume_read(path, &u, &ps, id, sizeof id, &err) == 1);
+    CHECK(ps == 0 && strcmp(id, "2~abc-DEF_1") == 0);
+    CHECK_OK(sp_s3_resume_write(path, &u, 8ull << 20, "other", &err)); /* replaced */
+    CHECK(sp_s3_resume_read(path, &u, &ps, id, sizeof id, &err) == 1 && ps == 8ull << 20);
+    struct sp_s3_url v;
+    CHECK_OK(sp_s3_url_parse("s3://bucket/other.xva", &v, &err));
+    CHECK(sp_s3_resume_read(path, &v, &ps, id, sizeof id, &err) == SP_EINVAL);
+    CHECK(strstr(err.msg, path) && strstr(err.msg, "s3://bucket/dir/vm.xva"));
+    unlink(path);
+    const char *bad[] = {
+        "", "snapport-s3-resume 2\nurl s3://bucket/dir/vm.xva\npart-size 0\nupload-id x\n",
+        "snapport-s3-resume 1\nurl s3://bucket/dir/vm.xva\npart-size 0\n",
+        "snapport-s3-resume 1\nurl s3://bucket/dir/vm.xva\npart-size 4096\nupload-id x\n",
+        "snapport-s3-resume 1\nurl s3://bucket/dir/vm.xva\npart-size 0\nupload-id \n",
+        "snapport-s3-resume 1\nurl s3://bucket/dir/vm.xva\npart-size 0\nupload-id a\tb\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(sp_s3_resume_parse(bad[i], &u, &ps, id, sizeof id, &err) < 0);
+    CHECK(sp_s3_resume_parse("snapport-s3-resume 1\nurl s3://bucket/dir/vm.xva\npart-size 0\nupload-id x\n", &u,
+                             &ps, id, 1, &err) < 0); /* an id too long for the buffer */
+}
+
+TEST_MAIN({"part_sizes", part_sizes}, {"resume_file", resume_file}, {"url_parse", url_parse}, {"ini_get", ini_get}, {"config_env", config_env},
           {"config_files", config_files}, {"error_words", error_words})
