@@ -77,6 +77,14 @@ int cli_s3_export_close(struct cli *c, const char *url, struct sp_s3_uploader *u
     return urc < 0 ? urc : rc;
 }
 
+int cli_s3_input_opts(const struct cli_args *a, const char *path)
+{
+    unsigned jobs;
+    if (!sp_s3_is_url(path) && (cli_opt(a, "--jobs") || cli_opt(a, "--endpoint") || cli_opt(a, "--ca-bundle")))
+        return cli_usage_error("--jobs, --endpoint and --ca-bundle are for s3://BUCKET/KEY");
+    return parse_jobs(a, &jobs);
+}
+
 int cli_s3_input_open(const struct cli_args *a, const char *url, struct cli_s3_input *in, struct sp_error *err)
 {
     struct sp_s3_config c;
@@ -86,8 +94,7 @@ int cli_s3_input_open(const struct cli_args *a, const char *url, struct cli_s3_i
     in->fd = -1;
     in->url = url;
     int rc = load(a, url, &c, &u, err);
-    if (rc == 0 && parse_jobs(a, &jobs) != EXIT_OK_)
-        rc = sp_error_set(err, SP_EINVAL, "--jobs: not a number 1..%d", SP_S3_JOBS_MAX);
+    parse_jobs(a, &jobs); /* checked by cli_s3_input_opts */
     if (rc == 0)
         rc = sp_s3_downloader_start(&c, &u, jobs, &in->fd, &in->d, err);
     memset(&c, 0, sizeof c);

@@ -25,6 +25,9 @@ struct cli_s3_input {
     struct sp_s3_downloader *d;
 };
 
+/* import's, verify's and info's --jobs, --endpoint, --ca-bundle (usage
+ * errors print themselves). */
+int cli_s3_input_opts(const struct cli_args *a, const char *path);
 int cli_s3_input_open(const struct cli_args *a, const char *url, struct cli_s3_input *in, struct sp_error *err);
 /* After the reader (status rc): the download's error if it had one, else
  * rc with the reader's message naming the URL. */

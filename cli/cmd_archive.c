@@ -170,6 +170,8 @@ int cmd_import(struct cli *c, const struct cli_args *a)
     int rc;
     if (a->npos != 1)
         return cli_usage_error("import: needs ARCHIVE (an .xva, an .ova, an .ovf or its folder, or - for stdin)");
+    if ((rc = cli_s3_input_opts(a, pos[0])) != EXIT_OK_)
+        return rc;
     struct sp_error err;
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ | SP_STORE_CREATE, "import", &s)) != EXIT_OK_)
@@ -312,6 +314,8 @@ static int read_archive(struct cli *c, const struct cli_args *a, bool verify)
     int rc;
     if (a->npos != 1)
         return cli_usage_error("%s: needs ARCHIVE (or - for stdin)", cmd);
+    if ((rc = cli_s3_input_opts(a, pos[0])) != EXIT_OK_)
+        return rc;
     struct sp_error err;
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
     struct sp_archive_info *info = calloc(1, sizeof *info);
