@@ -26,10 +26,11 @@ PACKAGES=(
 READERS=(virt-v2v golang-go golang-github-vmware-govmomi-dev)
 
 # The S3 tests' endpoint (tests/tools/ceph_rgw.py: a single-node Ceph +
-# radosgw on 127.0.0.1), s3cmd as a peer client, and libcurl for snapport's
+# radosgw on 127.0.0.1, openssl for its test certificate), s3cmd as a peer
+# client, and libcurl for snapport's
 # S3 client. About 55 packages, 245 MB on disk. SNAPPORT_SKIP_S3=1 leaves
 # them out (the S3 tests then skip); CI always installs them.
-S3=(ceph-mon ceph-osd radosgw ceph-common s3cmd libcurl4-openssl-dev)
+S3=(ceph-mon ceph-osd radosgw ceph-common s3cmd libcurl4-openssl-dev openssl)
 
 # install_missing NAME...: apt-get install those not installed yet.
 install_missing() {

@@ -8,6 +8,8 @@ radosgw (tests/tools/ceph_rgw.py, one cluster for the whole file).
 - Wrong secret, unknown key id, a missing bucket, a missing object, a
   truncated object: exit 3, one line 'snapport: ...' naming s3://BUCKET/KEY
   and saying why; nothing imported.
+- TLS: rgw's self-signed certificate is refused, accepted with --ca-bundle
+  or AWS_CA_BUNDLE.
 - An export stopped by SIGINT mid-upload: exit 130, no object.
 - --resume-file: an export of a snapshot SIGKILLed mid-upload is resumed by
   the same command (only the missing parts are sent) and imports
@@ -124,6 +126,19 @@ def failures(ctx):
     ctx.no_uploads_left("failed imports")
 
 
+def tls(ctx):
+    """TLS is verified: rgw's self-signed certificate is refused unless
+    --ca-bundle (or AWS_CA_BUNDLE) names it."""
+    url = "s3://%s/vms/web.xva" % BUCKET
+    https = {"AWS_ENDPOINT_URL": ctx.s3.tls_endpoint}
+    r = ctx.sp("info", url, env=https)
+    ST.expect_failure(r, "TLS without the CA", 3, [url], ["certificate"])
+    r = ctx.sp("info", url, "--ca-bundle", ctx.s3.ca_file, env=https)
+    T.check(r.rc == 0, "info over TLS with --ca-bundle: %s" % r.describe())
+    r = ctx.sp("verify", url, "--endpoint", ctx.s3.tls_endpoint, env={"AWS_CA_BUNDLE": ctx.s3.ca_file})
+    T.check(r.rc == 0, "verify over TLS with AWS_CA_BUNDLE: %s" % r.describe())
+
+
 def interrupted(ctx):
     """SIGINT while parts go up: exit 130, the upload aborted, no object."""
     make_vm(ctx.store, ctx.tmp, "big", [96])
@@ -147,12 +162,8 @@ def interrupted(ctx):
     ctx.no_uploads_left("interrupted export")
 
 
-def listmp_parts(ctx, url):
-    """The parts the server has of the one open upload of url."""
-    ups = ctx.s3.multipart_uploads(BUCKET)
-    if len(ups) != 1:
-        return 0
-    upload_id = ups[0].split("\t")[-1]
+def listmp_parts(ctx, url, upload_id):
+    """How many parts the server has of the upload."""
     out = ctx.s3.s3cmd("listmp", url, upload_id, check=False)
     # "LastModified PartNumber ETag Size", then one line per part
     return len([l for l in out.splitlines()[1:] if len(l.split("\t")) >= 4])
@@ -175,17 +186,18 @@ def resumed(ctx):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and p.poll() is None and not os.path.exists(rf):
         time.sleep(0.005)
-    while time.monotonic() < deadline and p.poll() is None:
-        p.send_signal(signal.SIGSTOP)
-        if listmp_parts(ctx, url) >= 3:
-            break
+    p.send_signal(signal.SIGSTOP)
+    with open(rf) as f:
+        upload_id = [l.split(" ", 1)[1].strip() for l in f if l.startswith("upload-id ")][0]
+    while time.monotonic() < deadline and p.poll() is None and listmp_parts(ctx, url, upload_id) < 3:
         p.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
+        time.sleep(0.1)
+        p.send_signal(signal.SIGSTOP)
     if not T.check(p.poll() is None, "the export ended before SIGKILL (rc %s): too fast to test" % p.returncode):
         return
     p.kill()
     p.communicate(timeout=30)
-    had = listmp_parts(ctx, url)
+    had = listmp_parts(ctx, url, upload_id)
     T.check(os.path.exists(rf), "no resume file after SIGKILL")
     T.check(len(ctx.s3.multipart_uploads(BUCKET)) == 1, "SIGKILL: expected the upload to stay open")
     T.check(url not in ctx.objects(), "an object after SIGKILL")
@@ -216,6 +228,7 @@ def main():
         for fmt in ("xva", "ova"):
             round_trip(ctx, fmt, want)
         failures(ctx)
+        tls(ctx)
         interrupted(ctx)
         resumed(ctx)
     print("test_s3_archive: cluster start %.1f s, stop %.1f s, total %.1f s" % (

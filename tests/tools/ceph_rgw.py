@@ -2,6 +2,8 @@
 
     with ceph_rgw.Cluster(tmpdir) as s3:      # starts mon, a memstore OSD, rgw
         s3.endpoint, s3.access_key, s3.secret_key, s3.region
+        s3.tls_endpoint, s3.ca_file               # the same rgw over TLS (a self-signed
+                                                  # certificate for 127.0.0.1)
         s3.s3cmd("mb", "s3://b")               # s3cmd against it
 
 Everything lives under one fresh directory (config, keyrings, mon store, OSD,
@@ -33,8 +35,8 @@ import time
 import urllib.request
 import uuid
 
-PACKAGES = ("ceph-mon", "ceph-osd", "radosgw", "ceph-common", "s3cmd")
-PROGRAMS = ("ceph-mon", "ceph-osd", "radosgw", "ceph", "ceph-authtool", "monmaptool", "radosgw-admin", "s3cmd")
+PACKAGES = ("ceph-mon", "ceph-osd", "radosgw", "ceph-common", "s3cmd", "openssl")
+PROGRAMS = ("ceph-mon", "ceph-osd", "radosgw", "ceph", "ceph-authtool", "monmaptool", "radosgw-admin", "s3cmd", "openssl")
 RGW_POOLS = (".rgw.root", "default.rgw.log", "default.rgw.control", "default.rgw.meta",
              "default.rgw.buckets.index", "default.rgw.buckets.non-ec", "default.rgw.buckets.data")
 START_TIMEOUT = 90   # seconds for each daemon to become ready (2 slow cores)
@@ -91,7 +93,8 @@ class Cluster:
         self.access_key = "SP" + secrets.token_hex(9).upper()
         self.secret_key = secrets.token_hex(20)
         self.region = REGION
-        self.endpoint = None
+        self.endpoint = self.tls_endpoint = None
+        self.ca_file = None
         self.start_seconds = self.stop_seconds = None
         self._stopped = False
 
@@ -136,7 +139,14 @@ class Cluster:
         raise ClusterError("%s not ready after %d s; see %s" % (what, START_TIMEOUT, self.dir))
 
     # ------------------------------------------------------------ start
-    def write_conf(self, mon_port, rgw_port):
+    def make_cert(self):
+        """A self-signed certificate for 127.0.0.1 (rgw's TLS endpoint)."""
+        self.ca_file = self.path("rgw-cert.pem")
+        self.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", self.path("rgw-key.pem"),
+                 "-out", self.ca_file)
+
+    def write_conf(self, mon_port, rgw_port, tls_port):
         d = self.dir
         self.fsid = str(uuid.uuid4())
         with open(self.conf, "w") as f:
@@ -168,10 +178,10 @@ osd data = %(d)s/osd/$name
 osd objectstore = memstore
 memstore device bytes = %(mem)d
 rgw data = %(d)s/rgw/$name
-rgw frontends = beast endpoint=127.0.0.1:%(rgw)d
+rgw frontends = beast endpoint=127.0.0.1:%(rgw)d ssl_endpoint=127.0.0.1:%(tls)d ssl_certificate=%(d)s/rgw-cert.pem ssl_private_key=%(d)s/rgw-key.pem
 rgw gc obj min wait = 30
 rgw gc processor period = 30
-""" % {"fsid": self.fsid, "mon": mon_port, "rgw": rgw_port, "d": d, "mem": MEMSTORE_BYTES})
+""" % {"fsid": self.fsid, "mon": mon_port, "rgw": rgw_port, "tls": tls_port, "d": d, "mem": MEMSTORE_BYTES})
         for sub in ("run", "log", "crash", "mon", "osd/osd.0", "rgw/client.rgw.a"):
             os.makedirs(self.path(sub), exist_ok=True)
 
@@ -247,16 +257,20 @@ rgw gc processor period = 30
         if missing():
             raise ClusterError("not installed: %s" % ", ".join(missing()))
         try:
-            mon_port, rgw_port = free_port(), free_port()
-            while rgw_port == mon_port:
-                rgw_port = free_port()
-            self.write_conf(mon_port, rgw_port)
+            ports = set()
+            while len(ports) < 3:
+                ports.add(free_port())
+            mon_port, rgw_port, tls_port = sorted(ports)
+            self.make_cert()
+            self.write_conf(mon_port, rgw_port, tls_port)
             self.start_mon(mon_port)
             self.create_pools()
             self.start_osd()
-            if not port_is_free(rgw_port):
-                raise ClusterError("port %d was taken before radosgw started" % rgw_port)
+            for port in (rgw_port, tls_port):
+                if not port_is_free(port):
+                    raise ClusterError("port %d was taken before radosgw started" % port)
             self.start_rgw(rgw_port)
+            self.tls_endpoint = "https://127.0.0.1:%d" % tls_port
             self.create_user()
         except BaseException:
             self.stop()
