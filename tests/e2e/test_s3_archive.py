@@ -8,6 +8,8 @@ radosgw (tests/tools/ceph_rgw.py, one cluster for the whole file).
 - Wrong secret, unknown key id, a missing bucket, a missing object, a
   truncated object: exit 3, one line 'snapport: ...' naming s3://BUCKET/KEY
   and saying why; nothing imported.
+- Retries: an export through a proxy that drops connections and answers
+  503 completes.
 - TLS: rgw's self-signed certificate is refused, accepted with --ca-bundle
   or AWS_CA_BUNDLE.
 - An export stopped by SIGINT mid-upload: exit 130, no object.
@@ -20,8 +22,10 @@ Skips (77) outside CI when the Ceph packages are missing.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
@@ -124,6 +128,79 @@ def failures(ctx):
     ST.expect_failure(r, "import of a truncated object", 3, [cut_url], [])
     T.check(ctx.store.vms() == before, "a failed import registered a VM")
     ctx.no_uploads_left("failed imports")
+
+
+class FlakyProxy:
+    """A TCP proxy to rgw whose first connections fail: those in `drop` are
+    closed at once (curl: empty reply), those in `busy` answer 503. The
+    rest are passed through byte for byte (SigV4 signs the Host header the
+    client sent, which rgw gets unchanged)."""
+
+    def __init__(self, target, drop, busy):
+        self.target, self.drop, self.busy = target, set(drop), set(busy)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.endpoint = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.count = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            threading.Thread(target=self.one, args=(c, self.count), daemon=True).start()
+
+    def one(self, c, n):
+        if n in self.drop:
+            c.close()
+            return
+        if n in self.busy:
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            c.close()
+            return
+        u = socket.create_connection(self.target)
+        for a, b in ((c, u), (u, c)):
+            threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def retries(ctx):
+    """A dropped connection and a 503 are retried: the export through a
+    flaky proxy completes and imports byte-identical."""
+    host, port = ctx.s3.endpoint.split("://", 1)[1].split(":")
+    proxy = FlakyProxy((host, int(port)), drop=[1, 4], busy=[2, 5])
+    url = "s3://%s/vms/retried.xva" % BUCKET
+    r = ctx.sp("export", "web", "-o", url, "--part-size", "5M", "--jobs", "2", "--endpoint", proxy.endpoint)
+    proxy.close()
+    if T.check(r.rc == 0, "export through a flaky proxy: %s" % r.describe()):
+        T.check(proxy.count > 5, "the proxy saw only %d connections" % proxy.count)
+        r = ctx.sp("import", url, "--name", "web-retried")
+        T.check(r.rc == 0 and ctx.store.disk_digests("web-retried") == ctx.store.disk_digests("web"),
+                "the export through a flaky proxy imports other disks: %s" % r.describe())
+    ctx.no_uploads_left("export through a flaky proxy")
 
 
 def tls(ctx):
@@ -229,6 +306,7 @@ def main():
             round_trip(ctx, fmt, want)
         failures(ctx)
         tls(ctx)
+        retries(ctx)
         interrupted(ctx)
         resumed(ctx)
     print("test_s3_archive: cluster start %.1f s, stop %.1f s, total %.1f s" % (
