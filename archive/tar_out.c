@@ -23,7 +23,6 @@ struct sp_tar_out {
     char member[256];      /* the current member, for messages */
     struct sp_pcomp *pc;   /* gzip or zstd on every core; NULL: plain */
     struct sp_error pc_err; /* the compressor's last error, for libarchive's message */
-    int out_errno;         /* the output's write error, 0: none */
     uint64_t written;      /* bytes out so far: the file offset when fd is a file */
     struct sp_writeback wb;
 };

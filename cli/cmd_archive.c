@@ -8,6 +8,7 @@
 
 #include "archive/par_compress.h"
 #include "cli/cli.h"
+#include "cli/cli_s3.h"
 #include "exporter/export.h"
 #include "base/outfile.h"
 #include "base/util.h"
@@ -98,6 +99,12 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         return rc;
     if (o.format == SP_ARCHIVE_OVA && comp)
         return cli_usage_error("--compress is for XVA (an OVA's VMDK grains are deflated already)");
+    struct sp_s3_upload_opts s3o;
+    if ((rc = cli_s3_export_opts(a, out_s, &s3o)) != EXIT_OK_)
+        return rc;
+    s3o.replace = force;
+    struct sp_s3_uploader *up = NULL;
+    bool to_s3 = sp_s3_is_url(out_s);
     bool to_stdout = strcmp(out_s, "-") == 0;
     if (to_stdout && c->json)
         return cli_usage_error("export: -o - and --json both want stdout");
@@ -111,12 +118,14 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         return rc;
     struct sp_outfile out = {.fd = -1};
     int fd = STDOUT_FILENO;
-    rc = to_stdout ? SP_OK : sp_outfile_open(&out, out_s, force, &err);
-    if (!to_stdout)
+    rc = to_stdout ? SP_OK : to_s3 ? cli_s3_export_open(a, out_s, &s3o, &fd, &up, &err)
+                                   : sp_outfile_open(&out, out_s, force, &err);
+    if (!to_stdout && !to_s3)
         fd = out.fd;
-    /* an OVA's compressed disks wait beside the output (the same space) */
+    /* an OVA's compressed disks wait beside the output (the same space);
+     * for S3 in $TMPDIR */
     char spool[4096];
-    if (!to_stdout)
+    if (!to_stdout && !to_s3)
         o.spool_dir = cli_dir_of(out_s, spool, sizeof spool);
     struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
     struct sp_notes notes = {0};
@@ -125,9 +134,11 @@ int cmd_export(struct cli *c, const struct cli_args *a)
     if (rc == SP_OK)
         rc = sp_export(s, &o, fd, &err);
     cli_progress_finish(bar);
-    if (!to_stdout && rc == SP_OK)
+    if (up)
+        rc = cli_s3_export_close(c, out_s, up, fd, rc, &err);
+    else if (!to_stdout && !to_s3 && rc == SP_OK)
         rc = sp_outfile_commit(&out, &err);
-    else if (!to_stdout)
+    else if (!to_stdout && !to_s3)
         sp_outfile_abort(&out);
     sp_store_close(s);
     /* A write that failed (a full disk, a closed pipe) is reported by the
@@ -158,16 +169,26 @@ int cmd_import(struct cli *c, const struct cli_args *a)
     int rc;
     if (a->npos != 1)
         return cli_usage_error("import: needs ARCHIVE (an .xva, an .ova, an .ovf or its folder, or - for stdin)");
+    if ((rc = cli_s3_input_opts(a, pos[0])) != EXIT_OK_)
+        return rc;
     struct sp_error err;
     struct sp_store *s;
     if ((rc = cli_store_open(c, SP_STORE_READ | SP_STORE_CREATE, "import", &s)) != EXIT_OK_)
         return rc;
     char uuid[SP_UUID_STR];
+    struct cli_s3_input in = {.path = ""};
+    bool s3 = sp_s3_is_url(pos[0]);
+    if (s3 && (rc = cli_s3_input_open(a, pos[0], &in, &err)) != SP_OK) {
+        sp_store_close(s);
+        return cli_fail(&err);
+    }
     struct cli_progress *bar = cli_progress_start(c, "import");
     struct sp_notes notes = {0};
     struct sp_import_opts o = {.name = name, .prog = cli_progress_hook(bar), .notes = &notes};
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
-    rc = sp_import_archive(s, pos[0], fmt, &o, uuid, &err);
+    rc = sp_import_archive(s, s3 ? in.path : pos[0], fmt, &o, uuid, &err);
+    if (s3)
+        rc = cli_s3_input_close(&in, rc, &err);
     cli_progress_finish(bar);
     sp_store_close(s);
     if (rc != SP_OK)
@@ -292,6 +313,8 @@ static int read_archive(struct cli *c, const struct cli_args *a, bool verify)
     int rc;
     if (a->npos != 1)
         return cli_usage_error("%s: needs ARCHIVE (or - for stdin)", cmd);
+    if ((rc = cli_s3_input_opts(a, pos[0])) != EXIT_OK_)
+        return rc;
     struct sp_error err;
     const char *label = strcmp(pos[0], "-") == 0 ? "stdin" : pos[0];
     struct sp_archive_info *info = calloc(1, sizeof *info);
@@ -299,8 +322,16 @@ static int read_archive(struct cli *c, const struct cli_args *a, bool verify)
         sp_error_set(&err, SP_ENOMEM, "out of memory");
         return cli_fail(&err);
     }
+    struct cli_s3_input in = {.path = ""};
+    bool s3 = sp_s3_is_url(pos[0]);
+    if (s3 && (rc = cli_s3_input_open(a, pos[0], &in, &err)) != SP_OK) {
+        free(info);
+        return cli_fail(&err);
+    }
     struct cli_progress *bar = cli_progress_start(c, cmd);
-    rc = sp_verify_archive(pos[0], fmt, info, cli_progress_hook(bar), &err);
+    rc = sp_verify_archive(s3 ? in.path : pos[0], fmt, info, cli_progress_hook(bar), &err);
+    if (s3)
+        rc = cli_s3_input_close(&in, rc, &err);
     cli_progress_finish(bar);
     if (!verify || c->json)
         print_info(c, label, info, rc == SP_OK);

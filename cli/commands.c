@@ -5,6 +5,11 @@
 #include "cli/cli.h"
 
 #define FORCE_OPT {"--force", NULL, NULL, "replace OUT if it exists (else an existing OUT is an error)"}
+/* s3://BUCKET/KEY where an archive goes or comes from (cli/cli_s3.c) */
+#define S3_OPTS                                                                                              \
+    {"--endpoint", NULL, "URL", "S3: the server (default $AWS_ENDPOINT_URL, else AWS); addressed path-style"}, \
+        {"--ca-bundle", NULL, "FILE", "S3: trust these CA certificates (TLS is always verified)"},          \
+        {"--jobs", NULL, "N", "S3: requests in flight (default 4)"}
 
 const struct cli_group CLI_GROUPS[] = {
     {"disk", "disk images (VHD chains, VMDK, qcow2, raw) without a store"},
@@ -41,7 +46,10 @@ const struct cli_text_item CLI_EXIT_STATUS[] = {
 const struct cli_text_item CLI_ENVIRONMENT[] = {
     {"SNAPPORT_STORE", "the store when --store is not given (else ./snapport-store)"},
     {"SNAPPORT_LOCK_TIMEOUT", "seconds to wait for the store's lock (default 60; 0 fails at once)"},
-    {"TMPDIR", "where an OVA read from a pipe and an OVA written to stdout keep their disks meanwhile"},
+    {"TMPDIR", "where an OVA read from a pipe and an OVA written to stdout or S3 keep their disks meanwhile"},
+    {"AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN", "S3 keys (else AWS_PROFILE's in "
+                                                                    "~/.aws/credentials)"},
+    {"AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE", "S3 region (else ~/.aws/config's), server, trusted CAs"},
     {NULL, NULL},
 };
 
@@ -192,6 +200,10 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {"--cert", NULL, "CERT.pem", "OVA: the certificate that goes with --sign"},
       {"--level", NULL, "N", "OVA: the VMDK grains' deflate level 1..12 (default 4); XVA: of --compress, "
                              "gzip 1..12 (default 6), zstd 1..19 (default 3)"},
+      {"--part-size", NULL, "SIZE", "S3: a fixed part size, 5M..5G (default 16M, doubling every 1000 parts)"},
+      {"--resume-file", NULL, "FILE", "S3: note the upload here; a run killed before it could abort is "
+                                      "resumed by the next with this FILE"},
+      S3_OPTS,
       FORCE_OPT,
       {NULL, NULL, NULL, NULL}}},
     {"import", cmd_import, "ARCHIVE", 1, "an XVA, OVA or OVF as a new VM",
@@ -200,18 +212,21 @@ const struct cli_cmd CLI_COMMANDS[] = {
      "snapport import web.xva --name web-restored\nsnapport import appliance.ova",
      {{"--name", NULL, "NEW", "the new VM's name (default: the archive's)"},
       {"--format", NULL, "xva|ova", "the archive's format (else guessed from its content)"},
+      S3_OPTS,
       {NULL, NULL, NULL, NULL}}},
     {"verify", cmd_verify, "ARCHIVE", 1, "every checksum and the structure of an XVA or OVA",
      "Reads the whole archive as an import would, without a store: every checksum, manifest line, signature "
      "and disk structure. Exit 1 when the archive is damaged.",
      "snapport verify web.ova",
      {{"--format", NULL, "xva|ova", "the archive's format (else guessed from its content)"},
+      S3_OPTS,
       {NULL, NULL, NULL, NULL}}},
     {"info", cmd_info, "ARCHIVE", 1, "what an XVA or OVA holds",
      "The VM (name, boot, memory, vCPUs), its disks with their virtual and stored sizes, and the checksum "
      "kind. Reads the whole archive (a stream has no index).",
      "snapport info web.xva",
      {{"--format", NULL, "xva|ova", "the archive's format (else guessed from its content)"},
+      S3_OPTS,
       {NULL, NULL, NULL, NULL}}},
     {"convert", cmd_convert, "IN OUT", 2, "an XVA as an OVA, an OVA as an XVA, or a disk image as either",
      "Converts between XVA and OVA without a store, or wraps a disk image (VHD, VMDK, qcow2, raw) in a VM of "

@@ -11,6 +11,7 @@ PACKAGES=(
   # libraries snapport links or will link (see ../shared/reference/libraries.md)
   libarchive-dev libxml2-dev libssl-dev zlib1g-dev libdeflate-dev libxen-dev
   libsqlite3-dev libxxhash-dev libzstd-dev
+  libcurl4-openssl-dev  # the S3 client (s3/): HTTP, TLS and SigV4
   # the tests' peers and tools
   python3 qemu-utils libvhdi-utils python3-libvhdi e2fsprogs time
   xva-img libvmdk-utils libxml2-utils zstd gzip tar
@@ -30,6 +31,12 @@ READERS=(virt-v2v golang-go golang-github-vmware-govmomi-dev)
 # lintian is large. SNAPPORT_SKIP_PACKAGING=1 leaves them out; CI always
 # installs them. build-essential: dpkg-buildpackage requires it by name.
 PACKAGING=(build-essential dpkg-dev debhelper lintian)
+
+# The S3 tests' endpoint (tests/tools/ceph_rgw.py: a single-node Ceph +
+# radosgw on 127.0.0.1, openssl for its test certificate) and s3cmd as a
+# peer client. About 55 packages, 245 MB on disk. SNAPPORT_SKIP_S3=1 leaves
+# them out (the S3 tests then skip); CI always installs them.
+S3=(ceph-mon ceph-osd radosgw ceph-common s3cmd openssl)
 
 # install_missing NAME...: apt-get install those not installed yet.
 install_missing() {
@@ -53,6 +60,9 @@ if [ "${CI:-}" = "true" ] || [ "${SNAPPORT_SKIP_READERS:-}" != "1" ]; then
 fi
 if [ "${CI:-}" = "true" ] || [ "${SNAPPORT_SKIP_PACKAGING:-}" != "1" ]; then
   install_missing "${PACKAGING[@]}"
+fi
+if [ "${CI:-}" = "true" ] || [ "${SNAPPORT_SKIP_S3:-}" != "1" ]; then
+  install_missing "${S3[@]}"
 fi
 
 build_dir=build

@@ -1,0 +1,637 @@
+/* S3 requests over libcurl (s3.h). curl signs (CURLOPT_AWS_SIGV4) but does
+ * not send x-amz-content-sha256, which S3 servers require: it is added here,
+ * the SHA-256 of the body, so the server checks every byte it gets. */
+#include "s3/s3.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/cancel.h"
+
+/* An answer other than data (XML: an upload id, a list, an error) is small;
+ * a larger one is not an S3 server's. */
+#define RESP_MAX (1u << 20)
+#define URL_MAX (SP_S3_PATH_MAX + 3 * SP_S3_KEY_MAX + 2 * SP_S3_UPLOAD_ID_MAX + 256)
+#define CONNECT_TIMEOUT_S 15L
+/* A transfer slower than 1 byte/s for this long counts as a timeout. */
+#define STALL_TIMEOUT_S 60L
+#define HEX_SHA256 (2 * 32 + 1)
+#define B64_MD5 25
+#define COMPLETE_PART_XML 200   /* <Part>...</Part> around a number and an ETag */
+
+struct sp_s3 {
+    struct sp_s3_config c;
+    struct sp_s3_url u;
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+    /* the current answer */
+    long status;
+    char *resp;          /* the body, NUL-terminated, RESP_MAX at most */
+    size_t resp_len;
+    bool resp_over;
+    uint8_t *sink;       /* a ranged GET's body goes here */
+    size_t sink_cap, sink_len;
+    char etag[SP_S3_ETAG_MAX];
+};
+
+struct req {
+    const char *op;       /* for messages: "upload part 3" */
+    const char *method;   /* GET HEAD PUT POST DELETE */
+    const char *query;    /* "" or "uploadId=..." (names in byte order) */
+    bool bucket_only;     /* the bucket's address, not the object's */
+    const void *body;
+    size_t body_len;
+    const char *range;    /* "a-b" or NULL */
+    void *sink;
+    size_t sink_cap;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ------------------------------------------------------------ words */
+
+struct code_words {
+    const char *code;
+    const char *words;
+};
+
+static const struct code_words CODE_WORDS[] = {
+    {"AccessDenied", "access denied"},
+    {"InvalidAccessKeyId", "unknown access key"},
+    {"SignatureDoesNotMatch", "signature does not match (wrong secret key?)"},
+    {"RequestTimeTooSkewed", "the clock differs too much from the server's"},
+    {"ExpiredToken", "the session token has expired"},
+    {"InvalidToken", "the session token is not valid"},
+    {"NoSuchBucket", "no such bucket"},
+    {"NoSuchKey", "no such object"},
+    {"NoSuchUpload", "no such multipart upload (aborted or completed)"},
+    {"BadDigest", "the server got other bytes than were sent (digest mismatch)"},
+    {"InvalidDigest", "the server got other bytes than were sent (digest mismatch)"},
+    {"XAmzContentSHA256Mismatch", "the server got other bytes than were sent (digest mismatch)"},
+    {"EntityTooSmall", "a part is smaller than the server allows"},
+    {"EntityTooLarge", "the object is larger than the server allows"},
+    {"InvalidPart", "a part is missing or its ETag differs"},
+    {"InvalidRange", "the range is past the object's end"},
+    {"QuotaExceeded", "quota exceeded"},
+    {"SlowDown", "the server asks to slow down"},
+    {"InternalError", "the server failed"},
+    {"ServiceUnavailable", "the service is unavailable"},
+};
+
+static const char *status_words(long status)
+{
+    switch (status) {
+    case 400: return "bad request";
+    case 401: case 403: return "access denied";
+    case 404: return "not found";
+    case 409: return "conflict";
+    case 411: return "length required";
+    case 416: return "the range is past the object's end";
+    case 429: return "the server asks to slow down";
+    case 500: return "the server failed";
+    case 503: return "the service is unavailable";
+    default: return status >= 500 ? "the server failed" : "refused";
+    }
+}
+
+void sp_s3_error_words(long status, const char *code, char *out, size_t outsz)
+{
+    const char *words = NULL;
+    for (size_t i = 0; code && *code && i < sizeof CODE_WORDS / sizeof CODE_WORDS[0]; i++)
+        if (strcmp(CODE_WORDS[i].code, code) == 0)
+            words = CODE_WORDS[i].words;
+    if (!words)
+        words = status_words(status);
+    if (code && *code)
+        snprintf(out, outsz, "%s (%ld %s)", words, status, code);
+    else
+        snprintf(out, outsz, "%s (HTTP %ld)", words, status);
+}
+
+int sp_s3_status_code(long status)
+{
+    if (status == 404)
+        return SP_ENOTFOUND;
+    if (status == 416)
+        return SP_ELIMIT;
+    if (status == 400 || status == 401 || status == 403 || status == 409)
+        return SP_EINVAL;
+    return SP_EIO;
+}
+
+/* Copies the text of the first <tag>...</tag> of xml into out ("" if none). */
+static void xml_text(const char *xml, const char *tag, char *out, size_t outsz)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    out[0] = '\0';
+    const char *a = xml ? strstr(xml, open) : NULL;
+    const char *b = a ? strstr(a, close) : NULL;
+    if (!a || !b)
+        return;
+    a += strlen(open);
+    size_t n = (size_t)(b - a);
+    if (n < outsz) {
+        memcpy(out, a, n);
+        out[n] = '\0';
+    }
+}
+
+/* ------------------------------------------------------------ digests */
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int digests(const void *buf, size_t len, char sha_hex[HEX_SHA256], char md5_b64[B64_MD5])
+{
+    unsigned char sha[EVP_MAX_MD_SIZE], md5[EVP_MAX_MD_SIZE];
+    unsigned int shan = 0, md5n = 0;
+    if (!EVP_Digest(buf, len, sha, &shan, EVP_sha256(), NULL) ||
+        !EVP_Digest(buf, len, md5, &md5n, EVP_md5(), NULL))
+        return SP_EIO;
+    hex(sha, shan, sha_hex);
+    EVP_EncodeBlock((unsigned char *)md5_b64, md5, (int)md5n);
+    return 0;
+}
+
+/* ------------------------------------------------------------ handle */
+
+int sp_s3_new(const struct sp_s3_config *c, const struct sp_s3_url *u, struct sp_s3 **out, struct sp_error *err)
+{
+    *out = NULL;
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_rc != CURLE_OK)
+        return sp_error_set(err, SP_EIO, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    struct sp_s3 *s = calloc(1, sizeof *s);
+    char *resp = malloc(RESP_MAX + 1);
+    CURL *curl = curl_easy_init();
+    if (!s || !resp || !curl) {
+        free(s);
+        free(resp);
+        curl_easy_cleanup(curl);
+        return sp_error_set(err, SP_ENOMEM, "s3: out of memory");
+    }
+    s->c = *c;
+    s->u = *u;
+    s->curl = curl;
+    s->resp = resp;
+    *out = s;
+    return 0;
+}
+
+void sp_s3_free(struct sp_s3 *s)
+{
+    if (!s)
+        return;
+    curl_easy_cleanup(s->curl);
+    /* the secret leaves no copy behind in freed memory */
+    memset(&s->c, 0, sizeof s->c);
+    free(s->resp);
+    free(s);
+}
+
+/* ------------------------------------------------------------ URLs */
+
+static bool unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+           ch == '.' || ch == '_' || ch == '~';
+}
+
+/* Appends s percent-encoded as SigV4 wants (keep_slash: a path). */
+static void append_enc(char *out, size_t sz, const char *s, bool keep_slash)
+{
+    size_t n = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)s; *p && n + 4 < sz; p++) {
+        if (unreserved(*p) || (keep_slash && *p == '/'))
+            out[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(out + n, sz - n, "%%%02X", *p);
+    }
+    out[n] = '\0';
+}
+
+static void build_url(const struct sp_s3 *s, const struct req *r, char *url, size_t sz)
+{
+    if (s->c.endpoint[0])
+        snprintf(url, sz, "%s/%s/", s->c.endpoint, s->u.bucket);
+    else
+        snprintf(url, sz, "https://%s.s3.%s.amazonaws.com/", s->u.bucket, s->c.region);
+    if (!r->bucket_only)
+        append_enc(url, sz, s->u.key, true);
+    if (r->query && *r->query) {
+        size_t n = strlen(url);
+        snprintf(url + n, sz - n, "?%s", r->query);
+    }
+}
+
+/* ------------------------------------------------------------ curl */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct sp_s3 *s = arg;
+    size_t n = size * nmemb;
+    if (s->sink && s->status / 100 == 2) {
+        if (n > s->sink_cap - s->sink_len)
+            return 0; /* more than asked for: fails the transfer */
+        memcpy(s->sink + s->sink_len, data, n);
+        s->sink_len += n;
+        return n;
+    }
+    size_t room = RESP_MAX - s->resp_len;
+    if (n > room)
+        s->resp_over = true;
+    memcpy(s->resp + s->resp_len, data, n < room ? n : room);
+    s->resp_len += n < room ? n : room;
+    s->resp[s->resp_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct sp_s3 *s = arg;
+    size_t n = size * nmemb;
+    if (n > 9 && strncmp(data, "HTTP/", 5) == 0) {
+        /* a new answer (after a 100 Continue or a redirect) */
+        s->status = strtol(data + 9, NULL, 10);
+        s->resp_len = 0;
+        s->resp[0] = '\0';
+    } else if (n > 5 && strncasecmp(data, "etag:", 5) == 0) {
+        const char *v = data + 5, *e = data + n;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+            e--;
+        if ((size_t)(e - v) < sizeof s->etag) {
+            memcpy(s->etag, v, (size_t)(e - v));
+            s->etag[e - v] = '\0';
+        }
+    }
+    return n;
+}
+
+static int append_header(struct curl_slist **h, const char *name, const char *value)
+{
+    char line[SP_S3_TOKEN_MAX + 64];
+    snprintf(line, sizeof line, "%s: %s", name, value);
+    struct curl_slist *n = curl_slist_append(*h, line);
+    if (!n)
+        return SP_ENOMEM;
+    *h = n;
+    return 0;
+}
+
+static int make_headers(const struct sp_s3 *s, const struct req *r, struct curl_slist **h)
+{
+    char sha[HEX_SHA256], md5[B64_MD5];
+    int rc = 0;
+    if (digests(r->body ? r->body : "", r->body_len, sha, md5) != 0)
+        return SP_EIO;
+    rc |= append_header(h, "x-amz-content-sha256", sha);
+    if (r->body_len)
+        rc |= append_header(h, "Content-MD5", md5);
+    if (s->c.session_token[0])
+        rc |= append_header(h, "x-amz-security-token", s->c.session_token);
+    if (r->range) {
+        char range[64];
+        snprintf(range, sizeof range, "bytes=%s", r->range);
+        rc |= append_header(h, "Range", range);
+    }
+    /* not curl's form type on a POST */
+    rc |= append_header(h, "Content-Type", "application/octet-stream");
+    return rc ? SP_ENOMEM : 0;
+}
+
+static void set_method(CURL *c, const struct req *r)
+{
+    if (strcmp(r->method, "HEAD") == 0) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(r->method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(r->method, "DELETE") == 0) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+    } else {
+        /* PUT and POST: the body as POST fields, which curl also hashes
+         * for the signature */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+}
+
+static void set_options(struct sp_s3 *s, const struct req *r, const char *url, struct curl_slist *h)
+{
+    CURL *c = s->curl;
+    char sigv4[SP_S3_FIELD_MAX + 32];
+    snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", s->c.region);
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+    curl_easy_setopt(c, CURLOPT_USERNAME, s->c.access_key);
+    curl_easy_setopt(c, CURLOPT_PASSWORD, s->c.secret_key);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (s->c.ca_bundle[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, s->c.ca_bundle);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
+    set_method(c, r);
+}
+
+static bool transient_curl(CURLcode rc)
+{
+    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SEND_ERROR ||
+           rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE ||
+           rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_HTTP2_STREAM || rc == CURLE_SSL_CONNECT_ERROR;
+}
+
+static bool transient_status(long status)
+{
+    return status >= 500 || status == 429 || status == 408;
+}
+
+/* One attempt: curl's status, the answer in s. */
+static CURLcode attempt(struct sp_s3 *s, const struct req *r, const char *url, struct curl_slist *h)
+{
+    set_options(s, r, url, h);
+    s->status = 0;
+    s->resp_len = 0;
+    s->resp[0] = '\0';
+    s->resp_over = false;
+    s->etag[0] = '\0';
+    s->errbuf[0] = '\0';
+    s->sink = r->sink;
+    s->sink_cap = r->sink_cap;
+    s->sink_len = 0;
+    return curl_easy_perform(s->curl);
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int request_error(struct sp_s3 *s, const struct req *r, CURLcode rc, struct sp_error *err)
+{
+    const char *k = r->bucket_only ? "" : s->u.key;
+    if (rc != CURLE_OK) {
+        const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc);
+        return sp_error_set(err, SP_EIO, "s3://%s/%s: %s: %s", s->u.bucket, k, r->op, why);
+    }
+    char code[128], words[256];
+    xml_text(s->resp, "Code", code, sizeof code);
+    sp_s3_error_words(s->status, code, words, sizeof words);
+    return sp_error_set(err, sp_s3_status_code(s->status), "s3://%s/%s: %s: %s", s->u.bucket, k, r->op, words);
+}
+
+/* Performs r with retries; 0 on a 2xx answer. */
+static int perform(struct sp_s3 *s, const struct req *r, struct sp_error *err)
+{
+    char url[URL_MAX];
+    struct curl_slist *h = NULL;
+    build_url(s, r, url, sizeof url);
+    if (make_headers(s, r, &h) != 0) {
+        curl_slist_free_all(h);
+        return sp_error_set(err, SP_ENOMEM, "s3://%s/%s: %s: out of memory", s->u.bucket, s->u.key, r->op);
+    }
+    CURLcode rc = CURLE_OK;
+    long wait = SP_S3_RETRY_WAIT_MS;
+    for (int i = 0; i < SP_S3_ATTEMPTS; i++, wait *= 2) {
+        if (i > 0)
+            nap_ms(wait);
+        if (sp_cancel_check(err) != 0)
+            break;
+        rc = attempt(s, r, url, h);
+        if (rc == CURLE_OK && !transient_status(s->status))
+            break;
+        if (rc != CURLE_OK && !transient_curl(rc))
+            break;
+    }
+    curl_slist_free_all(h);
+    if (err && err->code == SP_ECANCELED)
+        return SP_ECANCELED;
+    /* S3 may answer 200 to CompleteMultipartUpload and fail in the body */
+    bool ok = rc == CURLE_OK && s->status / 100 == 2 && !s->resp_over && !strstr(s->resp, "<Error>");
+    return ok ? 0 : request_error(s, r, rc, err);
+}
+
+/* ------------------------------------------------------------ operations */
+
+/* A HEAD's error has no body, so no S3 code: a 1-byte GET asks again for
+ * the words (NoSuchBucket or NoSuchKey, SignatureDoesNotMatch ...). */
+static int head_why(struct sp_s3 *s, int rc, struct sp_error *err)
+{
+    if (s->status < 400 || s->status >= 500)
+        return rc;
+    uint8_t byte;
+    struct sp_error e = {0};
+    struct req r = {.op = "head", .method = "GET", .range = "0-0", .sink = &byte, .sink_cap = 1};
+    int grc = perform(s, &r, &e);
+    if (grc < 0 && strchr(e.msg, '(') && !strstr(e.msg, "(HTTP "))
+        return sp_error_set(err, grc, "%s", e.msg);
+    return rc;
+}
+
+int sp_s3_head(struct sp_s3 *s, uint64_t *size, struct sp_error *err)
+{
+    struct req r = {.op = "head", .method = "HEAD"};
+    int rc = perform(s, &r, err);
+    if (rc < 0)
+        return head_why(s, rc, err);
+    curl_off_t len = -1;
+    if (curl_easy_getinfo(s->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK || len < 0)
+        return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: head: no Content-Length", s->u.bucket, s->u.key);
+    *size = (uint64_t)len;
+    return 0;
+}
+
+int sp_s3_get_range(struct sp_s3 *s, uint64_t off, void *buf, size_t len, size_t *got, struct sp_error *err)
+{
+    char range[64], op[64];
+    *got = 0;
+    if (len == 0)
+        return 0;
+    snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)off, (unsigned long long)(off + len - 1));
+    snprintf(op, sizeof op, "read at %llu", (unsigned long long)off);
+    struct req r = {.op = op, .method = "GET", .range = range, .sink = buf, .sink_cap = len};
+    int rc = perform(s, &r, err);
+    if (rc < 0)
+        return rc;
+    if (s->status != 206 && !(s->status == 200 && off == 0))
+        return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: %s: the server ignored the range (HTTP %ld)",
+                            s->u.bucket, s->u.key, op, s->status);
+    *got = s->sink_len;
+    return 0;
+}
+
+int sp_s3_upload_create(struct sp_s3 *s, char *id, size_t idsz, struct sp_error *err)
+{
+    struct req r = {.op = "create multipart upload", .method = "POST", .query = "uploads="};
+    int rc = perform(s, &r, err);
+    if (rc < 0)
+        return rc;
+    xml_text(s->resp, "UploadId", id, idsz);
+    if (!id[0])
+        return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: create multipart upload: no UploadId in the answer",
+                            s->u.bucket, s->u.key);
+    return 0;
+}
+
+static void upload_query(const char *prefix, const char *id, char *q, size_t sz)
+{
+    snprintf(q, sz, "%suploadId=", prefix);
+    append_enc(q, sz, id, false);
+}
+
+int sp_s3_upload_part(struct sp_s3 *s, const char *id, unsigned number, const void *buf, size_t len,
+                      char *etag, size_t etagsz, struct sp_error *err)
+{
+    char q[3 * SP_S3_UPLOAD_ID_MAX + 64], prefix[48], op[48];
+    snprintf(prefix, sizeof prefix, "partNumber=%u&", number);
+    upload_query(prefix, id, q, sizeof q);
+    snprintf(op, sizeof op, "upload part %u", number);
+    struct req r = {.op = op, .method = "PUT", .query = q, .body = buf, .body_len = len};
+    int rc = perform(s, &r, err);
+    if (rc < 0)
+        return rc;
+    if (!s->etag[0] || strlen(s->etag) >= etagsz)
+        return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: %s: no usable ETag in the answer", s->u.bucket,
+                            s->u.key, op);
+    snprintf(etag, etagsz, "%s", s->etag);
+    return 0;
+}
+
+int sp_s3_upload_complete(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG_MAX], unsigned nparts,
+                          struct sp_error *err)
+{
+    size_t cap = 128 + (size_t)nparts * COMPLETE_PART_XML, n = 0;
+    char *xml = malloc(cap);
+    if (!xml)
+        return sp_error_set(err, SP_ENOMEM, "s3://%s/%s: out of memory", s->u.bucket, s->u.key);
+    n += (size_t)snprintf(xml + n, cap - n, "<CompleteMultipartUpload>");
+    for (unsigned i = 0; i < nparts; i++)
+        n += (size_t)snprintf(xml + n, cap - n, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                              etags[i]);
+    n += (size_t)snprintf(xml + n, cap - n, "</CompleteMultipartUpload>");
+    char q[3 * SP_S3_UPLOAD_ID_MAX + 16];
+    upload_query("", id, q, sizeof q);
+    struct req r = {.op = "complete multipart upload", .method = "POST", .query = q, .body = xml, .body_len = n};
+    int rc = perform(s, &r, err);
+    free(xml);
+    return rc;
+}
+
+int sp_s3_upload_abort(struct sp_s3 *s, const char *id, struct sp_error *err)
+{
+    char q[3 * SP_S3_UPLOAD_ID_MAX + 16];
+    upload_query("", id, q, sizeof q);
+    struct req r = {.op = "abort multipart upload", .method = "DELETE", .query = q};
+    return perform(s, &r, err);
+}
+
+void sp_s3_md5_hex(const void *buf, size_t len, char out[33])
+{
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    out[0] = '\0';
+    if (EVP_Digest(buf, len, md5, &n, EVP_md5(), NULL) && n == 16)
+        hex(md5, n, out);
+}
+
+/* An ETag as XML or a header gives it ("abc", &quot;abc&quot;): its hex. */
+static void etag_hex(const char *in, char *out, size_t sz)
+{
+    size_t n = 0;
+    for (const char *p = in; *p && n + 1 < sz; p++) {
+        if (strncmp(p, "&quot;", 6) == 0) {
+            p += 5;
+            continue;
+        }
+        if (*p != '"')
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+/* One <Part>...</Part> of a ListParts answer into the arrays. */
+static void list_part(const char *part, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes)
+{
+    char num[16], etag[SP_S3_ETAG_MAX], size[32];
+    xml_text(part, "PartNumber", num, sizeof num);
+    xml_text(part, "ETag", etag, sizeof etag);
+    xml_text(part, "Size", size, sizeof size);
+    char *end;
+    unsigned long n = strtoul(num, &end, 10);
+    if (*end || n < 1 || n > SP_S3_PARTS_MAX)
+        return;
+    etag_hex(etag, etags[n - 1], SP_S3_ETAG_MAX);
+    sizes[n - 1] = strtoull(size, NULL, 10);
+}
+
+int sp_s3_upload_parts(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes,
+                       struct sp_error *err)
+{
+    memset(etags, 0, (size_t)SP_S3_PARTS_MAX * SP_S3_ETAG_MAX);
+    memset(sizes, 0, SP_S3_PARTS_MAX * sizeof *sizes);
+    char marker[16] = "0";
+    for (unsigned page = 0; page <= SP_S3_PARTS_MAX; page++) {
+        char q[3 * SP_S3_UPLOAD_ID_MAX + 64], prefix[48];
+        snprintf(prefix, sizeof prefix, "part-number-marker=%s&", marker);
+        upload_query(prefix, id, q, sizeof q);
+        struct req r = {.op = "list parts", .method = "GET", .query = q};
+        int rc = perform(s, &r, err);
+        if (rc < 0)
+            return rc;
+        /* the answer ends with the parts: each <Part> is cut at the next */
+        for (char *p = strstr(s->resp, "<Part>"); p; p = strstr(p + 1, "<Part>"))
+            list_part(p, etags, sizes);
+        char more[16], next[16];
+        xml_text(s->resp, "IsTruncated", more, sizeof more);
+        xml_text(s->resp, "NextPartNumberMarker", next, sizeof next);
+        if (strcmp(more, "true") != 0 || !next[0] || strcmp(next, marker) == 0)
+            return 0;
+        snprintf(marker, sizeof marker, "%s", next);
+    }
+    return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: list parts: the listing does not end", s->u.bucket, s->u.key);
+}
+
+int sp_s3_upload_count(struct sp_s3 *s, unsigned *count, struct sp_error *err)
+{
+    struct req r = {.op = "list multipart uploads", .method = "GET", .query = "uploads=", .bucket_only = true};
+    int rc = perform(s, &r, err);
+    if (rc < 0)
+        return rc;
+    *count = 0;
+    for (const char *p = strstr(s->resp, "<Upload>"); p; p = strstr(p + 1, "<Upload>"))
+        (*count)++;
+    return 0;
+}
