@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/util.h"
+
 static int load(const struct cli_args *a, const char *url, struct sp_s3_config *c, struct sp_s3_url *u,
                 struct sp_error *err)
 {
@@ -109,10 +111,13 @@ static void name_url(const struct cli_s3_input *in, struct sp_error *err)
     char out[SP_ERROR_MAX];
     size_t n = 0, plen = strlen(in->path);
     const char *p = err->msg;
-    for (const char *hit; (hit = strstr(p, in->path)) != NULL; p = hit + plen)
-        n += (size_t)snprintf(out + n, sizeof out - n, "%.*s%s", (int)(hit - p), p, in->url);
-    snprintf(out + (n < sizeof out ? n : sizeof out - 1), sizeof out - (n < sizeof out ? n : sizeof out - 1), "%s",
-             p);
+    /* n stays inside out: a long URL cuts the message, never overruns it */
+    for (const char *hit; n < sizeof out - 1 && (hit = strstr(p, in->path)) != NULL; p = hit + plen) {
+        int w = snprintf(out + n, sizeof out - n, "%.*s%s", (int)(hit - p), p, in->url);
+        n = w < 0 ? sizeof out - 1 : sp_min_u64(n + (size_t)w, sizeof out - 1);
+    }
+    if (n < sizeof out - 1)
+        snprintf(out + n, sizeof out - n, "%s", p);
     memcpy(err->msg, out, sizeof out);
 }
 
