@@ -16,6 +16,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "base/util.h"
+
 #define KIND_COUNT 3
 #define KINDS_ALL ((1u << KIND_COUNT) - 1)
 
@@ -83,16 +85,6 @@ int sp_digest_parse_name(const char *s, enum sp_digest_kind *k)
     if (!s || !k || !lookup_alg(s, strlen(s), k))
         return SP_EINVAL;
     return SP_OK;
-}
-
-static void to_hex(const unsigned char *b, size_t n, char *hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[b[i] >> 4];
-        hex[2 * i + 1] = digits[b[i] & 15];
-    }
-    hex[2 * n] = '\0';
 }
 
 static int hex_value(char c)
@@ -188,7 +180,7 @@ static int finish_all(struct sp_digest *d, struct sp_error *err)
             continue;
         if (!EVP_DigestFinal_ex(d->ctx[k], md, &n) || n != kinds[k].len)
             return ossl_error(err, SP_EINVAL, "digest: %s final failed", kinds[k].name);
-        to_hex(md, n, d->hex[k]);
+        sp_hex_encode(md, n, d->hex[k]);
     }
     return SP_OK;
 }
@@ -599,7 +591,7 @@ static int write_cert_text(enum sp_digest_kind kind, const char *mf_name, const 
                            STACK_OF(X509) *certs, char **out, size_t *out_len, struct sp_error *err)
 {
     char hex[2 * CERT_SIG_MAX + 1];
-    to_hex(sig, sig_len, hex);
+    sp_hex_encode(sig, sig_len, hex);
     int rc = SP_OK;
     BIO *bio = BIO_new(BIO_s_mem());
     bool ok = bio && BIO_printf(bio, "%s(%s)= %s\n", kinds[kind].name, mf_name, hex) > 0;

@@ -178,3 +178,13 @@ const char *sp_path_extension(const char *path)
     const char *dot = strrchr(base, '.');
     return dot && dot != base && dot[1] ? dot + 1 : NULL;
 }
+
+void sp_hex_encode(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -53,6 +53,8 @@ const char *sp_path_extension(const char *path);
 
 /* Human size "1.5 GiB" into buf. */
 const char *sp_format_size(uint64_t v, char *buf, size_t len);
+/* n bytes as 2n lower-case hex digits and a NUL, into out (2n + 1 bytes). */
+void sp_hex_encode(const unsigned char *b, size_t n, char *out);
 
 /* malloc that never returns NULL silently: returns NULL and sets err. */
 void *sp_alloc(size_t len, struct sp_error *err);

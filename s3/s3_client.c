@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "base/cancel.h"
+#include "base/util.h"
 
 /* An answer other than data (XML: an upload id, a list, an error) is small;
  * a larger one is not an S3 server's. */
@@ -151,16 +152,6 @@ static void xml_text(const char *xml, const char *tag, char *out, size_t outsz)
 
 /* ------------------------------------------------------------ digests */
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int digests(const void *buf, size_t len, char sha_hex[HEX_SHA256], char md5_b64[B64_MD5])
 {
     unsigned char sha[EVP_MAX_MD_SIZE], md5[EVP_MAX_MD_SIZE];
@@ -168,7 +159,7 @@ static int digests(const void *buf, size_t len, char sha_hex[HEX_SHA256], char m
     if (!EVP_Digest(buf, len, sha, &shan, EVP_sha256(), NULL) ||
         !EVP_Digest(buf, len, md5, &md5n, EVP_md5(), NULL))
         return SP_EIO;
-    hex(sha, shan, sha_hex);
+    sp_hex_encode(sha, shan, sha_hex);
     EVP_EncodeBlock((unsigned char *)md5_b64, md5, (int)md5n);
     return 0;
 }
@@ -564,7 +555,7 @@ void sp_s3_md5_hex(const void *buf, size_t len, char out[33])
     unsigned int n = 0;
     out[0] = '\0';
     if (EVP_Digest(buf, len, md5, &n, EVP_md5(), NULL) && n == 16)
-        hex(md5, n, out);
+        sp_hex_encode(md5, n, out);
 }
 
 /* An ETag as XML or a header gives it ("abc", &quot;abc&quot;): its hex. */
