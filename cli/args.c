@@ -5,7 +5,7 @@
 
 #include "cli/cli.h"
 
-static bool is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+bool cli_is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
 
 static int take_option(const struct cli_cmd *cmd, int argc, char **argv, int *i, struct cli_args *a)
 {
@@ -37,7 +37,7 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args 
     *help = false;
     /* --help wins over anything else on the line, even a mistake */
     for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
-        if (is_help(argv[i]))
+        if (cli_is_help(argv[i]))
             *help = true;
     if (*help)
         return EXIT_OK_;

@@ -40,6 +40,8 @@ struct cli_args {
 /* Splits argv (after the command's name) into a. Returns EXIT_OK_, or
  * EXIT_USAGE after printing what is wrong; *help is set by --help/-h. */
 int cli_parse(const struct cli_cmd *cmd, int argc, char **argv, struct cli_args *a, bool *help);
+/* --help or -h. */
+bool cli_is_help(const char *arg);
 /* The value of the command's option name (its long name), NULL when not
  * given; "" for a given flag. A name the command's table entry lacks is
  * a bug in snapport, and aborts. */

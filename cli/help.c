@@ -6,6 +6,7 @@
 
 #define WIDTH 79
 #define OPT_COLUMN 28
+#define CMD_COLUMN 34
 
 /* text, wrapped at WIDTH, its lines indented by indent; col is where
  * the cursor stands on the first line. */
@@ -75,18 +76,26 @@ static void sentence(FILE *f, const char *s)
     fprintf(f, "%c%s.\n", s[0] >= 'a' && s[0] <= 'z' ? s[0] - 'a' + 'A' : s[0], s + 1);
 }
 
-static void option_line(FILE *f, const struct cli_opt_def *o)
+/* "  HEAD   TEXT": TEXT from column col, wrapped; on a line of its own
+ * when HEAD reaches into that column. */
+static void two_columns(FILE *f, const char *head, int col, const char *text)
 {
-    char head[128];
-    int n = snprintf(head, sizeof head, "  %s%s%s%s%s", o->alias ? o->alias : "", o->alias ? ", " : "", o->name,
-                     o->arg ? " " : "", o->arg ? o->arg : "");
+    int n = (int)strlen(head);
     fputs(head, f);
-    if (n + 2 > OPT_COLUMN) {
+    if (n + 2 > col) {
         fputc('\n', f);
         n = 0;
     }
-    fprintf(f, "%*s", OPT_COLUMN - n, "");
-    wrap(f, o->help, OPT_COLUMN, OPT_COLUMN);
+    fprintf(f, "%*s", col - n, "");
+    wrap(f, text, col, col);
+}
+
+static void option_line(FILE *f, const struct cli_opt_def *o)
+{
+    char head[128];
+    snprintf(head, sizeof head, "  %s%s%s%s%s", o->alias ? o->alias : "", o->alias ? ", " : "", o->name,
+             o->arg ? " " : "", o->arg ? o->arg : "");
+    two_columns(f, head, OPT_COLUMN, o->help);
 }
 
 void cli_help_command(FILE *f, const struct cli_cmd *cmd)
@@ -115,14 +124,8 @@ void cli_help_command(FILE *f, const struct cli_cmd *cmd)
 static void command_line(FILE *f, const struct cli_cmd *cmd)
 {
     char head[256];
-    int n = snprintf(head, sizeof head, "  %s%s%s", cmd->name, cmd->args[0] ? " " : "", cmd->args);
-    fputs(head, f);
-    if (n + 2 > 34) {
-        fputc('\n', f);
-        n = 0;
-    }
-    fprintf(f, "%*s", 34 - n, "");
-    wrap(f, cmd->summary, 34, 34);
+    snprintf(head, sizeof head, "  %s%s%s", cmd->name, cmd->args[0] ? " " : "", cmd->args);
+    two_columns(f, head, CMD_COLUMN, cmd->summary);
 }
 
 void cli_help_group(FILE *f, const struct cli_group *g)

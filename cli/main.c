@@ -69,7 +69,7 @@ static int take_globals(struct cli *c, int *argc, char **argv)
 /* A group's name without a known subcommand: its list, or what is wrong. */
 static int group_only(struct cli *c, const struct cli_group *g, int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+    if (argc >= 2 && cli_is_help(argv[1]))
         return cli_help(c, 1, (const char *const *)argv);
     if (argc < 2) {
         if (!c->json)
@@ -113,7 +113,7 @@ static int dispatch(struct cli *c, int argc, char **argv, const char **name)
         cli_error("no command (see 'snapport --help')");
         return EXIT_USAGE;
     }
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+    if (cli_is_help(argv[0])) {
         *name = "help";
         return cli_help(c, 0, NULL);
     }
