@@ -60,11 +60,16 @@ struct sp_s3_config {
     char region[SP_S3_FIELD_MAX];
     char endpoint[SP_S3_PATH_MAX];        /* "" : AWS's for the region */
     char ca_bundle[SP_S3_PATH_MAX];       /* "" : the system's */
+    unsigned timeout_s;                   /* SNAPPORT_S3_TIMEOUT, else SP_S3_TIMEOUT_S */
+    unsigned attempts;                    /* SNAPPORT_S3_ATTEMPTS, else SP_S3_ATTEMPTS */
 };
 
 /* Fills c from the environment and the AWS files (see above). endpoint and
  * ca_bundle (NULL: not given) are the command line's and win. Missing keys
- * are an error that says where they were looked for. */
+ * are an error that says where they were looked for. SNAPPORT_S3_TIMEOUT
+ * (seconds, 1..SP_S3_TIMEOUT_MAX_S) and SNAPPORT_S3_ATTEMPTS
+ * (1..SP_S3_ATTEMPTS_MAX) replace the stall timeout and the attempts per
+ * request (tests make them short). */
 int sp_s3_config_load(struct sp_s3_config *c, const char *endpoint, const char *ca_bundle, struct sp_error *err);
 
 /* Looks up key in [section] of an AWS-style ini text (len bytes): '#' and
@@ -87,9 +92,20 @@ int sp_s3_new(const struct sp_s3_config *c, const struct sp_s3_url *u, struct sp
 void sp_s3_free(struct sp_s3 *s);
 
 /* Attempts per request (transient failures: connection errors, timeouts,
- * 5xx, 429), waits doubling from SP_S3_RETRY_WAIT_MS. */
-#define SP_S3_ATTEMPTS 5
+ * 5xx, 429, and a body the server got other than it was sent: BadDigest,
+ * XAmzContentSHA256Mismatch), waits doubling from SP_S3_RETRY_WAIT_MS up to
+ * SP_S3_RETRY_WAIT_MAX_MS: about 12.6 s of waiting in all, enough for a
+ * restarted server. An abort, the last chance to free an upload's parts,
+ * waits out about 25 s. */
+#define SP_S3_ATTEMPTS 8
+#define SP_S3_ABORT_ATTEMPTS 12
 #define SP_S3_RETRY_WAIT_MS 200
+#define SP_S3_RETRY_WAIT_MAX_MS 3200
+#define SP_S3_ATTEMPTS_MAX 100
+/* A transfer that moves less than 1 byte/s for this long counts as a
+ * timeout (and is retried). */
+#define SP_S3_TIMEOUT_S 60
+#define SP_S3_TIMEOUT_MAX_S 3600
 
 /* The object's size. A missing object is SP_ENOTFOUND. */
 int sp_s3_head(struct sp_s3 *s, uint64_t *size, struct sp_error *err);
@@ -114,7 +130,7 @@ int sp_s3_upload_parts(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG
                        struct sp_error *err);
 /* The hex MD5 of buf: a plain part's ETag without its quotes. */
 void sp_s3_md5_hex(const void *buf, size_t len, char out[33]);
-/* How many multipart uploads are open in the bucket (the first page's). */
+/* How many multipart uploads are open in the bucket (every page). */
 int sp_s3_upload_count(struct sp_s3 *s, unsigned *count, struct sp_error *err);
 
 #endif

@@ -13,14 +13,18 @@
 
 #include "base/cancel.h"
 #include "base/util.h"
+#include "s3/s3_xml.h"
 
 /* An answer other than data (XML: an upload id, a list, an error) is small;
  * a larger one is not an S3 server's. */
 #define RESP_MAX (1u << 20)
-#define URL_MAX (SP_S3_PATH_MAX + 3 * SP_S3_KEY_MAX + 2 * SP_S3_UPLOAD_ID_MAX + 256)
+/* the endpoint, the key percent-encoded, a query of an upload id or two
+ * markers percent-encoded */
+#define URL_MAX (SP_S3_PATH_MAX + 3 * SP_S3_KEY_MAX + 6 * SP_S3_MARKER_MAX + 256)
+/* ListMultipartUploads pages (1000 uploads each on AWS) before the listing
+ * counts as endless */
+#define UPLOADS_PAGES_MAX 100000u
 #define CONNECT_TIMEOUT_S 15L
-/* A transfer slower than 1 byte/s for this long counts as a timeout. */
-#define STALL_TIMEOUT_S 60L
 #define HEX_SHA256 (2 * 32 + 1)
 #define B64_MD5 25
 #define COMPLETE_PART_XML 200   /* <Part>...</Part> around a number and an ETag */
@@ -42,6 +46,7 @@ struct sp_s3 {
 
 struct req {
     const char *op;       /* for messages: "upload part 3" */
+    unsigned attempts;    /* 0: the configuration's */
     const char *method;   /* GET HEAD PUT POST DELETE */
     const char *query;    /* "" or "uploadId=..." (names in byte order) */
     bool bucket_only;     /* the bucket's address, not the object's */
@@ -131,25 +136,6 @@ int sp_s3_status_code(long status)
     return SP_EIO;
 }
 
-/* Copies the text of the first <tag>...</tag> of xml into out ("" if none). */
-static void xml_text(const char *xml, const char *tag, char *out, size_t outsz)
-{
-    char open[64], close[64];
-    snprintf(open, sizeof open, "<%s>", tag);
-    snprintf(close, sizeof close, "</%s>", tag);
-    out[0] = '\0';
-    const char *a = xml ? strstr(xml, open) : NULL;
-    const char *b = a ? strstr(a, close) : NULL;
-    if (!a || !b)
-        return;
-    a += strlen(open);
-    size_t n = (size_t)(b - a);
-    if (n < outsz) {
-        memcpy(out, a, n);
-        out[n] = '\0';
-    }
-}
-
 /* ------------------------------------------------------------ digests */
 
 static int digests(const void *buf, size_t len, char sha_hex[HEX_SHA256], char md5_b64[B64_MD5])
@@ -183,6 +169,11 @@ int sp_s3_new(const struct sp_s3_config *c, const struct sp_s3_url *u, struct sp
     }
     s->c = *c;
     s->u = *u;
+    /* a configuration made by hand, not by sp_s3_config_load */
+    if (!s->c.attempts)
+        s->c.attempts = SP_S3_ATTEMPTS;
+    if (!s->c.timeout_s)
+        s->c.timeout_s = SP_S3_TIMEOUT_S;
     s->curl = curl;
     s->resp = resp;
     *out = s;
@@ -345,7 +336,7 @@ static void set_options(struct sp_s3 *s, const struct req *r, const char *url, s
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->c.timeout_s);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (s->c.ca_bundle[0])
@@ -364,9 +355,22 @@ static bool transient_curl(CURLcode rc)
            rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_HTTP2_STREAM || rc == CURLE_SSL_CONNECT_ERROR;
 }
 
-static bool transient_status(long status)
+/* A body the server got other than it was sent (a byte changed on the
+ * way: the SHA-256 or Content-MD5 sent with it does not match): our copy
+ * is good, so sending it again is worth it, a few times. */
+static bool digest_refused(const struct sp_s3 *s, const struct req *r)
 {
-    return status >= 500 || status == 429 || status == 408;
+    char code[64];
+    if (s->status != 400 || !r->body_len)
+        return false;
+    sp_s3_xml_text(s->resp, "Code", code, sizeof code);
+    return strcmp(code, "BadDigest") == 0 || strcmp(code, "XAmzContentSHA256Mismatch") == 0 ||
+           strcmp(code, "InvalidDigest") == 0;
+}
+
+static bool transient_status(const struct sp_s3 *s, const struct req *r)
+{
+    return s->status >= 500 || s->status == 429 || s->status == 408 || digest_refused(s, r);
 }
 
 /* One attempt: curl's status, the answer in s. */
@@ -399,7 +403,7 @@ static int request_error(struct sp_s3 *s, const struct req *r, CURLcode rc, stru
         return sp_error_set(err, SP_EIO, "s3://%s/%s: %s: %s", s->u.bucket, k, r->op, why);
     }
     char code[128], words[256];
-    xml_text(s->resp, "Code", code, sizeof code);
+    sp_s3_xml_text(s->resp, "Code", code, sizeof code);
     sp_s3_error_words(s->status, code, words, sizeof words);
     return sp_error_set(err, sp_s3_status_code(s->status), "s3://%s/%s: %s: %s", s->u.bucket, k, r->op, words);
 }
@@ -416,13 +420,16 @@ static int perform(struct sp_s3 *s, const struct req *r, struct sp_error *err)
     }
     CURLcode rc = CURLE_OK;
     long wait = SP_S3_RETRY_WAIT_MS;
-    for (int i = 0; i < SP_S3_ATTEMPTS; i++, wait *= 2) {
-        if (i > 0)
+    unsigned attempts = r->attempts ? r->attempts : s->c.attempts;
+    for (unsigned i = 0; i < attempts; i++) {
+        if (i > 0) {
             nap_ms(wait);
+            wait = wait * 2 > SP_S3_RETRY_WAIT_MAX_MS ? SP_S3_RETRY_WAIT_MAX_MS : wait * 2;
+        }
         if (sp_cancel_check(err) != 0)
             break;
         rc = attempt(s, r, url, h);
-        if (rc == CURLE_OK && !transient_status(s->status))
+        if (rc == CURLE_OK && !transient_status(s, r))
             break;
         if (rc != CURLE_OK && !transient_curl(rc))
             break;
@@ -490,7 +497,7 @@ int sp_s3_upload_create(struct sp_s3 *s, char *id, size_t idsz, struct sp_error 
     int rc = perform(s, &r, err);
     if (rc < 0)
         return rc;
-    xml_text(s->resp, "UploadId", id, idsz);
+    sp_s3_xml_text(s->resp, "UploadId", id, idsz);
     if (!id[0])
         return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: create multipart upload: no UploadId in the answer",
                             s->u.bucket, s->u.key);
@@ -545,7 +552,9 @@ int sp_s3_upload_abort(struct sp_s3 *s, const char *id, struct sp_error *err)
 {
     char q[3 * SP_S3_UPLOAD_ID_MAX + 16];
     upload_query("", id, q, sizeof q);
-    struct req r = {.op = "abort multipart upload", .method = "DELETE", .query = q};
+    /* the last chance to free the parts: it waits out a longer outage */
+    unsigned attempts = s->c.attempts > SP_S3_ABORT_ATTEMPTS ? s->c.attempts : SP_S3_ABORT_ATTEMPTS;
+    struct req r = {.op = "abort multipart upload", .method = "DELETE", .query = q, .attempts = attempts};
     return perform(s, &r, err);
 }
 
@@ -556,36 +565,6 @@ void sp_s3_md5_hex(const void *buf, size_t len, char out[33])
     out[0] = '\0';
     if (EVP_Digest(buf, len, md5, &n, EVP_md5(), NULL) && n == 16)
         sp_hex_encode(md5, n, out);
-}
-
-/* An ETag as XML or a header gives it ("abc", &quot;abc&quot;): its hex. */
-static void etag_hex(const char *in, char *out, size_t sz)
-{
-    size_t n = 0;
-    for (const char *p = in; *p && n + 1 < sz; p++) {
-        if (strncmp(p, "&quot;", 6) == 0) {
-            p += 5;
-            continue;
-        }
-        if (*p != '"')
-            out[n++] = *p;
-    }
-    out[n] = '\0';
-}
-
-/* One <Part>...</Part> of a ListParts answer into the arrays. */
-static void list_part(const char *part, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes)
-{
-    char num[16], etag[SP_S3_ETAG_MAX], size[32];
-    xml_text(part, "PartNumber", num, sizeof num);
-    xml_text(part, "ETag", etag, sizeof etag);
-    xml_text(part, "Size", size, sizeof size);
-    char *end;
-    unsigned long n = strtoul(num, &end, 10);
-    if (*end || n < 1 || n > SP_S3_PARTS_MAX)
-        return;
-    etag_hex(etag, etags[n - 1], SP_S3_ETAG_MAX);
-    sizes[n - 1] = strtoull(size, NULL, 10);
 }
 
 int sp_s3_upload_parts(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG_MAX], uint64_t *sizes,
@@ -602,27 +581,58 @@ int sp_s3_upload_parts(struct sp_s3 *s, const char *id, char (*etags)[SP_S3_ETAG
         int rc = perform(s, &r, err);
         if (rc < 0)
             return rc;
-        /* the answer ends with the parts: each <Part> is cut at the next */
-        for (char *p = strstr(s->resp, "<Part>"); p; p = strstr(p + 1, "<Part>"))
-            list_part(p, etags, sizes);
-        char more[16], next[16];
-        xml_text(s->resp, "IsTruncated", more, sizeof more);
-        xml_text(s->resp, "NextPartNumberMarker", next, sizeof next);
-        if (strcmp(more, "true") != 0 || !next[0] || strcmp(next, marker) == 0)
+        struct sp_s3_page pg;
+        sp_s3_xml_parts(s->resp, etags, sizes, &pg);
+        if (!pg.truncated)
             return 0;
-        snprintf(marker, sizeof marker, "%s", next);
+        /* a truncated page must move on: a number past the last one */
+        char *end;
+        unsigned long next = strtoul(pg.next, &end, 10);
+        if (!pg.next[0] || *end || next <= strtoul(marker, NULL, 10) || next >= SP_S3_PARTS_MAX)
+            break;
+        snprintf(marker, sizeof marker, "%lu", next);
     }
     return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: list parts: the listing does not end", s->u.bucket, s->u.key);
 }
 
+/* The query of a ListMultipartUploads page after the markers (names in
+ * byte order). */
+static void uploads_query(const struct sp_s3_page *pg, char *q, size_t sz)
+{
+    q[0] = '\0';
+    if (pg->next[0]) {
+        snprintf(q, sz, "key-marker=");
+        append_enc(q, sz, pg->next, false);
+        size_t n = strlen(q);
+        snprintf(q + n, sz - n, "&upload-id-marker=");
+        append_enc(q, sz, pg->next_id, false);
+        n = strlen(q);
+        snprintf(q + n, sz - n, "&");
+    }
+    size_t n = strlen(q);
+    snprintf(q + n, sz - n, "uploads=");
+}
+
 int sp_s3_upload_count(struct sp_s3 *s, unsigned *count, struct sp_error *err)
 {
-    struct req r = {.op = "list multipart uploads", .method = "GET", .query = "uploads=", .bucket_only = true};
-    int rc = perform(s, &r, err);
-    if (rc < 0)
-        return rc;
+    struct sp_s3_page pg = {0};
+    char q[3 * (2 * SP_S3_MARKER_MAX) + 64];
     *count = 0;
-    for (const char *p = strstr(s->resp, "<Upload>"); p; p = strstr(p + 1, "<Upload>"))
-        (*count)++;
-    return 0;
+    /* a page holds at least one upload: more pages than that is a loop */
+    for (unsigned page = 0; page <= UPLOADS_PAGES_MAX; page++) {
+        char key[SP_S3_MARKER_MAX], id[SP_S3_MARKER_MAX];
+        snprintf(key, sizeof key, "%s", pg.next);
+        snprintf(id, sizeof id, "%s", pg.next_id);
+        uploads_query(&pg, q, sizeof q);
+        struct req r = {.op = "list multipart uploads", .method = "GET", .query = q, .bucket_only = true};
+        int rc = perform(s, &r, err);
+        if (rc < 0)
+            return rc;
+        sp_s3_xml_uploads(s->resp, count, &pg);
+        if (!pg.truncated)
+            return 0;
+        if (!pg.next[0] || (strcmp(pg.next, key) == 0 && strcmp(pg.next_id, id) == 0))
+            break;
+    }
+    return sp_error_set(err, SP_EFORMAT, "s3://%s/: list multipart uploads: the listing does not end", s->u.bucket);
 }

@@ -237,6 +237,21 @@ static int load_endpoint(struct sp_s3_config *c, const char *endpoint, const cha
     return 0;
 }
 
+/* A number of env name in [1, max], else def; something else is an error. */
+static int env_number(const char *name, unsigned def, unsigned max, unsigned *out, struct sp_error *err)
+{
+    const char *v = getenv(name);
+    *out = def;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || v[0] < '0' || v[0] > '9' || n < 1 || n > max)
+        return sp_error_set(err, SP_EINVAL, "%s=%s: not a whole number 1..%u", name, v, max);
+    *out = (unsigned)n;
+    return 0;
+}
+
 int sp_s3_config_load(struct sp_s3_config *c, const char *endpoint, const char *ca_bundle, struct sp_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -247,5 +262,9 @@ int sp_s3_config_load(struct sp_s3_config *c, const char *endpoint, const char *
         rc = load_region(c, profile, err);
     if (rc == 0)
         rc = load_endpoint(c, endpoint, ca_bundle, err);
+    if (rc == 0)
+        rc = env_number("SNAPPORT_S3_TIMEOUT", SP_S3_TIMEOUT_S, SP_S3_TIMEOUT_MAX_S, &c->timeout_s, err);
+    if (rc == 0)
+        rc = env_number("SNAPPORT_S3_ATTEMPTS", SP_S3_ATTEMPTS, SP_S3_ATTEMPTS_MAX, &c->attempts, err);
     return rc;
 }

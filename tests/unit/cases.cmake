@@ -32,4 +32,5 @@ sp_unit_test(qcow2 standalone_refuses backing_shorter)
 sp_unit_test(vm_map xva_round_trip xva_xml_round_trip ovf_round_trip ovf_xml_round_trip ovf_controllers ovf_cd_image)
 sp_unit_test(par_compress gzip_empty gzip_one_block gzip_many_blocks gzip_deterministic gzip_incompressible gzip_libarchive_reads_members
              zstd_round_trip zstd_deterministic output_fails abandoned levels)
-sp_unit_test(s3 part_sizes resume_file url_parse ini_get config_env config_files error_words)
+sp_unit_test(s3 part_sizes resume_file url_parse ini_get config_env config_files error_words config_retry_env
+  xml_pages xml_hostile)

@@ -8,6 +8,7 @@
 
 #include "s3/s3.h"
 #include "s3/s3_stream.h"
+#include "s3/s3_xml.h"
 #include "testlib.h"
 
 static void url_parse(void)
@@ -73,7 +74,8 @@ static void clear_env(void)
 {
     const char *names[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CA_BUNDLE",
-                           "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"};
+                           "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "SNAPPORT_S3_TIMEOUT",
+                           "SNAPPORT_S3_ATTEMPTS"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unsetenv(names[i]);
 }
@@ -111,6 +113,105 @@ static void config_env(void)
     setenv("AWS_REGION", "bad region", 1);
     CHECK(sp_s3_config_load(&c, NULL, NULL, &err) == SP_EINVAL);
     clear_env();
+}
+
+static void config_retry_env(void)
+{
+    struct sp_s3_config c;
+    struct sp_error err = {0};
+    clear_env();
+    setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "SK", 1);
+    CHECK_OK(sp_s3_config_load(&c, NULL, NULL, &err));
+    CHECK(c.timeout_s == 60 && c.attempts == 8);
+    setenv("SNAPPORT_S3_TIMEOUT", "2", 1);
+    setenv("SNAPPORT_S3_ATTEMPTS", "1", 1);
+    CHECK_OK(sp_s3_config_load(&c, NULL, NULL, &err));
+    CHECK(c.timeout_s == 2 && c.attempts == 1);
+    const char *bad[] = {"0", "-1", "2s", " 2", "3601", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("SNAPPORT_S3_TIMEOUT", bad[i], 1);
+        CHECK(sp_s3_config_load(&c, NULL, NULL, &err) == SP_EINVAL);
+        CHECK(strstr(err.msg, "SNAPPORT_S3_TIMEOUT") != NULL);
+    }
+    setenv("SNAPPORT_S3_TIMEOUT", "3600", 1);
+    setenv("SNAPPORT_S3_ATTEMPTS", "101", 1);
+    CHECK(sp_s3_config_load(&c, NULL, NULL, &err) == SP_EINVAL);
+    CHECK(strstr(err.msg, "SNAPPORT_S3_ATTEMPTS=101") != NULL);
+    clear_env();
+}
+
+/* Pages as radosgw 16.2 wrote them (tests/fuzz/corpus/s3_xml/, made by
+ * tests/fuzz/make_s3_seeds.py), cut to what matters. */
+static const char PARTS_PAGE[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListPartsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Bucket>seeds</Bucket><Key>a&amp;b&lt;c&gt;.xva</Key><UploadId>2~aP4iVh7z8UPqvZzJl4sedVJvKFntbLC</UploadId>"
+    "<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker><MaxParts>2</MaxParts>"
+    "<IsTruncated>true</IsTruncated><Owner><ID></ID><DisplayName></DisplayName></Owner>"
+    "<Part><LastModified>2026-12-06T05:03:06.257Z</LastModified><PartNumber>1</PartNumber>"
+    "<ETag>&quot;3535737966a02727799cb38a35deeda6&quot;</ETag><Size>5242880</Size></Part>"
+    "<Part><LastModified>2026-12-06T05:03:06.660Z</LastModified><PartNumber>2</PartNumber>"
+    "<ETag>&quot;9dd4e461268c8034f5c8564e155c67a6&quot;</ETag><Size>1</Size></Part></ListPartsResult>";
+
+static const char UPLOADS_PAGE[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListMultipartUploadsResult "
+    "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>seeds</Bucket>"
+    "<NextKeyMarker>a&amp;b&lt;c&gt;.xva</NextKeyMarker><NextUploadIdMarker>2~aP4iVh7z8UPqvZzJl4sedVJvKFntbLC"
+    "</NextUploadIdMarker><MaxUploads>1</MaxUploads><IsTruncated>true</IsTruncated><Upload>"
+    "<Key>a&amp;b&lt;c&gt;.xva</Key><UploadId>2~aP4iVh7z8UPqvZzJl4sedVJvKFntbLC</UploadId><Initiator><ID>test</ID>"
+    "</Initiator><StorageClass>STANDARD</StorageClass><Initiated>2026-12-06T05:03:05.828Z</Initiated></Upload>"
+    "</ListMultipartUploadsResult>";
+
+static void xml_pages(void)
+{
+    static char etags[SP_S3_PARTS_MAX][SP_S3_ETAG_MAX];
+    static uint64_t sizes[SP_S3_PARTS_MAX];
+    struct sp_s3_page pg;
+    sp_s3_xml_parts(PARTS_PAGE, etags, sizes, &pg);
+    CHECK(pg.truncated && strcmp(pg.next, "2") == 0);
+    CHECK(strcmp(etags[0], "3535737966a02727799cb38a35deeda6") == 0 && sizes[0] == 5242880);
+    CHECK(strcmp(etags[1], "9dd4e461268c8034f5c8564e155c67a6") == 0 && sizes[1] == 1);
+    CHECK(etags[2][0] == '\0' && sizes[2] == 0);
+    unsigned count = 3;
+    sp_s3_xml_uploads(UPLOADS_PAGE, &count, &pg);
+    CHECK(count == 4 && pg.truncated);
+    CHECK(strcmp(pg.next, "a&b<c>.xva") == 0 && strcmp(pg.next_id, "2~aP4iVh7z8UPqvZzJl4sedVJvKFntbLC") == 0);
+    /* the last page: IsTruncated false, no markers */
+    count = 0;
+    sp_s3_xml_uploads("<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>",
+                      &count, &pg);
+    CHECK(count == 0 && !pg.truncated && pg.next[0] == '\0' && pg.next_id[0] == '\0');
+}
+
+/* A part missing a field takes nothing from its neighbour; numbers out of
+ * range, unclosed tags and a text too long for its buffer give nothing. */
+static void xml_hostile(void)
+{
+    static char etags[SP_S3_PARTS_MAX][SP_S3_ETAG_MAX];
+    static uint64_t sizes[SP_S3_PARTS_MAX];
+    struct sp_s3_page pg;
+    sp_s3_xml_parts("<Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>"
+                    "<Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag><Size>7</Size></Part>"
+                    "<Part><PartNumber>0</PartNumber><ETag>x</ETag><Size>1</Size></Part>"
+                    "<Part><PartNumber>10001</PartNumber><ETag>x</ETag><Size>1</Size></Part>"
+                    "<Part><PartNumber>3</PartNumber><ETag>x</ETag><Size>-1</Size></Part>"
+                    "<Part><PartNumber>4</PartNumber><ETag>x</ETag><Size>5368709121</Size></Part>"
+                    "<Part><PartNumber>5</PartNumber><ETag>x</ETag><Size>1",
+                    etags, sizes, &pg);
+    CHECK(etags[0][0] == '\0' && strcmp(etags[1], "b") == 0 && sizes[1] == 7);
+    CHECK(etags[2][0] == '\0' && etags[3][0] == '\0' && etags[4][0] == '\0' && !pg.truncated);
+    char out[8];
+    sp_s3_xml_text("<Code>1234567890</Code>", "Code", out, sizeof out);
+    CHECK(out[0] == '\0');
+    sp_s3_xml_text("<Code>&amp;&lt;&gt;&apos;&bogus;</Code>", "Code", out, sizeof out);
+    CHECK(out[0] == '\0'); /* 11 bytes do not fit 8: nothing, not a cut text */
+    char big[32];
+    sp_s3_xml_text("<Code>&amp;&lt;&gt;&apos;&bogus;</Code>", "Code", big, sizeof big);
+    CHECK(strcmp(big, "&<>'&bogus;") == 0);
+    sp_s3_xml_text("<Code>open", "Code", big, sizeof big);
+    CHECK(big[0] == '\0');
+    sp_s3_xml_text(NULL, "Code", big, sizeof big);
+    CHECK(big[0] == '\0');
 }
 
 static void config_files(void)
@@ -226,4 +327,5 @@ static void resume_file(void)
 }
 
 TEST_MAIN({"part_sizes", part_sizes}, {"resume_file", resume_file}, {"url_parse", url_parse}, {"ini_get", ini_get}, {"config_env", config_env},
-          {"config_files", config_files}, {"error_words", error_words})
+          {"config_files", config_files}, {"error_words", error_words},
+          {"config_retry_env", config_retry_env}, {"xml_pages", xml_pages}, {"xml_hostile", xml_hostile})
