@@ -22,53 +22,19 @@ Skips (77) outside CI when the Ceph packages are missing.
 
 import os
 import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import ceph_rgw  # noqa: E402
 import sptest as T  # noqa: E402
+import s3proxy  # noqa: E402
+import s3test  # noqa: E402
 import storetest as ST  # noqa: E402
+from s3test import make_vm  # noqa: E402
 
-M = 1024 * 1024
+M = s3test.M
 BUCKET = "sp-archives"
-
-
-def make_vm(store, tmp, name, sizes):
-    disks = []
-    for i, mb in enumerate(sizes):
-        raw = os.path.join(tmp, "%s-%d.raw" % (name, i))
-        with open(raw, "wb") as f:
-            f.truncate(mb * M)
-            f.seek(M // 2)
-            f.write(os.urandom((mb - 1) * M))  # data and holes
-        disks.append("'%s,raw,xvd%s,rw'" % (raw, "abcd"[i]))
-    cfg = os.path.join(tmp, name + ".cfg")
-    with open(cfg, "w") as f:
-        f.write("name='%s'\nmemory=256\nvcpus=1\ndisk=[%s]\n" % (name, ",".join(disks)))
-    store.ok("vm", "create", "--config", cfg, "-q")
-
-
-class Ctx:
-    def __init__(self, s3, store, tmp):
-        self.s3, self.store, self.tmp = s3, store, tmp
-        self.env = s3.aws_env()
-        self.env["HOME"] = tmp  # no ~/.aws of the machine's
-
-    def sp(self, *args, env=None, timeout=60):
-        e = dict(self.env)
-        e.update(env or {})
-        return self.store.sp(*args, env=e, timeout=timeout)
-
-    def no_uploads_left(self, what):
-        left = self.s3.multipart_uploads(BUCKET)
-        T.check(left == [], "%s: multipart uploads left: %r" % (what, left))
-
-    def objects(self):
-        return self.s3.s3cmd("ls", "--recursive", "s3://%s/" % BUCKET)
 
 
 def round_trip(ctx, fmt, want):
@@ -130,73 +96,16 @@ def failures(ctx):
     ctx.no_uploads_left("failed imports")
 
 
-class FlakyProxy:
-    """A TCP proxy to rgw whose first connections fail: those in `drop` are
-    closed at once (curl: empty reply), those in `busy` answer 503. The
-    rest are passed through byte for byte (SigV4 signs the Host header the
-    client sent, which rgw gets unchanged)."""
-
-    def __init__(self, target, drop, busy):
-        self.target, self.drop, self.busy = target, set(drop), set(busy)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.endpoint = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.count = 0
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            threading.Thread(target=self.one, args=(c, self.count), daemon=True).start()
-
-    def one(self, c, n):
-        if n in self.drop:
-            c.close()
-            return
-        if n in self.busy:
-            c.recv(65536)
-            c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            c.close()
-            return
-        u = socket.create_connection(self.target)
-        for a, b in ((c, u), (u, c)):
-            threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pump(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.sock.close()
-
-
 def retries(ctx):
     """A dropped connection and a 503 are retried: the export through a
     flaky proxy completes and imports byte-identical."""
     host, port = ctx.s3.endpoint.split("://", 1)[1].split(":")
-    proxy = FlakyProxy((host, int(port)), drop=[1, 4], busy=[2, 5])
+    proxy = s3proxy.FaultProxy((host, int(port)), drop=[1, 4], busy=[2, 5])
     url = "s3://%s/vms/retried.xva" % BUCKET
     r = ctx.sp("export", "web", "-o", url, "--part-size", "5M", "--jobs", "2", "--endpoint", proxy.endpoint)
     proxy.close()
     if T.check(r.rc == 0, "export through a flaky proxy: %s" % r.describe()):
-        T.check(proxy.count > 5, "the proxy saw only %d connections" % proxy.count)
+        T.check(proxy.connections > 5, "the proxy saw only %d connections" % proxy.connections)
         r = ctx.sp("import", url, "--name", "web-retried")
         T.check(r.rc == 0 and ctx.store.disk_digests("web-retried") == ctx.store.disk_digests("web"),
                 "the export through a flaky proxy imports other disks: %s" % r.describe())
@@ -220,10 +129,7 @@ def interrupted(ctx):
     """SIGINT while parts go up: exit 130, the upload aborted, no object."""
     make_vm(ctx.store, ctx.tmp, "big", [96])
     url = "s3://%s/vms/big.xva" % BUCKET
-    e = dict(os.environ, **ctx.env)
-    e.pop("SNAPPORT_STORE", None)
-    p = subprocess.Popen([ctx.store.exe, "--store", ctx.store.dir, "export", "big", "-o", url, "--part-size",
-                          "5M", "--jobs", "1"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = ctx.popen("export", "big", "-o", url, "--part-size", "5M", "--jobs", "1")
     # wait until the upload has begun (an open multipart upload), then stop it
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and p.poll() is None and not ctx.s3.multipart_uploads(BUCKET):
@@ -239,13 +145,6 @@ def interrupted(ctx):
     ctx.no_uploads_left("interrupted export")
 
 
-def listmp_parts(ctx, url, upload_id):
-    """How many parts the server has of the upload."""
-    out = ctx.s3.s3cmd("listmp", url, upload_id, check=False)
-    # "LastModified PartNumber ETag Size", then one line per part
-    return len([l for l in out.splitlines()[1:] if len(l.split("\t")) >= 4])
-
-
 def resumed(ctx):
     """--resume-file: an export SIGKILLed mid-upload leaves the upload and
     the file; the same command again sends only the missing parts and the
@@ -253,20 +152,17 @@ def resumed(ctx):
     ctx.store.ok("snapshot", "create", "big", "--name", "big-snap", "-q")
     url = "s3://%s/vms/big-resume.xva" % BUCKET
     rf = os.path.join(ctx.tmp, "big.resume")
-    args = [ctx.store.exe, "--store", ctx.store.dir, "export", "big", "--snapshot", "big-snap", "-o", url,
-            "--part-size", "5M", "--jobs", "1", "--resume-file", rf]
-    e = dict(os.environ, **ctx.env)
-    e.pop("SNAPPORT_STORE", None)
-    p = subprocess.Popen(args, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = ["export", "big", "--snapshot", "big-snap", "-o", url, "--part-size", "5M", "--jobs", "1",
+            "--resume-file", rf]
+    p = ctx.popen(*args)
     # the resume file appears when the upload is created; then let it run in
     # short steps (stopped while s3cmd looks) until a few parts are up
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and p.poll() is None and not os.path.exists(rf):
         time.sleep(0.005)
     p.send_signal(signal.SIGSTOP)
-    with open(rf) as f:
-        upload_id = [l.split(" ", 1)[1].strip() for l in f if l.startswith("upload-id ")][0]
-    while time.monotonic() < deadline and p.poll() is None and listmp_parts(ctx, url, upload_id) < 3:
+    upload_id = s3test.upload_id(rf)
+    while time.monotonic() < deadline and p.poll() is None and ctx.parts(url, upload_id) < 3:
         p.send_signal(signal.SIGCONT)
         time.sleep(0.1)
         p.send_signal(signal.SIGSTOP)
@@ -274,12 +170,12 @@ def resumed(ctx):
         return
     p.kill()
     p.communicate(timeout=30)
-    had = listmp_parts(ctx, url, upload_id)
+    had = ctx.parts(url, upload_id)
     T.check(os.path.exists(rf), "no resume file after SIGKILL")
     T.check(len(ctx.s3.multipart_uploads(BUCKET)) == 1, "SIGKILL: expected the upload to stay open")
     T.check(url not in ctx.objects(), "an object after SIGKILL")
     t0 = time.monotonic()
-    r = ctx.sp(*args[3:])
+    r = ctx.sp(*args)
     print("resume: %d parts were up; %s (%.1f s)" % (had, r.out.strip(), time.monotonic() - t0))
     if not T.check(r.rc == 0, "resumed export: %s" % r.describe()):
         return
@@ -301,7 +197,7 @@ def main():
         store = ST.Store(exe, os.path.join(tmp, "store"), os.path.join(tmp, "scratch"))
         make_vm(store, tmp, "web", [4, 3])
         want = store.disk_digests("web")
-        ctx = Ctx(s3, store, tmp)
+        ctx = s3test.Ctx(s3, store, tmp, BUCKET)
         for fmt in ("xva", "ova"):
             round_trip(ctx, fmt, want)
         failures(ctx)

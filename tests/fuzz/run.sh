@@ -11,7 +11,7 @@ secs="${1:?usage: run.sh SECONDS [TARGET ...]}"
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(disk vhd_meta vmdk_stream ovf xva_xml manifest xlcfg archive)
+  targets=(disk vhd_meta vmdk_stream ovf xva_xml manifest xlcfg archive s3_xml)
 fi
 build="$root/build-fuzz"
 # Two run.sh may share the machine (half the targets each): the build tree

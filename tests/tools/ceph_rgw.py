@@ -5,6 +5,7 @@
         s3.tls_endpoint, s3.ca_file               # the same rgw over TLS (a self-signed
                                                   # certificate for 127.0.0.1)
         s3.s3cmd("mb", "s3://b")               # s3cmd against it
+        s3.stop_rgw(); s3.start_rgw_again()       # radosgw alone, same ports
 
 Everything lives under one fresh directory (config, keyrings, mon store, OSD,
 logs, sockets); ports are picked here (mon, rgw) and checked free before use:
@@ -72,8 +73,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def port_is_free(port):
+def port_is_free(port, reuse=False):
+    """Nobody listens on port (reuse: connections of a stopped listener
+    still in TIME_WAIT do not count, as for radosgw's SO_REUSEADDR bind)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -235,13 +240,49 @@ rgw gc processor period = 30
     def start_rgw(self, rgw_port):
         self.run("ceph", "-c", self.conf, "auth", "get-or-create", "client.rgw.a", "mon", "allow rw",
                  "osd", "allow rwx", "-o", self.path("client.rgw.a.keyring"))
-        p = self.spawn("rgw", "radosgw", "-c", self.conf, "-n", "client.rgw.a", "-f")
         self.endpoint = "http://127.0.0.1:%d" % rgw_port
+        self.spawn_rgw()
+
+    def spawn_rgw(self):
+        p = self.spawn("rgw", "radosgw", "-c", self.conf, "-n", "client.rgw.a", "-f")
 
         def anonymous_list():
             with urllib.request.urlopen(self.endpoint + "/", timeout=5) as r:
                 return b"ListAllMyBucketsResult" in r.read()
         self.wait("radosgw", anonymous_list, p)
+
+    def rgw_ports(self):
+        return [int(e.rsplit(":", 1)[1]) for e in (self.endpoint, self.tls_endpoint) if e]
+
+    def stop_rgw(self, kill=False):
+        """Stops radosgw alone (mon and the OSD stay, and the data with
+        them): SIGTERM (SIGKILL after STOP_TIMEOUT), or SIGKILL at once with
+        kill (a crash). Returns the seconds it took."""
+        t0 = time.monotonic()
+        rgw = [p for name, p in self.procs if name == "rgw" and p.poll() is None]
+        for p in rgw:
+            os.killpg(p.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        for p in rgw:
+            try:
+                p.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.procs = [(name, p) for name, p in self.procs if not (name == "rgw" and p in rgw)]
+        return time.monotonic() - t0
+
+    def start_rgw_again(self):
+        """radosgw again after stop_rgw(), on the same ports (checked free:
+        a stranger there would answer in its place). Returns the seconds
+        until it answers."""
+        t0 = time.monotonic()
+        deadline = t0 + STOP_TIMEOUT
+        while not all(port_is_free(p, reuse=True) for p in self.rgw_ports()):
+            if time.monotonic() > deadline:
+                raise ClusterError("radosgw's ports %s are still taken" % self.rgw_ports())
+            time.sleep(0.1)
+        self.spawn_rgw()
+        return time.monotonic() - t0
 
     def create_user(self):
         self.run("radosgw-admin", "-c", self.conf, "user", "create", "--uid=test", "--display-name=test",
