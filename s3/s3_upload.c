@@ -353,6 +353,19 @@ int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u
     return 0;
 }
 
+/* The abort failed too (the server stayed away past its retries): the
+ * message says what is left, so it can be aborted by hand or resumed. */
+static void left_behind(const struct sp_s3_uploader *up, struct sp_error *err)
+{
+    char msg[SP_ERROR_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    if (up->o.resume_file)
+        sp_error_set(err, err->code, "%s; not aborted: upload %s stays for --resume-file %s", msg, up->id,
+                     up->o.resume_file);
+    else
+        sp_error_set(err, err->code, "%s; not aborted: upload %s stays on the server", msg, up->id);
+}
+
 int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, struct sp_error *err)
 {
     pthread_mutex_lock(&up->mu);
@@ -376,6 +389,8 @@ int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, 
         struct sp_error e = {0};
         gone = sp_s3_upload_abort(up->main, up->id, &e) == 0;
         sp_cancel_resume();
+        if (!gone && rc < 0)
+            left_behind(up, err);
     }
     /* the upload is complete or gone: nothing to resume */
     if (up->o.resume_file && gone)

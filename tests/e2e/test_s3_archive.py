@@ -193,11 +193,9 @@ def main():
     exe, tmp = T.setup()
     t0 = time.monotonic()
     with ceph_rgw.Cluster(tmp) as s3:
-        s3.s3cmd("mb", "s3://" + BUCKET)
-        store = ST.Store(exe, os.path.join(tmp, "store"), os.path.join(tmp, "scratch"))
-        make_vm(store, tmp, "web", [4, 3])
-        want = store.disk_digests("web")
-        ctx = s3test.Ctx(s3, store, tmp, BUCKET)
+        ctx = s3test.start(s3, exe, tmp, BUCKET)
+        make_vm(ctx.store, tmp, "web", [4, 3])
+        want = ctx.store.disk_digests("web")
         for fmt in ("xva", "ova"):
             round_trip(ctx, fmt, want)
         failures(ctx)

@@ -183,15 +183,15 @@ def kills(ctx, want):
             had = ctx.parts(url, next(iter(ids)))
         p = proxy(ctx, rate=SLOW)
         proc = ctx.popen(*args, "--endpoint", p.endpoint)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None and not os.path.exists(rf):
-            time.sleep(0.01)
-        if i < 3:
-            time.sleep(rng.uniform(0.1, 2.5))
+        # a random moment after this run's first part began (the parts the
+        # server has are not sent again): 0.3-2.5 s is up to 3 parts
+        if i < 3 and wait_parts(p, 1, proc):
+            time.sleep(rng.uniform(0.3, 2.5))
             proc.kill()
         out, err = proc.communicate(timeout=60)
         p.close()
-        print("run %d: exit %s, %d parts sent, %s" % (i + 1, proc.returncode, p.seen["part"], out.decode().strip()))
+        print("run %d: exit %s, %d parts were up, %d sent, %s" % (i + 1, proc.returncode, had, p.seen["part"],
+                                                                 out.decode().strip()))
         if proc.returncode == 0:
             done = out.decode()
             if had:
@@ -213,12 +213,10 @@ def main():
     exe, tmp = T.setup()
     t0 = time.monotonic()
     with ceph_rgw.Cluster(tmp) as s3:
-        s3.s3cmd("mb", "s3://" + BUCKET)
-        store = ST.Store(exe, os.path.join(tmp, "store"), os.path.join(tmp, "scratch"))
-        s3test.make_vm(store, tmp, "mid", [24])
-        store.ok("snapshot", "create", "mid", "--name", "mid-snap", "-q")
-        want = store.disk_digests("mid")
-        ctx = s3test.Ctx(s3, store, tmp, BUCKET)
+        ctx = s3test.start(s3, exe, tmp, BUCKET)
+        s3test.make_vm(ctx.store, tmp, "mid", [24])
+        ctx.store.ok("snapshot", "create", "mid", "--name", "mid-snap", "-q")
+        want = ctx.store.disk_digests("mid")
         for case in (slowdown_and_stall, stall_always, corrupt_part, corrupt_get, rgw_restart, rgw_down, kills):
             t1 = time.monotonic()
             if case in (stall_always, corrupt_get, rgw_down):

@@ -52,6 +52,13 @@ def parse_head(head):
     return lines[0], fields
 
 
+def flipped(data, i):
+    """data with its byte i changed (if it has one: i may be out of it)."""
+    if 0 <= i < len(data):
+        return data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:]
+    return data
+
+
 class Closed(Exception):
     pass
 
@@ -208,10 +215,7 @@ class FaultProxy:
     def body(self, r, u, length, flip):
         off, t0 = 0, time.monotonic()
         while off < length:
-            data = r.chunk(min(length - off, 65536))
-            if 0 <= flip - off < len(data):
-                i = flip - off
-                data = data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:]
+            data = flipped(r.chunk(min(length - off, 65536)), flip - off)
             u.sendall(data)
             off += len(data)
             if self.rate:
@@ -240,10 +244,7 @@ class FaultProxy:
                 flip = length // 2 if status == 206 and length and self.take("corrupted get") else -1
                 off = 0
                 while off < length:
-                    data = r.chunk(length - off)
-                    if 0 <= flip - off < len(data):
-                        i = flip - off
-                        data = data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:]
+                    data = flipped(r.chunk(length - off), flip - off)
                     c.sendall(data)
                     off += len(data)
         except (Closed, OSError, ValueError, IndexError):

@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import sptest as T
+import storetest as ST
 
 M = 1024 * 1024
 
@@ -24,6 +25,14 @@ def make_vm(store, tmp, name, sizes):
     with open(cfg, "w") as f:
         f.write("name='%s'\nmemory=256\nvcpus=1\ndisk=[%s]\n" % (name, ",".join(disks)))
     store.ok("vm", "create", "--config", cfg, "-q")
+
+
+def start(s3, exe, tmp, bucket):
+    """The context of a test: the bucket made in the cluster s3, an empty
+    store under tmp."""
+    s3.s3cmd("mb", "s3://" + bucket)
+    store = ST.Store(exe, os.path.join(tmp, "store"), os.path.join(tmp, "scratch"))
+    return Ctx(s3, store, tmp, bucket)
 
 
 class Ctx:
