@@ -37,7 +37,7 @@ import storetest as ST  # noqa: E402
 
 BUCKET = "sp-faults"
 PARTS = ("--part-size", "5M")
-SLOW = 6 << 20  # bytes/s per connection through the throttling proxy: ~4 s for "mid"
+SLOW = 6 << 20  # bytes/s per connection through the throttling proxy: ~3 s for "mid"
 # a request rgw took and will never answer (it was stopping) waits this
 # long, not 60 s, before it is sent again
 RESTART_ENV = {"SNAPPORT_S3_TIMEOUT": "5"}
@@ -156,7 +156,7 @@ def rgw_down(ctx):
         proc.kill()
         return
     ctx.s3.stop_rgw(kill=True)
-    time.sleep(3)  # the parts' 2 attempts are long over; the abort is retrying
+    time.sleep(2)  # the parts' 2 attempts are long over; the abort is retrying
     still = proc.poll() is None
     ctx.s3.start_rgw_again()
     out, err = proc.communicate(timeout=60)
@@ -184,9 +184,9 @@ def kills(ctx, want):
         p = proxy(ctx, rate=SLOW)
         proc = ctx.popen(*args, "--endpoint", p.endpoint)
         # a random moment after this run's first part began (the parts the
-        # server has are not sent again): 0.3-2.5 s is up to 3 parts
+        # server has are not sent again): 0.3-2 s is up to 2 parts
         if i < 3 and wait_parts(p, 1, proc):
-            time.sleep(rng.uniform(0.3, 2.5))
+            time.sleep(rng.uniform(0.3, 2.0))
             proc.kill()
         out, err = proc.communicate(timeout=60)
         p.close()
@@ -214,7 +214,7 @@ def main():
     t0 = time.monotonic()
     with ceph_rgw.Cluster(tmp) as s3:
         ctx = s3test.start(s3, exe, tmp, BUCKET)
-        s3test.make_vm(ctx.store, tmp, "mid", [24])
+        s3test.make_vm(ctx.store, tmp, "mid", [17])  # 4 parts of 5 MiB
         ctx.store.ok("snapshot", "create", "mid", "--name", "mid-snap", "-q")
         want = ctx.store.disk_digests("mid")
         for case in (slowdown_and_stall, stall_always, corrupt_part, corrupt_get, rgw_restart, rgw_down, kills):
