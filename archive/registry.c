@@ -17,6 +17,7 @@
 #include "archive/ova.h"
 #include "base/sniff.h"
 #include "base/util.h"
+#include "disk/registry.h"
 
 /* A tar header: the member's name is its first 100 bytes. */
 #define TAR_HEADER 512u
@@ -135,6 +136,27 @@ int sp_archive_bid_file(const char *path, int *score, struct sp_error *err)
     return rc;
 }
 
+/* The bytes of a disk image where only the XVA reader's "anything else"
+ * bid: libarchive would say no more than "Unrecognized archive format".
+ * Say what they are; from a stream (a pipe, S3) convert cannot take one
+ * either, as every format but raw is read by seeking (a VHD's footer and
+ * BAT, qcow2's tables). A raw image looks like anything: left to the
+ * reader. */
+static int refuse_disk_image(const struct sp_archive_reader *r, struct sp_error *err)
+{
+    struct sp_probe p = {.head = r->in->head, .head_len = r->in->head_len};
+    const struct sp_disk_driver *drv = sp_disk_probe(&p);
+    if (strcmp(drv->name, "raw") == 0)
+        return SP_OK;
+    struct stat st;
+    if (fstat(r->in->fd, &st) == 0 && S_ISREG(st.st_mode))
+        return sp_error_set(err, SP_EUNSUPPORTED, "%s: a %s disk image, not an archive (`snapport convert` "
+                            "wraps one in an XVA or OVA)", r->label, drv->name);
+    return sp_error_set(err, SP_EUNSUPPORTED, "%s: a %s disk image, not an archive; convert takes a disk image "
+                        "from a file only, not from a pipe or S3 (%s is read by seeking: download it first)",
+                        r->label, drv->name, drv->name);
+}
+
 /* The format given (checked against the input), else the best bid. */
 static int choose(struct sp_archive_reader *r, const char *format, struct sp_error *err)
 {
@@ -149,7 +171,7 @@ static int choose(struct sp_archive_reader *r, const char *format, struct sp_err
         r->format = sp_archive_bid_best(&b);
         if (!r->format)
             return sp_error_set(err, SP_EFORMAT, "%s: not an archive snapport reads (xva or ova)", r->label);
-        return SP_OK;
+        return r->in && r->format->bid(&b) <= SP_ARCHIVE_BID_FALLBACK ? refuse_disk_image(r, err) : SP_OK;
     }
     r->format = reader_find(format);
     if (!r->format)

@@ -1,6 +1,6 @@
-/* s3://BUCKET/KEY as an archive's output or input (cli/cli_s3.h): the
- * export writes into an uploader's pipe, import, verify and info read from
- * a downloader's (s3/s3_stream.h). */
+/* s3://BUCKET/KEY as an archive's output or input (cli/cli_s3.h): export
+ * and convert write into an uploader's pipe, import, verify, info and
+ * convert read from a downloader's (s3/s3_stream.h). */
 #include "cli/cli_s3.h"
 
 #include <stdio.h>
@@ -72,6 +72,8 @@ int cli_s3_export_close(struct cli *c, const char *url, struct sp_s3_uploader *u
     struct sp_error e = {0};
     unsigned reused = 0;
     int urc = sp_s3_uploader_finish(up, rc == SP_OK, &reused, &e);
+    if (urc == 0 && rc == SP_OK && c->json)
+        json_key_uint("resumed_parts", reused);
     if (reused && urc == 0 && rc == SP_OK)
         cli_say(c, "%s: resumed: %u parts were on the server already\n", url, reused);
     if (urc < 0) /* the upload's failure, or it caused the writer's */
@@ -85,6 +87,16 @@ int cli_s3_input_opts(const struct cli_args *a, const char *path)
     if (!sp_s3_is_url(path) && (cli_opt(a, "--jobs") || cli_opt(a, "--endpoint") || cli_opt(a, "--ca-bundle")))
         return cli_usage_error("--jobs, --endpoint and --ca-bundle are for s3://BUCKET/KEY");
     return parse_jobs(a, &jobs);
+}
+
+int cli_s3_convert_opts(const struct cli_args *a, const char *in, const char *out, struct sp_s3_upload_opts *o)
+{
+    if (sp_s3_is_url(out)) /* its --jobs, --endpoint and --ca-bundle serve an s3:// IN too */
+        return cli_s3_export_opts(a, out, o);
+    memset(o, 0, sizeof *o);
+    if (cli_opt(a, "--part-size") || cli_opt(a, "--resume-file"))
+        return cli_usage_error("--part-size and --resume-file are for an s3://BUCKET/KEY OUT");
+    return cli_s3_input_opts(a, in);
 }
 
 int cli_s3_input_open(const struct cli_args *a, const char *url, struct cli_s3_input *in, struct sp_error *err)

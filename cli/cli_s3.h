@@ -1,6 +1,7 @@
-/* The S3 side of export, import, verify and info: an s3://BUCKET/KEY
- * given where a file would be. Options: --endpoint, --ca-bundle, --jobs,
- * and for export --part-size (cli/commands.c). */
+/* The S3 side of export, import, verify, info and convert: an
+ * s3://BUCKET/KEY given where a file would be. Options: --endpoint,
+ * --ca-bundle, --jobs, and for an output --part-size and --resume-file
+ * (cli/commands.c). */
 #ifndef SP_CLI_S3_H
 #define SP_CLI_S3_H
 
@@ -14,9 +15,16 @@ int cli_s3_export_opts(const struct cli_args *a, const char *out, struct sp_s3_u
 int cli_s3_export_open(const struct cli_args *a, const char *url, const struct sp_s3_upload_opts *o, int *fd,
                        struct sp_s3_uploader **up, struct sp_error *err);
 /* Closes fd and completes the upload (rc: the export's status) or aborts
- * it; returns the final status, err the cause. */
+ * it; returns the final status, err the cause. A completed upload says
+ * how many parts a resumed one found on the server: a line unless none,
+ * and with --json "resumed_parts" (0 too) in the object being written. */
 int cli_s3_export_close(struct cli *c, const char *url, struct sp_s3_uploader *up, int fd, int rc,
                         struct sp_error *err);
+
+/* convert's: --part-size and --resume-file need an s3:// OUT; --jobs,
+ * --endpoint and --ca-bundle an s3:// IN or OUT, and serve both (usage
+ * errors print themselves). */
+int cli_s3_convert_opts(const struct cli_args *a, const char *in, const char *out, struct sp_s3_upload_opts *o);
 
 struct cli_s3_input {
     const char *url;

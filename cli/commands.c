@@ -230,14 +230,21 @@ const struct cli_cmd CLI_COMMANDS[] = {
       {NULL, NULL, NULL, NULL}}},
     {"convert", cmd_convert, "IN OUT", 2, "an XVA as an OVA, an OVA as an XVA, or a disk image as either",
      "Converts between XVA and OVA without a store, or wraps a disk image (VHD, VMDK, qcow2, raw) in a VM of "
-     "one disk. The format is --format, else OUT's extension (any case; --format must agree with it); - is "
-     "stdin or stdout (to OVA, IN must be a file).",
-     "snapport convert web.xva web.ova\nsnapport convert disk.qcow2 disk.xva --name web --memory 2G --vcpus 2",
+     "one disk. The format is --format, else OUT's extension (any case; --format must agree with it). IN and "
+     "OUT are each a file, - (stdin, stdout) or s3://BUCKET/KEY: an S3 OUT is uploaded as it is written and "
+     "appears only when complete, as export's. A disk image must be a file: from - or S3 it is refused (its "
+     "format is read by seeking).",
+     "snapport convert web.xva web.ova\nsnapport convert disk.qcow2 disk.xva --name web --memory 2G --vcpus 2\n"
+     "snapport convert s3://backups/web.xva s3://backups/web.ova",
      {{"--format", NULL, "xva|ova", "OUT's format (else from its extension)"},
-      FORCE_OPT,
+      {"--force", NULL, NULL, "replace OUT (a file or an S3 object) if it exists (else it is an error)"},
       {"--name", NULL, "NAME", "a disk image's VM: its name (default: the file's)"},
       {"--memory", NULL, "SIZE", "a disk image's VM: its memory (default 1G)"},
       {"--vcpus", NULL, "N", "a disk image's VM: its vCPUs (default 1)"},
+      {"--part-size", NULL, "SIZE", "S3 OUT: a fixed part size, 5M..5G (default 16M, doubling every 1000 parts)"},
+      {"--resume-file", NULL, "FILE", "S3 OUT: note the upload here; a run killed before it could abort is "
+                                      "resumed by the next with this FILE"},
+      S3_OPTS,
       {NULL, NULL, NULL, NULL}}},
     {"help", cmd_help_run, "[COMMAND]", 2, "the commands, or one command's help",
      "Without a COMMAND, the list of commands; with one, its synopsis, options and examples.",

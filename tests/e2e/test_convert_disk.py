@@ -11,6 +11,9 @@ Cases:
             equals the raw source byte for byte.
   bad       a text file and a missing file: exit 3, one error line, no
             output left in the folder.
+  stream    a VHD piped into `convert -`: exit 3, one line saying it is a
+            disk image, which convert takes from a file only; no output.
+            `import` of the VHD file: one line saying it is a disk image.
 """
 
 import os
@@ -135,6 +138,25 @@ def case_bad():
         T.check(sorted(os.listdir(d)) == ["notes.txt"], "convert of %s left %s" % (what, os.listdir(d)))
 
 
+def case_stream(st, raw):
+    """A disk image from a pipe: convert cannot seek in it, so it refuses,
+    one line saying why (not libarchive's "Unrecognized archive format");
+    import of a disk image file says it is one."""
+    d = os.path.join(TMP, "stream")
+    os.makedirs(d)
+    vhd = os.path.join(d, "web.vhd")
+    T.sp_ok(EXE, "disk", "flatten", raw, "-o", vhd)
+    out = os.path.join(d, "out.xva")
+    with open(vhd, "rb") as f:
+        p = subprocess.run([EXE, "convert", "-", out], capture_output=True, timeout=60,
+                           input=f.read())
+    r = T.Result(["convert", "-", out], p.returncode, p.stdout.decode(), p.stderr.decode())
+    S.expect_failure(r, "convert of a VHD from a pipe", 3, ["stdin"], ["vhd disk image", "from a file only"])
+    T.check(sorted(os.listdir(d)) == ["web.vhd"], "convert from a pipe left %s" % os.listdir(d))
+    r = st.sp("import", vhd)
+    S.expect_failure(r, "import of a VHD file", 3, [vhd], ["vhd disk image, not an archive", "convert"])
+
+
 def main():
     global EXE, TMP
     EXE, TMP = T.setup()
@@ -143,6 +165,7 @@ def main():
     want = make_raw(raw)
     case_formats(st, raw, want)
     case_bad()
+    case_stream(st, raw)
     T.finish("test_convert_disk")
 
 

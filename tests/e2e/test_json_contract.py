@@ -207,6 +207,12 @@ def case_archives(vm):
     T.check(j["output"] == ova and j["format"] == "ova" and os.path.exists(ova), "convert: %r" % j)
     fail("convert", 2, xva, "-", store=False)
     fail("convert", 3, path("none.xva"), path("n.ova"), store=False)
+    # the S3 options need an s3:// OUT (--part-size) or IN or OUT (--endpoint); an upload's
+    # resumed_parts is checked against the schema by tests/e2e/test_s3_convert.py (it needs Ceph)
+    j = fail("convert", 2, xva, path("p.ova"), "--part-size", "5M", store=False)
+    T.check("--part-size" in j.get("error", "") and "resumed_parts" not in j, "convert --part-size: %r" % j)
+    fail("convert", 2, xva, path("p.ova"), "--endpoint", "http://127.0.0.1:9", store=False)
+    T.check(not os.path.exists(path("p.ova")), "a refused convert left its output")
 
 
 def case_help():
