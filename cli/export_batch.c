@@ -83,7 +83,7 @@ bool cli_export_is_batch(const struct cli_args *a)
         return false;
     if (sp_s3_is_url(out))
         return s3_prefix(out);
-    return out[strlen(out) - 1] == '/' || is_dir(out);
+    return (*out && out[strlen(out) - 1] == '/') || is_dir(out);
 }
 
 static int parse_parallel(const char *s, int *n)
