@@ -195,7 +195,8 @@ const struct cli_cmd CLI_COMMANDS[] = {
      "snapport export web -o web.xva --compress zstd\nsnapport export web --snapshot nightly -o - | ssh backup "
      "'cat > web.xva'\nsnapport export --all -o s3://backups/nightly/ -j 2\nsnapport export web db -o backup/ "
      "--name-template '{name}-{date}.{ext}'",
-     {{"--output", "-o", "OUT", "the archive (.xva or .ova), or - for stdout"},
+     {{"--output", "-o", "OUT", "the archive (.xva or .ova), - for stdout; a batch's DIR/ or "
+                                "s3://BUCKET/PREFIX/"},
       {"--snapshot", NULL, "SNAPSHOT", "export this snapshot of VM"},
       {"--format", NULL, "xva|ova", "the archive's format (else from OUT's extension)"},
       {"--compress", NULL, "none|gzip|zstd", "XVA: compress the whole stream"},
