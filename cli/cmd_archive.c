@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive/par_compress.h"
 #include "cli/cli.h"
 #include "cli/cli_s3.h"
+#include "cli/export.h"
 #include "exporter/export.h"
 #include "base/outfile.h"
 #include "base/util.h"
@@ -80,31 +82,93 @@ static int parse_compress(const char *s, enum sp_xva_compress *c)
     return EXIT_OK_;
 }
 
+int cli_export_parse(const struct cli_args *a, const char *out, struct cli_export *x)
+{
+    const char *comp = cli_opt(a, "--compress");
+    int rc;
+    x->force = cli_flag(a, "--force");
+    if ((rc = parse_digest(cli_opt(a, "--digest"), &x->o)) != EXIT_OK_ ||
+        (rc = parse_compress(comp, &x->o.compress)) != EXIT_OK_ ||
+        (rc = parse_ova_opts(cli_opt(a, "--ovf-version"), cli_opt(a, "--sign"), cli_opt(a, "--cert"), &x->o)) !=
+            EXIT_OK_ ||
+        (rc = parse_level(cli_opt(a, "--level"), &x->o)) != EXIT_OK_)
+        return rc;
+    if (x->o.format == SP_ARCHIVE_OVA && comp)
+        return cli_usage_error("--compress is for XVA (an OVA's VMDK grains are deflated already)");
+    if ((rc = cli_s3_export_opts(a, out, &x->s3o)) != EXIT_OK_)
+        return rc;
+    x->s3o.replace = x->force;
+    return EXIT_OK_;
+}
+
+/* The archive into fd, then the output completed or removed. */
+static int export_to(struct cli *c, const struct cli_args *a, struct cli_export *x, const char *out,
+                     struct cli_progress *bar, uint64_t *bytes, struct sp_store *s, struct sp_error *err)
+{
+    struct sp_s3_uploader *up = NULL;
+    bool to_s3 = sp_s3_is_url(out), to_stdout = strcmp(out, "-") == 0, to_file = !to_s3 && !to_stdout;
+    struct sp_outfile of = {.fd = -1};
+    int fd = STDOUT_FILENO;
+    int rc = to_stdout ? SP_OK : to_s3 ? cli_s3_export_open(a, out, &x->s3o, &fd, &up, err)
+                                       : sp_outfile_open(&of, out, x->force, err);
+    if (to_file)
+        fd = of.fd;
+    /* an OVA's compressed disks wait beside the output (the same space);
+     * for S3 in $TMPDIR */
+    char spool[4096];
+    x->o.spool_dir = to_file ? cli_dir_of(out, spool, sizeof spool) : NULL;
+    x->o.prog = cli_progress_hook(bar);
+    if (rc == SP_OK)
+        rc = sp_export(s, &x->o, fd, err);
+    struct stat st;
+    if (rc == SP_OK && to_file && fstat(fd, &st) == 0)
+        *bytes = (uint64_t)st.st_size;
+    if (up)
+        rc = cli_s3_export_close(c, out, up, fd, rc, err);
+    else if (to_file && rc == SP_OK)
+        rc = sp_outfile_commit(&of, err);
+    else if (to_file)
+        sp_outfile_abort(&of);
+    return rc;
+}
+
+int cli_export_one(struct cli *c, const struct cli_args *a, struct cli_export *x, const char *out,
+                   struct cli_progress *bar, uint64_t *bytes, struct sp_error *err)
+{
+    *bytes = 0;
+    struct sp_store *s;
+    /* the hold (temporary snapshot, pins) needs the write lock for a moment; the stream none */
+    int rc = sp_store_open(c->store, SP_STORE_WRITE, "export", &s, err);
+    if (rc != SP_OK)
+        return rc;
+    rc = export_to(c, a, x, out, bar, bytes, s, err);
+    sp_store_close(s);
+    /* A write that failed (a full disk, a closed pipe) is reported by the
+     * archive writer as "write: <why>": only this command knows the file
+     * it writes to. Name the output, as every failure names its file. */
+    const char *label = strcmp(out, "-") == 0 ? "stdout" : out;
+    if (rc == SP_EIO && !strstr(err->msg, label))
+        sp_error_prefix(err, "%s", label);
+    return rc;
+}
+
 int cmd_export(struct cli *c, const struct cli_args *a)
 {
-    const char *snap = cli_opt(a, "--snapshot"), *out_s = cli_opt(a, "--output"), *fmt = cli_opt(a, "--format");
-    const char *comp = cli_opt(a, "--compress"), *dig = cli_opt(a, "--digest");
-    const char *ovfv = cli_opt(a, "--ovf-version"), *key = cli_opt(a, "--sign"), *cert = cli_opt(a, "--cert");
-    const char *level = cli_opt(a, "--level");
-    bool force = cli_flag(a, "--force");
+    if (cli_export_is_batch(a))
+        return cli_export_batch(c, a);
+    const char *snap = cli_opt(a, "--snapshot"), *out_s = cli_opt(a, "--output");
     const char *const *pos = a->pos;
     int rc;
     if (a->npos != 1 || !out_s)
-        return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout)");
-    struct sp_export_opts o = {.vm = pos[0], .snapshot = snap};
+        return cli_usage_error("export: needs VM and -o OUT (or -o - for stdout, -o DIR/ for a batch)");
+    if (cli_opt(a, "--name-template") || cli_opt(a, "--parallel"))
+        return cli_usage_error("export: --name-template and --parallel are for a batch (-o DIR/ or "
+                               "s3://BUCKET/PREFIX/)");
+    struct cli_export x = {.o = {.vm = pos[0], .snapshot = snap}};
     struct sp_error err;
-    if ((rc = cli_archive_format("export", out_s, fmt, &o.format)) != EXIT_OK_ ||
-        (rc = parse_digest(dig, &o)) != EXIT_OK_ || (rc = parse_compress(comp, &o.compress)) != EXIT_OK_ ||
-        (rc = parse_ova_opts(ovfv, key, cert, &o)) != EXIT_OK_ || (rc = parse_level(level, &o)) != EXIT_OK_)
+    if ((rc = cli_archive_format("export", out_s, cli_opt(a, "--format"), &x.o.format)) != EXIT_OK_ ||
+        (rc = cli_export_parse(a, out_s, &x)) != EXIT_OK_)
         return rc;
-    if (o.format == SP_ARCHIVE_OVA && comp)
-        return cli_usage_error("--compress is for XVA (an OVA's VMDK grains are deflated already)");
-    struct sp_s3_upload_opts s3o;
-    if ((rc = cli_s3_export_opts(a, out_s, &s3o)) != EXIT_OK_)
-        return rc;
-    s3o.replace = force;
-    struct sp_s3_uploader *up = NULL;
-    bool to_s3 = sp_s3_is_url(out_s);
     bool to_stdout = strcmp(out_s, "-") == 0;
     if (to_stdout && c->json)
         return cli_usage_error("export: -o - and --json both want stdout");
@@ -112,40 +176,12 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         sp_error_set(&err, SP_EINVAL, "export: refusing to write an archive to a terminal (redirect stdout)");
         return cli_fail(&err);
     }
-    struct sp_store *s;
-    /* the hold (temporary snapshot, pins) needs the write lock for a moment; the stream none */
-    if ((rc = cli_store_open(c, SP_STORE_WRITE, "export", &s)) != EXIT_OK_)
-        return rc;
-    struct sp_outfile out = {.fd = -1};
-    int fd = STDOUT_FILENO;
-    rc = to_stdout ? SP_OK : to_s3 ? cli_s3_export_open(a, out_s, &s3o, &fd, &up, &err)
-                                   : sp_outfile_open(&out, out_s, force, &err);
-    if (!to_stdout && !to_s3)
-        fd = out.fd;
-    /* an OVA's compressed disks wait beside the output (the same space);
-     * for S3 in $TMPDIR */
-    char spool[4096];
-    if (!to_stdout && !to_s3)
-        o.spool_dir = cli_dir_of(out_s, spool, sizeof spool);
-    struct cli_progress *bar = rc == SP_OK ? cli_progress_start(c, "export") : NULL;
+    struct cli_progress *bar = cli_progress_start(c, "export");
     struct sp_notes notes = {0};
-    o.prog = cli_progress_hook(bar);
-    o.notes = &notes;
-    if (rc == SP_OK)
-        rc = sp_export(s, &o, fd, &err);
+    x.o.notes = &notes;
+    uint64_t bytes;
+    rc = cli_export_one(c, a, &x, out_s, bar, &bytes, &err);
     cli_progress_finish(bar);
-    if (up)
-        rc = cli_s3_export_close(c, out_s, up, fd, rc, &err);
-    else if (!to_stdout && !to_s3 && rc == SP_OK)
-        rc = sp_outfile_commit(&out, &err);
-    else if (!to_stdout && !to_s3)
-        sp_outfile_abort(&out);
-    sp_store_close(s);
-    /* A write that failed (a full disk, a closed pipe) is reported by the
-     * archive writer as "write: <why>": only this command knows the file
-     * it writes to. Name the output, as every failure names its file. */
-    if (rc == SP_EIO && !strstr(err.msg, to_stdout ? "stdout" : out_s))
-        sp_error_prefix(&err, "%s", to_stdout ? "stdout" : out_s);
     if (rc != SP_OK) {
         sp_notes_free(&notes);
         return cli_fail(&err);
@@ -155,7 +191,7 @@ int cmd_export(struct cli *c, const struct cli_args *a)
         json_key_string("vm", pos[0]);
         json_key_string("snapshot", snap);
         json_key_string("output", out_s);
-        json_key_string("format", o.format == SP_ARCHIVE_OVA ? "ova" : "xva");
+        json_key_string("format", x.o.format == SP_ARCHIVE_OVA ? "ova" : "xva");
     }
     if (!to_stdout)
         cli_say(c, "%s: exported to %s\n", pos[0], out_s);

@@ -9,7 +9,7 @@
 #define S3_OPTS                                                                                              \
     {"--endpoint", NULL, "URL", "S3: the server (default $AWS_ENDPOINT_URL, else AWS); addressed path-style"}, \
         {"--ca-bundle", NULL, "FILE", "S3: trust these CA certificates (TLS is always verified)"},          \
-        {"--jobs", NULL, "N", "S3: requests in flight (default 4)"}
+        {"--jobs", NULL, "N", "S3: requests in flight per archive (default 4; -j is export's --parallel)"}
 
 const struct cli_group CLI_GROUPS[] = {
     {"disk", "disk images (VHD chains, VMDK, qcow2, raw) without a store"},
@@ -182,14 +182,21 @@ const struct cli_cmd CLI_COMMANDS[] = {
      "it finds one.",
      "snapport --store /srv/snapport store check", {{NULL, NULL, NULL, NULL}}},
 
-    {"export", cmd_export, "VM -o OUT", 1, "a VM or snapshot as an XVA or an OVA",
+    {"export", cmd_export, "VM... -o OUT", CLI_POS_MAX, "VMs or a snapshot as XVA or OVA archives",
      "Writes the VM (or --snapshot) as an archive: an XVA (XenServer, XCP-ng) or an OVA (OVF and "
      "streamOptimized VMDKs). A VM is exported from a temporary snapshot, so it may change meanwhile. The "
      "format is --format, else OUT's extension (any case; --format must agree with it); -o - writes to stdout. "
-     "OUT appears only when complete. What an OVA leaves out (a memory image, a NIC model) is said on stderr.",
+     "OUT appears only when complete. What an OVA leaves out (a memory image, a NIC model) is said on stderr. "
+     "Several VMs, --all, or an OUT that is a folder (DIR/) or an S3 prefix (s3://BUCKET/PREFIX/) make a "
+     "batch: one archive per VM named by --name-template (default {name}-{uuid}.{ext}; {name} with '/', "
+     "control characters and a leading '.' as '_'; {date} is the run's UTC YYYYMMDD; format --format, "
+     "default xva), --parallel VMs at once, each exported as alone; a VM named twice is exported once. A "
+     "failed VM does not stop the others; a summary follows; exit 1 when any failed.",
      "snapport export web -o web.xva --compress zstd\nsnapport export web --snapshot nightly -o - | ssh backup "
-     "'cat > web.xva'",
-     {{"--output", "-o", "OUT", "the archive (.xva or .ova), or - for stdout"},
+     "'cat > web.xva'\nsnapport export --all -o s3://backups/nightly/ -j 2\nsnapport export web db -o backup/ "
+     "--name-template '{name}-{date}.{ext}'",
+     {{"--output", "-o", "OUT", "the archive (.xva or .ova), - for stdout; a batch's DIR/ or "
+                                "s3://BUCKET/PREFIX/"},
       {"--snapshot", NULL, "SNAPSHOT", "export this snapshot of VM"},
       {"--format", NULL, "xva|ova", "the archive's format (else from OUT's extension)"},
       {"--compress", NULL, "none|gzip|zstd", "XVA: compress the whole stream"},
@@ -202,9 +209,12 @@ const struct cli_cmd CLI_COMMANDS[] = {
                              "gzip 1..12 (default 6), zstd 1..19 (default 3)"},
       {"--part-size", NULL, "SIZE", "S3: a fixed part size, 5M..5G (default 16M, doubling every 1000 parts)"},
       {"--resume-file", NULL, "FILE", "S3: note the upload here; a run killed before it could abort is "
-                                      "resumed by the next with this FILE"},
+                                      "resumed by the next with this FILE (not in a batch)"},
       S3_OPTS,
       FORCE_OPT,
+      {"--all", NULL, NULL, "batch: every VM of the store"},
+      {"--parallel", "-j", "N", "batch: VMs exported at once (default 1; --jobs is each upload's requests)"},
+      {"--name-template", NULL, "TEMPLATE", "batch: the archives' names, from {name} {uuid} {date} {ext}"},
       {NULL, NULL, NULL, NULL}}},
     {"import", cmd_import, "ARCHIVE", 1, "an XVA, OVA or OVF as a new VM",
      "Reads an .xva, an .ova, an .ovf (or its folder) or - (stdin), checks every checksum while it reads, and "

@@ -11,8 +11,8 @@
 struct cli;
 struct cli_args;
 
-#define CLI_OPTS_MAX 16
-#define CLI_POS_MAX 4
+#define CLI_OPTS_MAX 24
+#define CLI_POS_MAX 64 /* export VM... takes many; more: --all */
 
 /* An option. arg is NULL for a flag; else the value's placeholder, which
  * also tells the completion what to offer: "a|b|c" offers those words,

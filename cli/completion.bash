@@ -100,5 +100,10 @@ _snapport() {
     fi
     local -a kinds
     read -r -a kinds <<<"$(_snapport_positionals "$cmd")"
-    _snapport_complete_kind "${kinds[${#pos[@]}]}" "${pos[0]}"
+    kind=${kinds[${#pos[@]}]}
+    # "VM...": the last kind repeats
+    if [[ -z $kind && ${#kinds[@]} -gt 0 && ${kinds[${#kinds[@]} - 1]} == *... ]]; then
+        kind=${kinds[${#kinds[@]} - 1]}
+    fi
+    _snapport_complete_kind "${kind%...}" "${pos[0]}"
 } && complete -F _snapport snapport

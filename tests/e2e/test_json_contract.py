@@ -203,6 +203,7 @@ def case_archives(vm):
     j = ok("import", xva, "--name", "back")
     T.check(j["uuid"] in [v["uuid"] for v in ok("vm list")["vms"]] and j["archive"] == xva, "import: %r" % j)
     fail("import", 3, path("bad.xva"))
+    case_batch()
     j = ok("convert", xva, ova, store=False)
     T.check(j["output"] == ova and j["format"] == "ova" and os.path.exists(ova), "convert: %r" % j)
     fail("convert", 2, xva, "-", store=False)
@@ -213,6 +214,22 @@ def case_archives(vm):
     T.check("--part-size" in j.get("error", "") and "resumed_parts" not in j, "convert --part-size: %r" % j)
     fail("convert", 2, xva, path("p.ova"), "--endpoint", "http://127.0.0.1:9", store=False)
     T.check(not os.path.exists(path("p.ova")), "a refused convert left its output")
+
+
+def case_batch():
+    """export --all -o DIR/: the batch shape, all ok, then all failing (their outputs exist)."""
+    os.mkdir(path("batch"))
+    names = sorted(v["name"] for v in ok("vm list")["vms"])
+    j = ok("export", "--all", "-o", path("batch") + "/", "-j", "2")
+    got = sorted(e["vm"] for e in j.get("exports", []))
+    T.check(got == names and j["failed"] == 0 and j["format"] == "xva", "export --all: %r" % j)
+    for e in j.get("exports", []):
+        T.check(e["ok"] and e["bytes"] == os.path.getsize(e["output"]), "export --all: %r" % e)
+    j = fail("export", 1, "--all", "-o", path("batch"))  # a folder without '/': still a batch; all exist
+    T.check(j.get("failed") == len(names) and all("exists" in e["error"] for e in j.get("exports", [])),
+            "export --all over existing archives: %r" % j)
+    fail("export", 2, "--all", "-o", "-")
+    fail("export", 3, "--all", "-o", path("nodir") + "/")
 
 
 def case_help():

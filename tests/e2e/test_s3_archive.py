@@ -130,14 +130,9 @@ def interrupted(ctx):
     make_vm(ctx.store, ctx.tmp, "big", [96])
     url = "s3://%s/vms/big.xva" % BUCKET
     p = ctx.popen("export", "big", "-o", url, "--part-size", "5M", "--jobs", "1")
-    # wait until the upload has begun (an open multipart upload), then stop it
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and p.poll() is None and not ctx.s3.multipart_uploads(BUCKET):
-        time.sleep(0.05)
-    time.sleep(0.3)
-    if not T.check(p.poll() is None, "the export ended before SIGINT (rc %s): too fast to test" % p.returncode):
+    # once the upload has begun (an open multipart upload)
+    if not T.signal_when_ready(p, lambda: ctx.s3.multipart_uploads(BUCKET), signal.SIGINT, "the export", settle=0.3):
         return
-    p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     print("interrupted: exit %s, %r" % (p.returncode, err.decode("utf-8", "replace").strip()))
     T.check(p.returncode == 130, "export after SIGINT: exit %s, stderr %r" % (p.returncode, err))

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 TIMEOUT = 20  # seconds per snapport call
 FAILURES = []
@@ -180,6 +181,20 @@ def same_bytes(actual, expected, what):
 
 def rand_bytes(rng, n):
     return bytes(rng.getrandbits(8) for _ in range(n)) if n < 4096 else rng.randbytes(n)
+
+
+def signal_when_ready(p, ready, sig, what, timeout=30, settle=0.2):
+    """Sends sig to the running process p once ready() holds (or after
+    timeout) and settle seconds more; False (a failed check) when p had
+    ended before, too fast to be caught."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None and not ready():
+        time.sleep(0.02)
+    time.sleep(settle)
+    if not check(p.poll() is None, "%s ended before the signal (rc %s): too fast to test" % (what, p.returncode)):
+        return False
+    p.send_signal(sig)
+    return True
 
 
 def need_tool(name):

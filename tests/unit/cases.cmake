@@ -34,3 +34,5 @@ sp_unit_test(par_compress gzip_empty gzip_one_block gzip_many_blocks gzip_determ
              zstd_round_trip zstd_deterministic output_fails abandoned levels)
 sp_unit_test(s3 part_sizes resume_file url_parse ini_get config_env config_files error_words config_retry_env
   xml_pages xml_hostile)
+sp_unit_test(export_name safe_name template_check name_fields name_refused)
+target_link_libraries(test_export_name PRIVATE snapport_cli) # cli/export_name.c
