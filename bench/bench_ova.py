@@ -60,16 +60,17 @@ def run(argv, ok=(0,)):
     return r
 
 
-def make_disk(path, regions):
-    """DISK bytes of raw, REGION-sized regions spread over it, kind r % 3:
-    random (windows of gen_data's 32 MiB pool), text (gen_data's log-like
-    corpus), zeros written as data."""
+def make_disk(path, regions, size=DISK, stride=21 * M):
+    """`size` bytes of raw (default DISK), REGION-sized regions `stride`
+    apart (each shifted by a few 64 KiB), kind r % 3: random (windows of
+    gen_data's 32 MiB pool), text (gen_data's log-like corpus), zeros
+    written as data."""
     pool = memoryview(gen_data.make_pool())
     text = memoryview(gen_data.make_text())
     with open(path, "wb") as f:
-        f.truncate(DISK)
+        f.truncate(size)
         for r in range(regions):
-            f.seek(r * 21 * M + (r % 7) * 64 * 1024)
+            f.seek(r * stride + (r % 7) * 64 * 1024)
             kind = r % 3
             if kind == 0:
                 f.write(gen_data.random_piece(pool, r, REGION))
