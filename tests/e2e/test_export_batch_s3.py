@@ -6,7 +6,8 @@ against a real radosgw (tests/tools/ceph_rgw.py).
   printed (the batch's uploads overlap; the issue wants it faster); the
   bucket then lists exactly batch/NAME-UUID.xva for every VM (UUIDs from
   `vm list --json`); one of them imports back byte-identical (disk flatten
-  + sha256 of both); the JSON lists every export ok, bytes null (S3).
+  + sha256 of both); the JSON lists every export ok, bytes null (S3), and
+  both batches' documents are as docs/json-schema.json says.
 - The same batch again with one object deleted: exit 1, 7 VMs fail with
   "exists" and the deleted one is uploaded again (it lists again).
 - After each run no multipart upload is left.
@@ -74,6 +75,7 @@ def main():
         print("8 VMs to S3: one after another %.2f s, export --all -j 2 %.2f s" % (serial, batch))
         j = json.loads(r.out) if r.out.strip() else {}
         T.check(r.rc == 0 and j.get("failed") == 0, "export --all to S3: %s" % r.describe())
+        T.json_schema_check(j, "export --all to S3 --json")
         for e in j.get("exports", []):
             T.check(e["ok"] and e["bytes"] is None and e["output"] == "s3://%s/batch/%s-%s.xva"
                     % (BUCKET, e["vm"], vms[e["vm"]]), "export --all to S3: %r" % e)
@@ -91,6 +93,7 @@ def main():
                      json_out=True)
         j = json.loads(r.out) if r.out.strip() else {}
         by = {e["vm"]: e for e in j.get("exports", [])}
+        T.json_schema_check(j, "a batch over existing objects --json")
         T.check(r.rc == 1 and j.get("failed") == NVMS - 1 and by.get("vm5", {}).get("ok"),
                 "a batch over existing objects: %s" % r.describe())
         T.check(all("exists" in e["error"] for n, e in by.items() if n != "vm5"), "failed for why? %r" % by)

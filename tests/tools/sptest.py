@@ -256,3 +256,20 @@ def pyvhdi_read(out, *paths):
         check(False, "pyvhdi could not read %s: %s" % (paths, r.describe()))
         return None
     return read_file(out)
+
+
+def json_schema_check(doc, what):
+    """Checks doc (a --json document) against docs/json-schema.json; in CI
+    python3-jsonschema must be there, elsewhere its absence skips this."""
+    try:
+        import jsonschema
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            fatal("CI: python3-jsonschema is not installed")
+        return True
+    if not hasattr(json_schema_check, "validator"):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "json-schema.json")
+        with open(path) as f:
+            json_schema_check.validator = jsonschema.Draft202012Validator(json.load(f))
+    errs = [e.message for e in json_schema_check.validator.iter_errors(doc)]
+    return check(not errs, "%s: not as docs/json-schema.json says: %s" % (what, "; ".join(errs[:3])))
