@@ -16,7 +16,7 @@
 struct part {
     unsigned number;
     uint8_t *buf;
-    size_t len;
+    size_t len, cap;             /* bytes in buf, and its size */
     struct part *next;
 };
 
@@ -37,6 +37,9 @@ struct sp_s3_uploader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct part *head, *tail;    /* parts waiting for a worker */
+    struct part *spare;          /* uploaded parts whose buffers the reader reuses: a buffer
+                                    of 32 MiB or more would come fresh from the kernel, zeroed
+                                    page by page, every time; never more than jobs + 1 in all */
     unsigned inflight;           /* parts read and not yet uploaded */
     unsigned nparts;             /* parts read so far */
     bool eof, failed, stop;
@@ -82,9 +85,9 @@ static struct part *take_part(struct sp_s3_uploader *up)
 
 static void part_done(struct sp_s3_uploader *up, struct part *p)
 {
-    free(p->buf);
-    free(p);
     pthread_mutex_lock(&up->mu);
+    p->next = up->spare;
+    up->spare = p;
     up->inflight--;
     pthread_cond_broadcast(&up->cv);
     pthread_mutex_unlock(&up->mu);
@@ -176,6 +179,39 @@ static void queue_part(struct sp_s3_uploader *up, struct part *p)
     pthread_mutex_unlock(&up->mu);
 }
 
+static void part_free(struct part *p)
+{
+    if (p)
+        free(p->buf);
+    free(p);
+}
+
+/* A part of size bytes: a spare one if it is large enough (the sizes only
+ * grow), else a new one; NULL: no memory. */
+static struct part *part_get(struct sp_s3_uploader *up, size_t size)
+{
+    pthread_mutex_lock(&up->mu);
+    struct part *p = up->spare;
+    if (p)
+        up->spare = p->next;
+    pthread_mutex_unlock(&up->mu);
+    if (p && p->cap < size) {
+        part_free(p);
+        p = NULL;
+    }
+    if (!p && (p = calloc(1, sizeof *p)) != NULL) {
+        p->cap = size;
+        if ((p->buf = malloc(size)) == NULL) {
+            free(p);
+            p = NULL;
+        }
+    }
+    if (!p)
+        return NULL;
+    p->next = NULL;
+    return p;
+}
+
 /* Reads part n; 1 queued (more may follow), 0 the stream ended, <0 failed. */
 static int next_part(struct sp_s3_uploader *up, unsigned n)
 {
@@ -187,14 +223,12 @@ static int next_part(struct sp_s3_uploader *up, unsigned n)
         return -1;
     }
     size_t size = (size_t)sp_s3_part_size(&up->o, n), got = 0;
-    struct part *p = calloc(1, sizeof *p);
-    uint8_t *buf = p ? malloc(size) : NULL;
-    int rc = buf ? read_part(up->rfd, buf, size, &got, &e)
-                 : sp_error_set(&e, SP_ENOMEM, "s3://%s/%s: no memory for a part of %zu bytes", up->u.bucket,
-                                up->u.key, size);
+    struct part *p = part_get(up, size);
+    int rc = p ? read_part(up->rfd, p->buf, size, &got, &e)
+               : sp_error_set(&e, SP_ENOMEM, "s3://%s/%s: no memory for a part of %zu bytes", up->u.bucket,
+                              up->u.key, size);
     if (rc < 0 || (got == 0 && n > 1)) {
-        free(buf);
-        free(p);
+        part_free(p);
         if (rc < 0)
             fail(up, &e);
         pthread_mutex_lock(&up->mu);
@@ -202,7 +236,8 @@ static int next_part(struct sp_s3_uploader *up, unsigned n)
         pthread_mutex_unlock(&up->mu);
         return rc < 0 ? -1 : 0;
     }
-    *p = (struct part){.number = n, .buf = buf, .len = got};
+    p->number = n;
+    p->len = got;
     queue_part(up, p);
     return got < size ? 0 : 1;
 }
@@ -231,6 +266,10 @@ static void uploader_free(struct sp_s3_uploader *up)
     if (up->rfd >= 0)
         close(up->rfd);
     sp_s3_free(up->main);
+    for (struct part *p = up->spare, *next; p; p = next) {
+        next = p->next;
+        part_free(p);
+    }
     free(up->etags);
     free(up->have);
     free(up->have_sizes);
