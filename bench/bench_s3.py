@@ -301,9 +301,11 @@ class Bench:
             self.make_vm(store, n, 2 * a.vm_mib * M, a.vm_mib * M)
         print("\nc) %d VMs of %d MiB virtual, %d MiB written each (own store); set up in %.1f s"
               % (a.vms, 2 * a.vm_mib, a.vm_mib, time.perf_counter() - t0), flush=True)
-        seq = " && ".join("%s --store %s -q export %s -o s3://%s/seq/%s.xva" % (self.exe, store, n, BUCKET, n)
-                          for n in names)
-        batch = [self.exe, "--store", store, "-q", "export", "--all", "-o", "s3://%s/batch/" % BUCKET, "-j", "2"]
+        jobs = ["--jobs", str(a.s3_jobs)] if a.s3_jobs else []
+        print("  each upload with %s" % ("--jobs %d" % a.s3_jobs if a.s3_jobs else "the default --jobs"), flush=True)
+        seq = " && ".join("%s --store %s -q export %s -o s3://%s/seq/%s.xva %s"
+                          % (self.exe, store, n, BUCKET, n, " ".join(jobs)) for n in names)
+        batch = [self.exe, "--store", store, "-q", "export", "--all", "-o", "s3://%s/batch/" % BUCKET, "-j", "2"] + jobs
         r = self.run(batch, ok=(0, 2))
         if r.returncode == 2:
             print("  SKIPPED: the batch form was refused: %s" % r.stderr.strip().splitlines()[-1], flush=True)
@@ -343,6 +345,7 @@ def main():
     ap.add_argument("--big-data-mib", type=int, default=3072, help="b) MiB written on it")
     ap.add_argument("--vms", type=int, default=8)
     ap.add_argument("--vm-mib", type=int, default=256, help="c) MiB written per VM")
+    ap.add_argument("--s3-jobs", type=int, default=0, help="c) each upload's --jobs (default: snapport's)")
     ap.add_argument("--memstore-gib", type=int, default=8, help="the OSD's RAM cap")
     ap.add_argument("--no-gzip", action="store_true", help="a) without the --compress gzip variant")
     ap.add_argument("--no-import", action="store_true", help="b) without the import")
