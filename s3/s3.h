@@ -109,6 +109,13 @@ void sp_s3_free(struct sp_s3 *s);
 
 /* The object's size. A missing object is SP_ENOTFOUND. */
 int sp_s3_head(struct sp_s3 *s, uint64_t *size, struct sp_error *err);
+/* The ETag of the last answer (after sp_s3_head: the object's); "" if it
+ * had none. */
+const char *sp_s3_etag(const struct sp_s3 *s);
+/* Later GETs read only the object whose ETag this is (If-Match): an object
+ * replaced meanwhile fails them (412, "replaced while it was being read"),
+ * so a reader never gets a mix of two versions. NULL or "": any version. */
+void sp_s3_pin_etag(struct sp_s3 *s, const char *etag);
 /* Reads len bytes at off into buf; *got < len only at the object's end. */
 int sp_s3_get_range(struct sp_s3 *s, uint64_t off, void *buf, size_t len, size_t *got, struct sp_error *err);
 

@@ -42,6 +42,7 @@ struct sp_s3 {
     uint8_t *sink;       /* a ranged GET's body goes here */
     size_t sink_cap, sink_len;
     char etag[SP_S3_ETAG_MAX];
+    char if_match[SP_S3_ETAG_MAX]; /* GETs read only this version of the object; "": any */
 };
 
 struct req {
@@ -89,6 +90,7 @@ static const struct code_words CODE_WORDS[] = {
     {"EntityTooLarge", "the object is larger than the server allows"},
     {"InvalidPart", "a part is missing or its ETag differs"},
     {"InvalidRange", "the range is past the object's end"},
+    {"PreconditionFailed", "the object was replaced while it was being read"},
     {"QuotaExceeded", "quota exceeded"},
     {"SlowDown", "the server asks to slow down"},
     {"InternalError", "the server failed"},
@@ -298,6 +300,8 @@ static int make_headers(const struct sp_s3 *s, const struct req *r, struct curl_
         snprintf(range, sizeof range, "bytes=%s", r->range);
         rc |= append_header(h, "Range", range);
     }
+    if (s->if_match[0] && strcmp(r->method, "GET") == 0)
+        rc |= append_header(h, "If-Match", s->if_match);
     /* not curl's form type on a POST */
     rc |= append_header(h, "Content-Type", "application/octet-stream");
     return rc ? SP_ENOMEM : 0;
@@ -470,6 +474,13 @@ int sp_s3_head(struct sp_s3 *s, uint64_t *size, struct sp_error *err)
         return sp_error_set(err, SP_EFORMAT, "s3://%s/%s: head: no Content-Length", s->u.bucket, s->u.key);
     *size = (uint64_t)len;
     return 0;
+}
+
+const char *sp_s3_etag(const struct sp_s3 *s) { return s->etag; }
+
+void sp_s3_pin_etag(struct sp_s3 *s, const char *etag)
+{
+    snprintf(s->if_match, sizeof s->if_match, "%s", etag ? etag : "");
 }
 
 int sp_s3_get_range(struct sp_s3 *s, uint64_t off, void *buf, size_t len, size_t *got, struct sp_error *err)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@ struct sp_s3_downloader {
     struct sp_s3_config c;
     struct sp_s3_url u;
     uint64_t size;
+    char etag[SP_S3_ETAG_MAX]; /* HEAD's: every ranged GET reads this version (If-Match) */
     uint64_t nchunks;
     int wfd;                 /* the pipe's write end */
     unsigned jobs, nworkers;
@@ -103,6 +105,8 @@ static void *worker(void *arg)
     struct sp_error e = {0};
     uint8_t *buf = malloc(SP_S3_GET_CHUNK);
     int rc = buf ? sp_s3_new(&d->c, &d->u, &s, &e) : sp_error_set(&e, SP_ENOMEM, "s3: out of memory");
+    if (rc == 0)
+        sp_s3_pin_etag(s, d->etag);
     for (uint64_t k = j->index; rc == 0 && k < d->nchunks; k += d->jobs)
         rc = one_chunk(d, s, k, buf, &e);
     /* a reader that stopped early (EPIPE) or another worker's failure is not ours to report */
@@ -174,6 +178,8 @@ int sp_s3_downloader_start(const struct sp_s3_config *c, const struct sp_s3_url 
     int rc = sp_s3_new(c, u, &s, err);
     if (rc == 0)
         rc = sp_s3_head(s, &d->size, err);
+    if (rc == 0)
+        snprintf(d->etag, sizeof d->etag, "%s", sp_s3_etag(s));
     sp_s3_free(s);
     if (rc == 0 && pipe2(pfd, O_CLOEXEC) != 0)
         rc = sp_error_errno(err, errno, "s3://%s/%s: pipe", u->bucket, u->key);

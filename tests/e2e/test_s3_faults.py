@@ -11,6 +11,9 @@ retries happened.
   client sends it again from its buffer, the object imports byte-identical.
 - A ranged GET's body corrupted in flight: import and verify fail (the
   archive's own checksums), one line naming the URL, nothing imported.
+- The object replaced (s3cmd put) while verify reads it slowly: the ranged
+  GETs ask for the HEAD's ETag (If-Match), rgw answers 412, and verify
+  fails with one line naming the URL, never reading a mix of two objects.
 - radosgw restarted (SIGTERM, start again on the same port) during a slow
   export: the retries ride it out, the object imports byte-identical.
 - radosgw down longer than the retry budget (SNAPPORT_S3_ATTEMPTS=2): the
@@ -112,6 +115,29 @@ def corrupt_get(ctx):
         print("corrupted GET, %s: %s" % (cmd[0], r.err.strip()))
         ST.expect_failure(r, "%s of an object corrupted in flight" % cmd[0], rc, [url], ["mismatch"])
     T.check(ctx.store.vms() == before, "an import of a corrupted object registered a VM")
+
+
+def replaced_while_read(ctx):
+    """The object is replaced between two ranged GETs of one verify."""
+    url = "s3://%s/replaced.xva" % BUCKET
+    r = ctx.sp("export", "mid", "-o", url, *PARTS)
+    if not T.check(r.rc == 0, "export for the replace case: %s" % r.describe()):
+        return
+    other = os.path.join(ctx.tmp, "other.bin")
+    with open(other, "wb") as f:
+        f.write(os.urandom(1 << 20))
+    p = proxy(ctx, get_rate=4 << 20)  # 17 MiB in 8 MiB ranges: about 2 s each
+    proc = ctx.popen("verify", url, "--endpoint", p.endpoint, "--jobs", "1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None and p.seen["get"] < 1:
+        time.sleep(0.02)
+    ctx.s3.s3cmd("put", other, url)  # while the first range is still coming
+    out, err = proc.communicate(timeout=120)
+    p.close()
+    r = T.Result(["verify", url], proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    print("replaced while read: GETs %d, %s" % (p.seen["get"], r.err.strip()))
+    T.check(p.seen["get"] >= 2, "verify made %d ranged GETs: the replacement fell after the last" % p.seen["get"])
+    ST.expect_failure(r, "verify of an object replaced while read", 3, [url], ["replaced while it was being read"])
 
 
 def wait_parts(p, n, proc, timeout=30):
@@ -217,9 +243,10 @@ def main():
         s3test.make_vm(ctx.store, tmp, "mid", [17])  # 4 parts of 5 MiB
         ctx.store.ok("snapshot", "create", "mid", "--name", "mid-snap", "-q")
         want = ctx.store.disk_digests("mid")
-        for case in (slowdown_and_stall, stall_always, corrupt_part, corrupt_get, rgw_restart, rgw_down, kills):
+        for case in (slowdown_and_stall, stall_always, corrupt_part, corrupt_get, replaced_while_read, rgw_restart,
+                     rgw_down, kills):
             t1 = time.monotonic()
-            if case in (stall_always, corrupt_get, rgw_down):
+            if case in (stall_always, corrupt_get, replaced_while_read, rgw_down):
                 case(ctx)
             else:
                 case(ctx, want)

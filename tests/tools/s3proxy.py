@@ -3,7 +3,7 @@ for the S3 tests (stdlib only).
 
     p = s3proxy.FaultProxy(("127.0.0.1", port), drop={1}, busy={2},
                            slowdown=3, stall=1, corrupt_parts=1, corrupt_gets=1,
-                           rate=8 << 20)
+                           rate=8 << 20, get_rate=4 << 20)
     ... snapport --endpoint p.endpoint ...
     p.seen["part"], p.counts["slowdown"], p.counts["corrupted part"] ...
     p.close()
@@ -24,6 +24,7 @@ single requests can be hit:
   rate           request bodies are passed at most this many bytes/s per
                  connection (a slow link: an upload lasts long enough to be
                  interrupted)
+  get_rate       the same for the bodies of 206 answers (a slow download)
 seen counts requests by kind ("part", "get", "other"); counts what the
 proxy did, rgw's answers to parts by status ("part 400": a corrupted part
 refused) and connections rgw refused ("rgw down").
@@ -91,12 +92,12 @@ class Reader:
 
 
 class FaultProxy:
-    def __init__(self, target, drop=(), busy=(), slowdown=0, stall=0, corrupt_parts=0, corrupt_gets=0, rate=0):
+    def __init__(self, target, drop=(), busy=(), slowdown=0, stall=0, corrupt_parts=0, corrupt_gets=0, rate=0, get_rate=0):
         self.target = target
         self.drop, self.busy = set(drop), set(busy)
         self.budget = {"slowdown": slowdown, "stall": stall, "corrupted part": corrupt_parts,
                        "corrupted get": corrupt_gets}
-        self.rate = rate
+        self.rate, self.get_rate = rate, get_rate
         self.seen = collections.Counter()
         self.counts = collections.Counter()
         self.lock = threading.Lock()
@@ -242,11 +243,14 @@ class FaultProxy:
                     return
                 length = 0 if method == "HEAD" or status in (204, 304) else int(fields.get("content-length", "0"))
                 flip = length // 2 if status == 206 and length and self.take("corrupted get") else -1
-                off = 0
+                rate = self.get_rate if status == 206 else 0
+                off, t0 = 0, time.monotonic()
                 while off < length:
-                    data = flipped(r.chunk(length - off), flip - off)
+                    data = flipped(r.chunk(min(length - off, 65536) if rate else length - off), flip - off)
                     c.sendall(data)
                     off += len(data)
+                    if rate and off / rate > time.monotonic() - t0:
+                        time.sleep(off / rate - (time.monotonic() - t0))
         except (Closed, OSError, ValueError, IndexError):
             pass
         self.shut(c, u)
