@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cancel.h"
 #include "base/util.h"
 
 static int load(const struct cli_args *a, const char *url, struct sp_s3_config *c, struct sp_s3_url *u,
@@ -70,14 +71,21 @@ int cli_s3_export_close(struct cli *c, const char *url, struct sp_s3_uploader *u
 {
     close(fd);
     struct sp_error e = {0};
-    unsigned reused = 0;
-    int urc = sp_s3_uploader_finish(up, rc == SP_OK, &reused, &e);
+    struct sp_s3_finish f;
+    int urc = sp_s3_uploader_finish(up, rc == SP_OK, &f, &e);
     if (urc == 0 && rc == SP_OK && c->json)
-        json_key_uint("resumed_parts", reused);
-    if (reused && urc == 0 && rc == SP_OK)
-        cli_say(c, "%s: resumed: %u parts were on the server already\n", url, reused);
+        json_key_uint("resumed_parts", f.reused);
+    if (f.reused && urc == 0 && rc == SP_OK)
+        cli_say(c, "%s: resumed: %u parts were on the server already\n", url, f.reused);
     if (urc < 0) /* the upload's failure, or it caused the writer's */
         *err = e;
+    if (f.left[0] && sp_cancel_signal()) /* a stop's line says what it left */
+        sp_error_set(err, SP_ECANCELED, "interrupted by %s; %s", sp_cancel_name(sp_cancel_signal()), f.left);
+    else if (f.left[0]) { /* the failure, and what it left there */
+        char msg[SP_ERROR_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        sp_error_set(err, err->code, "%s; %s", msg, f.left);
+    }
     return urc < 0 ? urc : rc;
 }
 

@@ -40,11 +40,15 @@ int cli_usage_error(const char *fmt, ...)
 
 int cli_fail(const struct sp_error *err)
 {
-    /* Stopped by a signal: whatever failed on the way out is its echo.
-     * The shell's status for a death by that signal, 128 + its number. */
+    /* Stopped by a signal: whatever failed on the way out is its echo,
+     * unless the stop itself says more (what it left on a server). The
+     * shell's status for a death by that signal, 128 + its number. */
     int sig = sp_cancel_signal();
     if (sig) {
-        cli_error("interrupted by %s", sp_cancel_name(sig));
+        if (err->code == SP_ECANCELED && strncmp(err->msg, "interrupted by ", 15) == 0)
+            error_line(err->msg);
+        else
+            cli_error("interrupted by %s", sp_cancel_name(sig));
         return 128 + sig;
     }
     /* One line, whatever the message holds. */

@@ -96,9 +96,12 @@ void sp_s3_free(struct sp_s3 *s);
  * XAmzContentSHA256Mismatch), waits doubling from SP_S3_RETRY_WAIT_MS up to
  * SP_S3_RETRY_WAIT_MAX_MS: about 12.6 s of waiting in all, enough for a
  * restarted server. An abort, the last chance to free an upload's parts,
- * waits out about 25 s. */
+ * waits out about 25 s of a server that is down, and gives up on one that
+ * does not answer after SP_S3_ABORT_BUDGET_TIMEOUTS timeouts in all. */
 #define SP_S3_ATTEMPTS 8
 #define SP_S3_ABORT_ATTEMPTS 12
+#define SP_S3_ABORT_BUDGET_TIMEOUTS 2
+#define SP_S3_ABORT_BUDGET_MIN_S 30
 #define SP_S3_RETRY_WAIT_MS 200
 #define SP_S3_RETRY_WAIT_MAX_MS 3200
 #define SP_S3_ATTEMPTS_MAX 100

@@ -48,6 +48,7 @@ struct sp_s3 {
 struct req {
     const char *op;       /* for messages: "upload part 3" */
     unsigned attempts;    /* 0: the configuration's */
+    unsigned budget_s;    /* 0: none; else all attempts and waits end within it */
     const char *method;   /* GET HEAD PUT POST DELETE */
     const char *query;    /* "" or "uploadId=..." (names in byte order) */
     bool bucket_only;     /* the bucket's address, not the object's */
@@ -324,7 +325,7 @@ static void set_method(CURL *c, const struct req *r)
     }
 }
 
-static void set_options(struct sp_s3 *s, const struct req *r, const char *url, struct curl_slist *h)
+static void set_options(struct sp_s3 *s, const struct req *r, const char *url, struct curl_slist *h, long left_ms)
 {
     CURL *c = s->curl;
     char sigv4[SP_S3_FIELD_MAX + 32];
@@ -341,6 +342,8 @@ static void set_options(struct sp_s3 *s, const struct req *r, const char *url, s
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->c.timeout_s);
+    if (left_ms > 0) /* a server that takes the request and never answers */
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, left_ms);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (s->c.ca_bundle[0])
@@ -378,9 +381,9 @@ static bool transient_status(const struct sp_s3 *s, const struct req *r)
 }
 
 /* One attempt: curl's status, the answer in s. */
-static CURLcode attempt(struct sp_s3 *s, const struct req *r, const char *url, struct curl_slist *h)
+static CURLcode attempt(struct sp_s3 *s, const struct req *r, const char *url, struct curl_slist *h, long left_ms)
 {
-    set_options(s, r, url, h);
+    set_options(s, r, url, h, left_ms);
     s->status = 0;
     s->resp_len = 0;
     s->resp[0] = '\0';
@@ -397,6 +400,23 @@ static void nap_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* What is left of r's budget at the next attempt after a wait of wait_ms:
+ * 0 for no budget, <0 for none left. */
+static long budget_left_ms(const struct req *r, long start_ms, long wait_ms)
+{
+    if (!r->budget_s)
+        return 0;
+    long left = (long)r->budget_s * 1000L - (now_ms() - start_ms) - wait_ms;
+    return left > 0 ? left : -1;
 }
 
 static int request_error(struct sp_s3 *s, const struct req *r, CURLcode rc, struct sp_error *err)
@@ -425,14 +445,18 @@ static int perform(struct sp_s3 *s, const struct req *r, struct sp_error *err)
     CURLcode rc = CURLE_OK;
     long wait = SP_S3_RETRY_WAIT_MS;
     unsigned attempts = r->attempts ? r->attempts : s->c.attempts;
+    long start = now_ms();
     for (unsigned i = 0; i < attempts; i++) {
+        long left = budget_left_ms(r, start, i > 0 ? wait : 0);
+        if (left < 0)
+            break;
         if (i > 0) {
             nap_ms(wait);
             wait = wait * 2 > SP_S3_RETRY_WAIT_MAX_MS ? SP_S3_RETRY_WAIT_MAX_MS : wait * 2;
         }
         if (sp_cancel_check(err) != 0)
             break;
-        rc = attempt(s, r, url, h);
+        rc = attempt(s, r, url, h, left);
         if (rc == CURLE_OK && !transient_status(s, r))
             break;
         if (rc != CURLE_OK && !transient_curl(rc))
@@ -563,10 +587,23 @@ int sp_s3_upload_abort(struct sp_s3 *s, const char *id, struct sp_error *err)
 {
     char q[3 * SP_S3_UPLOAD_ID_MAX + 16];
     upload_query("", id, q, sizeof q);
-    /* the last chance to free the parts: it waits out a longer outage */
+    /* the last chance to free the parts: it waits out a longer outage, but
+     * not a server that takes requests and never answers (12 attempts of
+     * the low-speed timeout were 12 minutes) */
     unsigned attempts = s->c.attempts > SP_S3_ABORT_ATTEMPTS ? s->c.attempts : SP_S3_ABORT_ATTEMPTS;
-    struct req r = {.op = "abort multipart upload", .method = "DELETE", .query = q, .attempts = attempts};
-    return perform(s, &r, err);
+    unsigned budget = SP_S3_ABORT_BUDGET_TIMEOUTS * s->c.timeout_s;
+    if (budget < SP_S3_ABORT_BUDGET_MIN_S)
+        budget = SP_S3_ABORT_BUDGET_MIN_S;
+    struct req r = {.op = "abort multipart upload", .method = "DELETE", .query = q, .attempts = attempts,
+                    .budget_s = budget};
+    int rc = perform(s, &r, err);
+    /* an attempt that timed out here may have been carried out there: the
+     * upload is gone either way */
+    if (rc == SP_ENOTFOUND) {
+        sp_error_clear(err);
+        return 0;
+    }
+    return rc;
 }
 
 void sp_s3_md5_hex(const void *buf, size_t len, char out[33])

@@ -52,12 +52,17 @@ struct sp_s3_uploader;
  * threads; *fd is the pipe's write end, the caller's to write and close. */
 int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u, const struct sp_s3_upload_opts *o,
                          int *fd, struct sp_s3_uploader **out, struct sp_error *err);
+/* What an upload came to, besides its error. */
+struct sp_s3_finish {
+    unsigned reused;         /* parts a resumed upload did not send again */
+    char left[SP_ERROR_MAX]; /* "" or what stays on the server (the abort failed too) */
+};
+
 /* After the writer closed *fd: ok (the writer succeeded) completes the
  * upload if every part went up; otherwise, or on any upload error, the
- * upload is aborted. Frees up. err gets the upload's own error if it had
- * one. */
-int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, struct sp_error *err);
-/* *reused: how many parts a resumed upload did not send again. */
+ * upload is aborted. Frees up. <0 with err: the upload's own error, the
+ * cause of the writer's if it failed. */
+int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, struct sp_s3_finish *out, struct sp_error *err);
 
 /* The resume file: 1 read (id, *part_size), 0 there is none, <0 an error
  * (another URL's file, not a resume file). */

@@ -392,21 +392,19 @@ int sp_s3_uploader_start(const struct sp_s3_config *c, const struct sp_s3_url *u
     return 0;
 }
 
-/* The abort failed too (the server stayed away past its retries): the
- * message says what is left, so it can be aborted by hand or resumed. */
-static void left_behind(const struct sp_s3_uploader *up, struct sp_error *err)
+/* The abort failed too (the server stayed away past its retries): what is
+ * left, so it can be aborted by hand or resumed. */
+static void left_behind(const struct sp_s3_uploader *up, char *out, size_t sz)
 {
-    char msg[SP_ERROR_MAX];
-    snprintf(msg, sizeof msg, "%s", err->msg);
     if (up->o.resume_file)
-        sp_error_set(err, err->code, "%s; not aborted: upload %s stays for --resume-file %s", msg, up->id,
-                     up->o.resume_file);
+        snprintf(out, sz, "not aborted: upload %s stays for --resume-file %s", up->id, up->o.resume_file);
     else
-        sp_error_set(err, err->code, "%s; not aborted: upload %s stays on the server", msg, up->id);
+        snprintf(out, sz, "not aborted: upload %s stays on the server", up->id);
 }
 
-int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, struct sp_error *err)
+int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, struct sp_s3_finish *out, struct sp_error *err)
 {
+    memset(out, 0, sizeof *out);
     pthread_mutex_lock(&up->mu);
     up->stop = !ok;
     pthread_cond_broadcast(&up->cv);
@@ -428,14 +426,13 @@ int sp_s3_uploader_finish(struct sp_s3_uploader *up, bool ok, unsigned *reused, 
         struct sp_error e = {0};
         gone = sp_s3_upload_abort(up->main, up->id, &e) == 0;
         sp_cancel_resume();
-        if (!gone && rc < 0)
-            left_behind(up, err);
     }
+    if (!gone)
+        left_behind(up, out->left, sizeof out->left);
     /* the upload is complete or gone: nothing to resume */
     if (up->o.resume_file && gone)
         unlink(up->o.resume_file);
-    if (reused)
-        *reused = up->reused;
+    out->reused = up->reused;
     uploader_free(up);
     /* the upload's own failure is the cause of the writer's (EPIPE) */
     return ok || failed ? rc : 0;

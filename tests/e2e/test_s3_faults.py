@@ -19,6 +19,14 @@ retries happened.
 - radosgw down longer than the retry budget (SNAPPORT_S3_ATTEMPTS=2): the
   export fails with one line naming the URL; the abort, retried longer,
   reaches the restarted rgw, so no upload is left.
+- A server that takes requests and never answers (the proxy falls silent
+  after the first part): whether the parts fail or SIGINT stops the export,
+  the abort gives up within its budget (not 12 low-speed timeouts), the
+  line says which upload stays on the server; it is there, and s3cmd
+  aborts it.
+- An abort carried out whose answer is lost (SIGINT, the proxy closes the
+  connection instead of passing rgw's 204): the retry's 404 NoSuchUpload
+  means the upload is gone; the line is the stop's alone, nothing is left.
 - --resume-file: SIGKILL at random moments (seed printed; SP_SEED=N repeats
   a run), each followed by the same command, the last one completing: the
   object imports byte-identical, one upload all along, none left.
@@ -28,6 +36,8 @@ Skips (77) outside CI when the Ceph packages are missing.
 
 import os
 import random
+import re
+import signal
 import sys
 import time
 
@@ -44,6 +54,11 @@ SLOW = 6 << 20  # bytes/s per connection through the throttling proxy: ~3 s for 
 # a request rgw took and will never answer (it was stopping) waits this
 # long, not 60 s, before it is sent again
 RESTART_ENV = {"SNAPPORT_S3_TIMEOUT": "5"}
+# a silent server: each attempt waits 2 s, a part has 2 attempts
+SILENT_ENV = {"SNAPPORT_S3_TIMEOUT": "2", "SNAPPORT_S3_ATTEMPTS": "2"}
+# the abort's budget is 30 s at least (SP_S3_ABORT_BUDGET_MIN_S); without
+# it 12 attempts of 2 s and the waits between them take about 49 s
+ABORT_BOUND = 36
 
 
 def proxy(ctx, **faults):
@@ -195,6 +210,68 @@ def rgw_down(ctx):
     ctx.no_uploads_left("export while rgw was down")
 
 
+def silent_server(ctx):
+    """The server falls silent mid-export: the abort gives up in time and
+    the one line names the upload that stays."""
+    for how, rc in (("parts fail", 3), ("SIGINT", 130)):
+        url = "s3://%s/silent-%s.xva" % (BUCKET, how.split(" ")[0].lower())
+        p = proxy(ctx, rate=SLOW)
+        t0 = time.monotonic()
+        proc = ctx.popen("export", "mid", "-o", url, *PARTS, "--jobs", "1", "--endpoint", p.endpoint, env=SILENT_ENV)
+        if not T.check(wait_parts(p, 1, proc), "%s: the export ended before the server fell silent" % how):
+            proc.kill()
+            p.close()
+            return
+        p.silent = True
+        if how == "SIGINT":
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        end = time.monotonic()
+        p.close()
+        r = T.Result(["export"], proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        abort = end - p.first.get("silenced DELETE", t0)
+        print("silent server, %s: %.1f s in all, the abort %.1f s, proxy did %s: %s" % (
+            how, end - t0, abort, dict(p.counts), r.err.strip()))
+        what = "export to a silent server (%s)" % how
+        words = ["not aborted: upload ", " stays on the server"]
+        if how == "SIGINT":  # exit 128+2 is the stop's, not a crash's
+            T.check(r.rc == rc and not r.timed_out, "%s: exit %s, expected %d" % (what, r.rc, rc))
+            T.check(ST.error_lines(r) == [r.err.strip()] and r.err.startswith("snapport: interrupted by SIGINT; ")
+                    and all(w in r.err for w in words), "%s: not the one line expected: %r" % (what, r.err))
+        else:
+            ST.expect_failure(r, what, rc, [url], words)
+        T.check(p.counts["silenced DELETE"] >= 1, "%s: the abort never came: %r" % (how, p.counts))
+        T.check(abort < ABORT_BOUND, "%s: the abort took %.1f s to give up (bound %d s)" % (how, abort, ABORT_BOUND))
+        m = re.search(r"not aborted: upload (\S+) stays", r.err)
+        left = ctx.s3.multipart_uploads(BUCKET)
+        if T.check(m and any(m.group(1) in l for l in left), "%s: the upload named is not open: %r" % (how, left)):
+            ctx.s3.s3cmd("abortmp", url, m.group(1))
+        T.check(url not in ctx.objects(), "%s: an object after a failed export" % how)
+        ctx.no_uploads_left("after aborting by hand what an export to a silent server left")
+
+
+def abort_answer_lost(ctx):
+    """The abort went through, its answer did not: gone all the same."""
+    url = "s3://%s/lost-abort.xva" % BUCKET
+    p = proxy(ctx, rate=SLOW, lose_deletes=1)
+    proc = ctx.popen("export", "mid", "-o", url, *PARTS, "--jobs", "1", "--endpoint", p.endpoint)
+    if not T.check(wait_parts(p, 1, proc), "the export ended before SIGINT: too fast to test"):
+        proc.kill()
+        p.close()
+        return
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    p.close()
+    err = err.decode("utf-8", "replace")
+    print("abort answer lost: exit %d, proxy did %s: %s" % (proc.returncode, dict(p.counts), err.strip()))
+    T.check(p.counts["lost DELETE answer"] == 1, "no abort answer lost: %r" % p.counts)
+    T.check(proc.returncode == 130 and err == "snapport: interrupted by SIGINT\n",
+            "an abort whose answer was lost: exit %d, %r" % (proc.returncode, err))
+    T.check(url not in ctx.objects(), "an object after an interrupted export")
+    ctx.no_uploads_left("an abort whose answer was lost")
+
+
 def kills(ctx, want):
     """SIGKILL at random moments, each run resumed by the next."""
     seed = int(os.environ.get("SP_SEED", random.randrange(1 << 30)))
@@ -244,9 +321,9 @@ def main():
         ctx.store.ok("snapshot", "create", "mid", "--name", "mid-snap", "-q")
         want = ctx.store.disk_digests("mid")
         for case in (slowdown_and_stall, stall_always, corrupt_part, corrupt_get, replaced_while_read, rgw_restart,
-                     rgw_down, kills):
+                     rgw_down, silent_server, abort_answer_lost, kills):
             t1 = time.monotonic()
-            if case in (stall_always, corrupt_get, replaced_while_read, rgw_down):
+            if case in (stall_always, corrupt_get, replaced_while_read, rgw_down, silent_server, abort_answer_lost):
                 case(ctx)
             else:
                 case(ctx, want)

@@ -25,8 +25,13 @@ single requests can be hit:
                  connection (a slow link: an upload lasts long enough to be
                  interrupted)
   get_rate       the same for the bodies of 206 answers (a slow download)
+  lose_deletes   the first N answers to a DELETE (an abort) are lost: rgw
+                 did it, the connection is closed before the client hears
+  silent         (an attribute, set at any time) from then on no request
+                 gets an answer: a server that takes connections and
+                 requests and never answers them
 seen counts requests by kind ("part", "get", "other"); counts what the
-proxy did, rgw's answers to parts by status ("part 400": a corrupted part
+proxy did (first: when it first did it, time.monotonic()), rgw's answers to parts by status ("part 400": a corrupted part
 refused) and connections rgw refused ("rgw down").
 """
 
@@ -92,14 +97,16 @@ class Reader:
 
 
 class FaultProxy:
-    def __init__(self, target, drop=(), busy=(), slowdown=0, stall=0, corrupt_parts=0, corrupt_gets=0, rate=0, get_rate=0):
+    def __init__(self, target, drop=(), busy=(), slowdown=0, stall=0, corrupt_parts=0, corrupt_gets=0, rate=0, get_rate=0,
+                 lose_deletes=0):
         self.target = target
         self.drop, self.busy = set(drop), set(busy)
         self.budget = {"slowdown": slowdown, "stall": stall, "corrupted part": corrupt_parts,
-                       "corrupted get": corrupt_gets}
+                       "corrupted get": corrupt_gets, "lost DELETE answer": lose_deletes}
         self.rate, self.get_rate = rate, get_rate
         self.seen = collections.Counter()
         self.counts = collections.Counter()
+        self.first = {}
         self.lock = threading.Lock()
         self.socks = []
         self.sock = socket.socket()
@@ -108,6 +115,7 @@ class FaultProxy:
         self.endpoint = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.connections = 0
         self.closed = False
+        self.silent = False
         threading.Thread(target=self.serve, daemon=True).start()
 
     # ------------------------------------------------------------ bookkeeping
@@ -123,6 +131,8 @@ class FaultProxy:
     def note(self, counter, key):
         with self.lock:
             counter[key] += 1
+            if counter is self.counts:
+                self.first.setdefault(key, time.monotonic())
 
     def keep(self, s):
         with self.lock:
@@ -186,6 +196,10 @@ class FaultProxy:
                     "get" if method == "GET" and "range" in fields else "other"
                 self.note(self.seen, kind)
                 length = int(fields.get("content-length", "0"))
+                if self.silent:
+                    self.note(self.counts, "silenced " + method)
+                    self.swallow(r)
+                    break
                 if kind == "part" and self.take("slowdown"):
                     self.refuse(r, c, fields, length)
                     break
@@ -232,6 +246,8 @@ class FaultProxy:
                 head = r.head()
                 line, fields = parse_head(head)
                 status = int(line.split(" ")[1])
+                if status >= 200 and methods and methods[0][0] == "DELETE" and self.take("lost DELETE answer"):
+                    break
                 c.sendall(head)
                 if status < 200:
                     continue  # 100 Continue: the answer follows
