@@ -101,7 +101,9 @@ static int write_archive(struct export_job *j, const char *vm_name, const struct
 /* Under the write lock: the hold taken, the snapshot's files opened; then
  * the lock is let go for the length of the stream (the pins keep gc off
  * these files, the open descriptors keep them readable whatever is deleted
- * meanwhile), and taken again at the end to release the hold. */
+ * meanwhile), and taken again at the end to release the hold. It returns
+ * with the store unlocked: what the caller does next (an fsync, the last
+ * parts of an upload) must not keep other exports from their holds. */
 int sp_export(struct sp_store *s, const struct sp_export_opts *o, int fd, struct sp_error *err)
 {
     char vm_uuid[SP_UUID_STR];
@@ -131,6 +133,7 @@ int sp_export(struct sp_store *s, const struct sp_export_opts *o, int fd, struct
         *err = herr;
         rc = hrc;
     }
+    sp_store_unlock(s);
     sp_vm_free(&snap);
     sp_vm_free(&vm);
     return rc;

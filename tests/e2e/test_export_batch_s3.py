@@ -10,16 +10,23 @@ against a real radosgw (tests/tools/ceph_rgw.py).
   both batches' documents are as docs/json-schema.json says.
 - The same batch again with one object deleted: exit 1, 7 VMs fail with
   "exists" and the deleted one is uploaded again (it lists again).
+- A -j 2 batch through tests/tools/s3proxy at 1 MiB/s (so that the uploads
+  last), each upload with --jobs 1: two parts go up at once; SIGINT then: exit 130, one line "interrupted
+  by SIGINT", no object under the batch's prefix, the snapshots as before,
+  store check clean.
 - After each run no multipart upload is left.
 Skips (77) outside CI when the Ceph packages are missing.
 """
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import ceph_rgw  # noqa: E402
+import s3proxy  # noqa: E402
 import sptest as T  # noqa: E402
 import storetest as ST  # noqa: E402
 
@@ -49,6 +56,42 @@ def keys(s3, prefix):
 def no_uploads_left(s3, what):
     left = s3.multipart_uploads(BUCKET)
     T.check(left == [], "%s: multipart uploads left: %r" % (what, left))
+
+
+def snapshots_of(store):
+    return {n: store.snapshots(n) for n in store.vms()}
+
+
+def case_sigint(store, s3, env, vms):
+    host, port = s3.endpoint.split("://", 1)[1].split(":")
+    p = s3proxy.FaultProxy((host, int(port)), rate=1 << 20)
+    try:
+        before = snapshots_of(store)
+        proc = subprocess.Popen([store.exe, "--store", store.dir, "export", *sorted(vms)[:4], "-o",
+                                 "s3://%s/sig/" % BUCKET, "-j", "2", "--jobs", "1", "--endpoint", p.endpoint],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # both children upload at once (--jobs 1: one part each in flight):
+        # an export that kept the store locked while its last parts went up
+        # made the other wait, one upload at a time
+        deadline = time.monotonic() + 60
+        while p.peak["part"] < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        T.check(p.peak["part"] >= 2, "a -j 2 batch to S3 never sent two parts at once (at most %d)" % p.peak["part"])
+        if not T.check(proc.poll() is None, "the S3 batch ended before the signal (rc %s)" % proc.returncode):
+            return
+        proc.send_signal(signal.SIGINT)
+        o, e = proc.communicate(timeout=120)
+    finally:
+        p.close()
+    e = e.decode("utf-8", "replace")
+    print("sigint: exit %s, %r" % (proc.returncode, e.strip()))
+    T.check(proc.returncode == 130, "an S3 batch after SIGINT: exit %s, stderr %r" % (proc.returncode, e))
+    T.check("interrupted by SIGINT" in e, "an S3 batch after SIGINT: %r" % e)
+    T.check(keys(s3, "sig/") == [], "an S3 batch after SIGINT left objects %r" % keys(s3, "sig/"))
+    no_uploads_left(s3, "S3 batch after SIGINT")
+    T.check(snapshots_of(store) == before, "an S3 batch after SIGINT changed the snapshots")
+    r = store.check()
+    T.check(r.rc == 0, "store check after SIGINT: %s" % r.describe())
 
 
 def main():
@@ -99,6 +142,7 @@ def main():
         T.check(all("exists" in e["error"] for n, e in by.items() if n != "vm5"), "failed for why? %r" % by)
         T.check(keys(s3, "batch/") == want, "objects after the second batch: %r" % keys(s3, "batch/"))
         no_uploads_left(s3, "second batch")
+        case_sigint(store, s3, env, vms)
     T.finish("test_export_batch_s3")
 
 

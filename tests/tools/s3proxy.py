@@ -30,7 +30,8 @@ single requests can be hit:
   silent         (an attribute, set at any time) from then on no request
                  gets an answer: a server that takes connections and
                  requests and never answers them
-seen counts requests by kind ("part", "get", "other"); counts what the
+seen counts requests by kind ("part", "get", "other"), peak the most request
+bodies of a kind that were passed at the same time; counts what the
 proxy did (first: when it first did it, time.monotonic()), rgw's answers to parts by status ("part 400": a corrupted part
 refused) and connections rgw refused ("rgw down").
 """
@@ -107,6 +108,7 @@ class FaultProxy:
         self.seen = collections.Counter()
         self.counts = collections.Counter()
         self.first = {}
+        self.active, self.peak = collections.Counter(), collections.Counter()
         self.lock = threading.Lock()
         self.socks = []
         self.sock = socket.socket()
@@ -133,6 +135,12 @@ class FaultProxy:
             counter[key] += 1
             if counter is self.counts:
                 self.first.setdefault(key, time.monotonic())
+
+    def flowing(self, kind, step):
+        """Bodies of kind being passed now, and the most there were at once."""
+        with self.lock:
+            self.active[kind] += step
+            self.peak[kind] = max(self.peak[kind], self.active[kind])
 
     def keep(self, s):
         with self.lock:
@@ -209,7 +217,11 @@ class FaultProxy:
                 flip = length // 2 if kind == "part" and length and self.take("corrupted part") else -1
                 methods.append((method, kind))
                 u.sendall(head)
-                self.body(r, u, length, flip)
+                self.flowing(kind, 1)
+                try:
+                    self.body(r, u, length, flip)
+                finally:
+                    self.flowing(kind, -1)
         except (Closed, OSError, ValueError):
             pass
         self.shut(c, u)
