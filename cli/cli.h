@@ -80,6 +80,13 @@ void cli_print_notes(const struct cli *c, const char *label, struct sp_notes *no
 
 int cli_parse_size(const char *what, const char *s, uint64_t *out);
 
+/* s as text output shows it: control bytes as \n, \r, \t or \xNN. Names
+ * and paths come from other people's archives and disks, and a newline
+ * would break a listing's lines, an ESC drive the terminal. The result
+ * lives until CLI_SHOWN_SLOTS more calls (enough for one printf). */
+#define CLI_SHOWN_SLOTS 8
+const char *cli_shown(const char *s);
+
 /* Progress bar on stderr (bytes done, rate, ETA); NULL when not wanted. */
 struct cli_progress;
 struct cli_progress *cli_progress_start(const struct cli *c, const char *label);

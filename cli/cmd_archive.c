@@ -301,9 +301,9 @@ static void print_archive_line(const char *label, const struct sp_archive_info *
     if (strcmp(in->format, "ova") == 0) {
         const char *mf = in->manifest[0] ? in->manifest : ok ? "none" : NULL;
         printf("archive:     %s (ova%s%s%s%s)\n", label, mf ? ", manifest " : "", mf ? mf : "",
-               in->is_signed ? ", signed by " : "", in->is_signed ? in->signer : "");
+               in->is_signed ? ", signed by " : "", in->is_signed ? cli_shown(in->signer) : "");
         if (in->is_signed && !in->trusted)
-            printf("signer:      not trusted here: %s\n", in->trust_problem);
+            printf("signer:      not trusted here: %s\n", cli_shown(in->trust_problem));
         return;
     }
     const char *dg = digests_name(in->digests);
@@ -321,12 +321,13 @@ static void print_info(struct cli *c, const char *label, const struct sp_archive
     if (c->quiet || !in->have_vm)
         return;
     print_archive_line(label, in, ok);
-    printf("vm:          %s (%s, %s memory, %llu vcpus)\n", in->vm_name, in->hvm ? "hvm" : "pv",
+    printf("vm:          %s (%s, %s memory, %llu vcpus)\n", cli_shown(in->vm_name), in->hvm ? "hvm" : "pv",
            sp_format_size(in->memory_bytes, m, sizeof m), (unsigned long long)in->vcpus);
     for (int i = 0; i < in->ndisks; i++)
-        printf("disk %-7s %-11s virtual %-10s stored %-10s %s\n", in->disks[i].id, in->disks[i].type,
+        printf("disk %-7s %-11s virtual %-10s stored %-10s %s\n", cli_shown(in->disks[i].id),
+               cli_shown(in->disks[i].type),
                sp_format_size(in->disks[i].virtual_size, a, sizeof a), sp_format_size(in->disks[i].stored, b, sizeof b),
-               in->disks[i].name);
+               cli_shown(in->disks[i].name));
 }
 
 /* What verify could not vouch for, then ok. */
@@ -334,7 +335,8 @@ static void say_verified(struct cli *c, const char *label, const struct sp_archi
 {
     bool ova = strcmp(in->format, "ova") == 0;
     if (ova && in->is_signed && !in->trusted)
-        cli_say(c, "%s: signed by %s, not trusted here (%s)\n", label, in->signer, in->trust_problem);
+        cli_say(c, "%s: signed by %s, not trusted here (%s)\n", label, cli_shown(in->signer),
+                cli_shown(in->trust_problem));
     if (ova && !in->manifest[0])
         cli_say(c, "%s: no manifest: the files were decoded but have no digests to match\n", label);
     cli_say(c, "%s: ok\n", label);

@@ -23,8 +23,8 @@
 static void print_layer_text(int i, const struct sp_disk_layer *l)
 {
     char sz[32];
-    printf("  %-2d %-17s %-36s  allocated %-10s %s\n", i, l->variant, l->uuid[0] ? l->uuid : "-",
-           sp_format_size(l->allocated, sz, sizeof sz), l->path);
+    printf("  %-2d %-17s %-36s  allocated %-10s %s\n", i, l->variant, l->uuid[0] ? cli_shown(l->uuid) : "-",
+           sp_format_size(l->allocated, sz, sizeof sz), cli_shown(l->path));
 }
 
 static void print_layer_json(const struct sp_disk_layer *l)

@@ -50,10 +50,10 @@ static void list_one(struct cli *c, const struct sp_vm *snap, const char *curren
         json_key_bool("current", strcmp(current, snap->uuid) == 0);
         json_end_object();
     } else if (names) {
-        printf("%s\n", snap->cfg.name);
+        printf("%s\n", cli_shown(snap->cfg.name));
     } else if (!c->quiet) {
         printf("%s %-36s  %-20s  %s  %-6s  %s\n", strcmp(current, snap->uuid) == 0 ? "*" : " ", snap->uuid,
-               snap->cfg.name, when, snap->suspended ? "memory" : "disk", snap->is_system ? "system" : "");
+               cli_shown(snap->cfg.name), when, snap->suspended ? "memory" : "disk", snap->is_system ? "system" : "");
     }
 }
 

@@ -106,9 +106,9 @@ int cmd_vm_list(struct cli *c, const struct cli_args *a)
         if (c->json)
             vm_json(s, NULL, &vm);
         else if (names)
-            printf("%s\n", vm.cfg.name);
+            printf("%s\n", cli_shown(vm.cfg.name));
         else if (!c->quiet)
-            printf("%-36s  %-20s  %-9s  %5ld  %6ldMi  %5d  %9d\n", vm.uuid, vm.cfg.name,
+            printf("%-36s  %-20s  %-9s  %5ld  %6ldMi  %5d  %9d\n", vm.uuid, cli_shown(vm.cfg.name),
                    vm.suspended ? "suspended" : "halted", vm.cfg.vcpus, vm.cfg.memory_mb, vm.cfg.ndisks, ns);
         sp_vm_free(&vm);
     }
@@ -123,7 +123,7 @@ static void show_text(struct sp_store *s, const struct sp_vm *vm, int nsnaps)
 {
     char sz[32], path[4096];
     struct sp_error err;
-    printf("name:        %s\nuuid:        %s\ntype:        %s\nstate:       %s\n", vm->cfg.name, vm->uuid,
+    printf("name:        %s\nuuid:        %s\ntype:        %s\nstate:       %s\n", cli_shown(vm->cfg.name), vm->uuid,
            sp_vm_type_name(vm->cfg.type), vm->suspended ? "suspended" : "halted");
     printf("memory:      %ld MiB\nvcpus:       %ld\nsnapshots:   %d\n", vm->cfg.memory_mb, vm->cfg.vcpus, nsnaps);
     for (int i = 0; i < vm->cfg.ndisks; i++) {
@@ -131,13 +131,14 @@ static void show_text(struct sp_store *s, const struct sp_vm *vm, int nsnaps)
         int depth = 0;
         if (vm->vbd_vdi[i][0] && sp_store_vdi_path(s, vm->vbd_vdi[i], path, sizeof path, &err) == SP_OK) {
             sp_store_chain_depth(s, vm->vbd_vdi[i], &depth, &err);
-            printf("disk %-6s  %s  chain of %d  %s\n", d->vdev, vm->vbd_vdi[i], depth, path);
+            printf("disk %-6s  %s  chain of %d  %s\n", cli_shown(d->vdev), vm->vbd_vdi[i], depth, cli_shown(path));
         } else {
-            printf("disk %-6s  %s %s\n", d->vdev, d->cdrom ? "cdrom" : "outside the store:", d->target);
+            printf("disk %-6s  %s %s\n", cli_shown(d->vdev), d->cdrom ? "cdrom" : "outside the store:",
+                   cli_shown(d->target));
         }
     }
     for (int i = 0; i < vm->cfg.nvifs; i++)
-        printf("vif %-7d  mac %s  bridge %s\n", i, vm->cfg.vifs[i].mac, vm->cfg.vifs[i].bridge);
+        printf("vif %-7d  mac %s  bridge %s\n", i, cli_shown(vm->cfg.vifs[i].mac), cli_shown(vm->cfg.vifs[i].bridge));
     if (vm->suspend_vdi[0])
         printf("memory image: %s\n", vm->suspend_vdi);
     (void)sz;

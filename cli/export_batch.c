@@ -428,7 +428,7 @@ static int width(const struct batch *b, bool out, int least)
 {
     size_t w = (size_t)least;
     for (int i = 0; i < b->n; i++) {
-        size_t l = strlen(out ? b->vm[i].out : b->vm[i].name);
+        size_t l = strlen(cli_shown(out ? b->vm[i].out : b->vm[i].name));
         w = l > w ? l : w;
     }
     return (int)sp_min_u64(w, 80); /* a longer one pushes its own line only */
@@ -446,8 +446,8 @@ static void summary_text(const struct batch *b)
         if (v->ok && v->bytes)
             sp_format_size(v->bytes, size, sizeof size);
         snprintf(t, sizeof t, "%.1fs", v->seconds);
-        printf("%-*s  %-*s  %10s  %8s  %s%s\n", wn, v->name, wo, v->out, size, t, v->ok ? "ok" : "failed: ",
-               v->ok ? "" : v->error);
+        printf("%-*s  %-*s  %10s  %8s  %s%s\n", wn, cli_shown(v->name), wo, cli_shown(v->out), size, t,
+               v->ok ? "ok" : "failed: ", v->ok ? "" : cli_shown(v->error));
     }
 }
 

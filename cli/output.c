@@ -8,13 +8,60 @@
 #include "base/cancel.h"
 #include "base/util.h"
 
-/* The failure's one line, kept for the --json document's "error". */
+/* One byte as shown: itself, or its escape (at most 4 bytes, no NUL). */
+static size_t shown_byte(unsigned char ch, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *named = ch == '\n' ? "\\n" : ch == '\r' ? "\\r" : ch == '\t' ? "\\t" : NULL;
+    if (named) {
+        memcpy(out, named, 2);
+        return 2;
+    }
+    if (ch >= 0x20 && ch != 0x7f) {
+        out[0] = (char)ch;
+        return 1;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[ch >> 4];
+    out[3] = hex[ch & 15];
+    return 4;
+}
+
+/* s escaped into out (always terminated; cut at a whole escape). */
+static void shown_into(const char *s, char *out, size_t sz)
+{
+    size_t n = 0;
+    char one[4];
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        size_t k = shown_byte(*p, one);
+        if (n + k >= sz)
+            break;
+        memcpy(out + n, one, k);
+        n += k;
+    }
+    out[n] = '\0';
+}
+
+const char *cli_shown(const char *s)
+{
+    static char slots[CLI_SHOWN_SLOTS][4 * 4096 + 1];
+    static unsigned next;
+    char *out = slots[next++ % CLI_SHOWN_SLOTS];
+    shown_into(s ? s : "", out, sizeof slots[0]);
+    return out;
+}
+
+/* The failure's one line, kept for the --json document's "error" (JSON
+ * escapes for itself: the line as it was); stderr gets it shown. */
 static char last_error[SP_ERROR_MAX + 256];
 
 static void error_line(const char *line)
 {
     snprintf(last_error, sizeof last_error, "%s", line);
-    fprintf(stderr, "snapport: %s\n", last_error);
+    char safe[4 * sizeof last_error];
+    shown_into(last_error, safe, sizeof safe);
+    fprintf(stderr, "snapport: %s\n", safe);
 }
 
 void cli_error(const char *fmt, ...)
@@ -51,13 +98,8 @@ int cli_fail(const struct sp_error *err)
             cli_error("interrupted by %s", sp_cancel_name(sig));
         return 128 + sig;
     }
-    /* One line, whatever the message holds. */
-    char line[SP_ERROR_MAX];
-    snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : "unknown error");
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    error_line(line);
+    /* One line, whatever the message holds (error_line escapes). */
+    error_line(err->msg[0] ? err->msg : "unknown error");
     return EXIT_FAIL;
 }
 
@@ -78,7 +120,7 @@ void cli_print_notes(const struct cli *c, const char *label, struct sp_notes *no
 {
     for (int i = 0; i < notes->n; i++) {
         if (!c->quiet)
-            fprintf(stderr, "snapport: %s: %s\n", label, notes->items[i]);
+            fprintf(stderr, "snapport: %s: %s\n", cli_shown(label), cli_shown(notes->items[i]));
         if (c->json)
             sp_note(&json_notes, "%s: %s", label, notes->items[i]);
     }
@@ -102,7 +144,7 @@ void cli_problem(void *ctx, const char *msg)
     if (p->c->json)
         json_string_item(msg);
     else
-        printf("%s\n", msg);
+        printf("%s\n", cli_shown(msg));
 }
 
 void cli_problems_begin(const struct cli *c, const char *path)
