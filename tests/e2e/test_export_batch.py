@@ -18,6 +18,10 @@ to a local folder (the S3 prefix form is test_export_batch_s3.py).
   a missing folder: exit 3. A VM named twice is exported once.
 - SIGINT during a -j 2 batch of OVAs: exit 130, nothing in DIR (no
   partial or temporary file), no snapshot left, store check ok.
+- The batch's parent killed outright (SIGKILL) while two children write:
+  each child gets SIGTERM (its parent-death signal) and cleans up as for
+  a stop: both end within 30 s, nothing in DIR or TMPDIR, the snapshots
+  as before, store check ok.
 """
 import json
 import os
@@ -195,6 +199,60 @@ def case_sigint(store, tmp):
     T.check(r.rc == 0, "store check after SIGINT: %s" % r.describe())
 
 
+def children_of(pid):
+    """The running children of pid (from /proc), before pid goes."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    """Running (a zombie, reparented to whoever reaps it, is not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def case_parent_killed(store, tmp):
+    out = os.path.join(tmp, "orphans")
+    spool = os.path.join(tmp, "spool-orphans")
+    os.mkdir(out)
+    os.mkdir(spool)
+    before = snapshots_of(store)
+    env = dict(os.environ, TMPDIR=spool)
+    env.pop("SNAPPORT_STORE", None)
+    p = subprocess.Popen([store.exe, "--store", store.dir, "export", "big1", "big2", "big3", "-o", out + "/",
+                          "-j", "2", "--format", "ova", "--level", "12"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    kids = []
+    deadline = time.monotonic() + 30
+    while p.poll() is None and time.monotonic() < deadline and (len(kids) < 2 or len(os.listdir(out)) < 2):
+        kids = children_of(p.pid)
+        time.sleep(0.02)
+    if not T.check(p.poll() is None and len(kids) == 2, "the batch before SIGKILL: children %r, rc %s"
+                   % (kids, p.returncode)):
+        return
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [k for k in kids if alive(k)]
+    T.check(not left, "children still running 30 s after their parent was killed: %r" % left)
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    print("parent killed: children %r ended" % kids)
+    T.check(listing(out) == [], "a batch whose parent was killed left %r" % listing(out))
+    T.check(listing(spool) == [], "a batch whose parent was killed left %r in TMPDIR" % listing(spool))
+    T.check(snapshots_of(store) == before, "a batch whose parent was killed changed the snapshots")
+    r = store.check()
+    T.check(r.rc == 0, "store check after the parent was killed: %s" % r.describe())
+
+
 def main():
     exe, tmp = T.setup()
     store = ST.Store(exe, os.path.join(tmp, "store"), os.path.join(tmp, "scratch"))
@@ -209,6 +267,7 @@ def main():
     for i in range(3):
         make_vm(store, tmp, "big%d" % (i + 1), 24, "big%d" % i)
     case_sigint(store, tmp)
+    case_parent_killed(store, tmp)
     T.finish("test_export_batch")
 
 
