@@ -226,29 +226,40 @@ static int check_target(const struct batch *b)
 
 /* ---- the children ---------------------------------------------------- */
 
+/* "KEY MSG\n" onto rec: a line break in MSG (a VM's name may hold one)
+ * must not start a line of its own. */
+static void record_line(char *rec, size_t *n, size_t cap, const char *key, const char *msg)
+{
+    if (*n >= cap - 1)
+        return;
+    int w = snprintf(rec + *n, cap - *n, "%s %s", key, msg);
+    size_t end = sp_min_u64(*n + (size_t)w, cap - 2);
+    for (size_t i = *n; i < end; i++)
+        if (rec[i] == '\n' || rec[i] == '\r')
+            rec[i] = ' ';
+    rec[end] = '\n';
+    rec[end + 1] = '\0';
+    *n = end + 1;
+}
+
 /* The outcome as lines "exit N", "bytes N", "error MSG", "note MSG". */
 static void child_report(int fd, int st, uint64_t bytes, const struct sp_error *err, const struct sp_notes *notes)
 {
     char rec[RECORD_MAX];
-    size_t n = 0;
     int w = snprintf(rec, sizeof rec, "exit %d\nbytes %llu\n", st, (unsigned long long)bytes);
-    n = (size_t)w;
+    size_t n = (size_t)w;
     if (st != EXIT_OK_) {
+        /* a stop is said as such, with what it left on a server if it says */
         char line[SP_ERROR_MAX];
         int sig = sp_cancel_signal();
-        snprintf(line, sizeof line, "%s", sig ? "" : err->msg[0] ? err->msg : "unknown error");
-        if (sig)
+        if (sig && strncmp(err->msg, "interrupted by ", 15) != 0)
             snprintf(line, sizeof line, "interrupted by %s", sp_cancel_name(sig));
-        for (char *p = line; *p; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
-        w = snprintf(rec + n, sizeof rec - n, "error %s\n", line);
-        n = sp_min_u64(n + (size_t)w, sizeof rec - 1);
+        else
+            snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : "unknown error");
+        record_line(rec, &n, sizeof rec, "error", line);
     }
-    for (int i = 0; i < notes->n && n < sizeof rec - 1; i++) {
-        w = snprintf(rec + n, sizeof rec - n, "note %s\n", notes->items[i]);
-        n = sp_min_u64(n + (size_t)w, sizeof rec - 1);
-    }
+    for (int i = 0; i < notes->n; i++)
+        record_line(rec, &n, sizeof rec, "note", notes->items[i]);
     for (size_t off = 0; off < n;) { /* the pipe has room: only a signal cuts it short */
         ssize_t k = write(fd, rec + off, n - off);
         if (k < 0 && errno == EINTR)
