@@ -31,9 +31,10 @@ single requests can be hit:
                  gets an answer: a server that takes connections and
                  requests and never answers them
 seen counts requests by kind ("part", "get", "other"), peak the most request
-bodies of a kind that were passed at the same time; counts what the
-proxy did (first: when it first did it, time.monotonic()), rgw's answers to parts by status ("part 400": a corrupted part
-refused) and connections rgw refused ("rgw down").
+bodies of a kind that were passed at the same time; counts what the proxy
+did (first: when it first did it, time.monotonic()), rgw's answers to parts
+by status ("part 400": a corrupted part refused) and connections rgw
+refused ("rgw down").
 """
 
 import collections
