@@ -72,6 +72,9 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "snapport: <err->msg>" and returns the exit status for err. */
 int cli_fail(const struct sp_error *err);
+/* The text cli_fail says for err: after a signal "interrupted by SIGx",
+ * unless err is the stop's own message (it may say more). */
+void cli_failure_text(const struct sp_error *err, char *out, size_t sz);
 /* Info lines on stdout unless -q or --json. */
 void cli_say(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* What a command changed on the way ("snapport: LABEL: note" on stderr,

@@ -249,13 +249,8 @@ static void child_report(int fd, int st, uint64_t bytes, const struct sp_error *
     int w = snprintf(rec, sizeof rec, "exit %d\nbytes %llu\n", st, (unsigned long long)bytes);
     size_t n = (size_t)w;
     if (st != EXIT_OK_) {
-        /* a stop is said as such, with what it left on a server if it says */
         char line[SP_ERROR_MAX];
-        int sig = sp_cancel_signal();
-        if (sig && strncmp(err->msg, "interrupted by ", 15) != 0)
-            snprintf(line, sizeof line, "interrupted by %s", sp_cancel_name(sig));
-        else
-            snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : "unknown error");
+        cli_failure_text(err, line, sizeof line); /* as a single export would say it */
         record_line(rec, &n, sizeof rec, "error", line);
     }
     for (int i = 0; i < notes->n; i++)

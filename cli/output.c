@@ -85,22 +85,26 @@ int cli_usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-int cli_fail(const struct sp_error *err)
+void cli_failure_text(const struct sp_error *err, char *out, size_t sz)
 {
     /* Stopped by a signal: whatever failed on the way out is its echo,
-     * unless the stop itself says more (what it left on a server). The
-     * shell's status for a death by that signal, 128 + its number. */
+     * unless the stop itself says more (what it left on a server). */
     int sig = sp_cancel_signal();
-    if (sig) {
-        if (err->code == SP_ECANCELED && strncmp(err->msg, "interrupted by ", 15) == 0)
-            error_line(err->msg);
-        else
-            cli_error("interrupted by %s", sp_cancel_name(sig));
-        return 128 + sig;
-    }
-    /* One line, whatever the message holds (error_line escapes). */
-    error_line(err->msg[0] ? err->msg : "unknown error");
-    return EXIT_FAIL;
+    if (sig && !(err->code == SP_ECANCELED && strncmp(err->msg, "interrupted by ", 15) == 0))
+        snprintf(out, sz, "interrupted by %s", sp_cancel_name(sig));
+    else
+        snprintf(out, sz, "%s", err->msg[0] ? err->msg : "unknown error");
+}
+
+int cli_fail(const struct sp_error *err)
+{
+    /* One line, whatever the message holds (error_line escapes); after a
+     * signal the shell's status for a death by it, 128 + its number. */
+    char line[SP_ERROR_MAX];
+    cli_failure_text(err, line, sizeof line);
+    error_line(line);
+    int sig = sp_cancel_signal();
+    return sig ? 128 + sig : EXIT_FAIL;
 }
 
 void cli_say(const struct cli *c, const char *fmt, ...)
